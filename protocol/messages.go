@@ -126,6 +126,11 @@ type StateResponse struct {
 	HasMore  bool `cbor:"has_more"`
 	UpTo     HLC  `cbor:"up_to"`
 	Complete HLC  `cbor:"complete"`
+	// Snapshot is true when the responder had purged tombstones of the stream
+	// past the requested position: the page is then exact for its range, and
+	// the receiver drops any record of the stream in the range (previous
+	// UpTo, min(UpTo, Complete)] that the page does not list.
+	Snapshot bool `cbor:"snapshot,omitempty"`
 }
 
 // ---- Log-based (shared resources) ----
