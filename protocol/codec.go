@@ -1,0 +1,420 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// The CBOR modes are built once; they are immutable and safe for concurrent
+// use.
+var (
+	// encMode writes RFC 8949 §4.2.1 core deterministic CBOR: shortest
+	// integer and length heads, definite lengths, map keys sorted by their
+	// encoded bytes, shortest floats. Tags are refused (also inside
+	// payloads) and nil lists are written as empty arrays, as serde writes
+	// an empty Vec.
+	encMode = mustEncMode()
+	// bodyDecMode decodes a message body: the value of the outer one-key
+	// map, one level below the frame's top, hence MaxNesting-1.
+	bodyDecMode = mustDecMode(MaxNesting - 1)
+	// frameDecMode checks a whole frame against the decoding limits.
+	frameDecMode = mustDecMode(MaxNesting)
+)
+
+func mustEncMode() cbor.UserBufferEncMode {
+	opts := cbor.CoreDetEncOptions()
+	opts.TagsMd = cbor.TagsForbidden
+	opts.NilContainers = cbor.NilContainerAsEmpty
+	// A uuid.UUID ([16]byte) is written as a 16-byte byte string by the
+	// array rule rather than through its MarshalBinary, which would
+	// allocate for every UUID; the bytes are the same.
+	opts.ByteArray = cbor.ByteArrayToByteSlice
+	opts.BinaryMarshaler = cbor.BinaryMarshalerNone
+	opts.TextMarshaler = cbor.TextMarshalerNone
+	em, err := opts.UserBufferEncMode()
+	if err != nil {
+		panic("protocol: building CBOR encoding mode: " + err.Error())
+	}
+	return em
+}
+
+func mustDecMode(nesting int) cbor.DecMode {
+	dm, err := cbor.DecOptions{
+		// Duplicate keys anywhere in the message body are an error, also
+		// two unknown fields with the same name.
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		MaxNestedLevels:  nesting,
+		MaxArrayElements: MaxCollectionSize,
+		MaxMapPairs:      MaxCollectionSize,
+		IndefLength:      cbor.IndefLengthForbidden,
+		TagsMd:           cbor.TagsForbidden,
+		UTF8:             cbor.UTF8RejectInvalid,
+		// "library_id" only; "Library_ID" is an unknown field.
+		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
+		// uuid.UUID is decoded by its UnmarshalBinary, which refuses a byte
+		// string that is not exactly 16 bytes long.
+		BinaryUnmarshaler: cbor.BinaryUnmarshalerByteString,
+		// Unknown fields are ignored, for forward compatibility: a newer
+		// peer may add optional fields. They must still be well-formed and
+		// within the limits.
+		ExtraReturnErrors: cbor.ExtraDecErrorNone,
+	}.DecMode()
+	if err != nil {
+		panic("protocol: building CBOR decoding mode: " + err.Error())
+	}
+	return dm
+}
+
+// envelope is the externally tagged form of a message: a CBOR map with one
+// key, the variant name, whose value is the message body. Exactly one field
+// is set.
+type envelope struct {
+	StateChange          *StateChange          `cbor:"StateChange,omitempty"`
+	StateBatch           *StateBatch           `cbor:"StateBatch,omitempty"`
+	StateRequest         *StateRequest         `cbor:"StateRequest,omitempty"`
+	StateResponse        *StateResponse        `cbor:"StateResponse,omitempty"`
+	SharedChange         *SharedChange         `cbor:"SharedChange,omitempty"`
+	SharedChangeBatch    *SharedChangeBatch    `cbor:"SharedChangeBatch,omitempty"`
+	SharedChangeRequest  *SharedChangeRequest  `cbor:"SharedChangeRequest,omitempty"`
+	SharedChangeResponse *SharedChangeResponse `cbor:"SharedChangeResponse,omitempty"`
+	AckSharedChanges     *AckSharedChanges     `cbor:"AckSharedChanges,omitempty"`
+	Hello                *Hello                `cbor:"Hello,omitempty"`
+	Heartbeat            *Heartbeat            `cbor:"Heartbeat,omitempty"`
+	Error                *Error                `cbor:"Error,omitempty"`
+}
+
+// wrap puts m in an envelope. It refuses nil messages and Message
+// implementations of other packages.
+func wrap(m Message) (envelope, error) {
+	var e envelope
+	isNil := false
+	switch v := m.(type) {
+	case *StateChange:
+		e.StateChange, isNil = v, v == nil
+	case *StateBatch:
+		e.StateBatch, isNil = v, v == nil
+	case *StateRequest:
+		e.StateRequest, isNil = v, v == nil
+	case *StateResponse:
+		e.StateResponse, isNil = v, v == nil
+	case *SharedChange:
+		e.SharedChange, isNil = v, v == nil
+	case *SharedChangeBatch:
+		e.SharedChangeBatch, isNil = v, v == nil
+	case *SharedChangeRequest:
+		e.SharedChangeRequest, isNil = v, v == nil
+	case *SharedChangeResponse:
+		e.SharedChangeResponse, isNil = v, v == nil
+	case *AckSharedChanges:
+		e.AckSharedChanges, isNil = v, v == nil
+	case *Hello:
+		e.Hello, isNil = v, v == nil
+	case *Heartbeat:
+		e.Heartbeat, isNil = v, v == nil
+	case *Error:
+		e.Error, isNil = v, v == nil
+	case nil:
+		return e, fmt.Errorf("%w: nil message", ErrInvalid)
+	default:
+		return e, fmt.Errorf("%w: %T is not a message of this protocol", ErrUnknownMessage, m)
+	}
+	if isNil {
+		return e, fmt.Errorf("%w: nil %T", ErrInvalid, m)
+	}
+	return e, nil
+}
+
+// newMessage returns a new zero message of the named variant, or nil if name
+// is not a variant of this protocol.
+func newMessage(name []byte) Message {
+	switch string(name) {
+	case "StateChange":
+		return new(StateChange)
+	case "StateBatch":
+		return new(StateBatch)
+	case "StateRequest":
+		return new(StateRequest)
+	case "StateResponse":
+		return new(StateResponse)
+	case "SharedChange":
+		return new(SharedChange)
+	case "SharedChangeBatch":
+		return new(SharedChangeBatch)
+	case "SharedChangeRequest":
+		return new(SharedChangeRequest)
+	case "SharedChangeResponse":
+		return new(SharedChangeResponse)
+	case "AckSharedChanges":
+		return new(AckSharedChanges)
+	case "Hello":
+		return new(Hello)
+	case "Heartbeat":
+		return new(Heartbeat)
+	case "Error":
+		return new(Error)
+	}
+	return nil
+}
+
+// Encode validates m and returns its frame body: the deterministic CBOR
+// encoding (RFC 8949 §4.2.1) of the one-key map {variant name: body}. The
+// same message always encodes to the same bytes. Payloads (data) are copied
+// verbatim, so they are deterministic only if their writer made them so.
+//
+// Errors wrap ErrInvalid: a Validate failure, a payload that is not one
+// well-formed CBOR data item free of tags and indefinite lengths, or a frame
+// that breaks a decoding limit (nesting, collection sizes) because of its
+// payloads. Encode does not check the frame size; Writer does.
+func Encode(m Message) ([]byte, error) {
+	env, err := wrap(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	// Marshal encodes into a pooled buffer and returns an exact-size copy.
+	b, err := encMode.Marshal(&env)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding %s: %w", ErrInvalid, m.Name(), err)
+	}
+	if err := checkEncoded(m, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// encodeTo appends the encoding of m to buf, as Encode does. On error buf
+// holds garbage after its original length.
+func encodeTo(buf *bytes.Buffer, m Message) error {
+	env, err := wrap(m)
+	if err != nil {
+		return err
+	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	start := buf.Len()
+	if err := encMode.MarshalToBuffer(&env, buf); err != nil {
+		return fmt.Errorf("%w: encoding %s: %w", ErrInvalid, m.Name(), err)
+	}
+	return checkEncoded(m, buf.Bytes()[start:])
+}
+
+// checkEncoded checks the frame body b of m against the decoding limits. The
+// encoder checked each payload on its own; this checks the limits that depend
+// on where a payload sits in the frame (nesting) and those the encoder does
+// not know (collection sizes).
+func checkEncoded(m Message, b []byte) error {
+	if err := frameDecMode.Wellformed(b); err != nil {
+		return fmt.Errorf("%w: encoding %s: a payload breaks a decoding limit: %w", ErrInvalid, m.Name(), err)
+	}
+	return nil
+}
+
+// Decode decodes one frame body into a message and validates it. It does not
+// retain b: the message owns all of its memory.
+//
+// Errors: ErrMalformed (wrapped with the decoder's reason, and with the
+// variant name once known) when b is not exactly one well-formed CBOR data
+// item within the limits (MaxNesting, MaxCollectionSize, no tags, no
+// indefinite lengths, no duplicate keys, valid UTF-8), when the top-level
+// value is not a map with exactly one text key, or when a known field has the
+// wrong type (a UUID that is not a 16-byte byte string, an HLC that is not a
+// 3-element array, ...); ErrUnknownMessage when the variant name is not known;
+// otherwise the Validate error, which wraps ErrInvalid. The message is nil
+// whenever the error is not.
+//
+// Fields of a body that Decode does not know are ignored (forward
+// compatibility), but they too must be well-formed and within the limits. A
+// null in a field that is not nullable decodes as the field's zero value,
+// which Validate then judges. A data field holding null is treated as absent.
+func Decode(b []byte) (Message, error) {
+	name, body, err := splitEnvelope(b)
+	if err != nil {
+		return nil, err
+	}
+	m := newMessage(name)
+	if m == nil {
+		if err := bodyDecMode.Wellformed(body); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		if !utf8.Valid(name) {
+			return nil, fmt.Errorf("%w: variant name is not valid UTF-8", ErrMalformed)
+		}
+		return nil, fmt.Errorf("%w: %q", ErrUnknownMessage, truncateUTF8(string(name), 64))
+	}
+	if err := bodyDecMode.Unmarshal(body, m); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w: %w", m.Name(), ErrMalformed, err)
+	}
+	normalize(m)
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// splitEnvelope reads the head of the outer one-key map and its text key, and
+// returns the key and the rest of b, which must start with a map.
+func splitEnvelope(b []byte) (name, body []byte, err error) {
+	major, n, off, err := readHead(b, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if major != majorMap || n != 1 {
+		return nil, nil, fmt.Errorf("%w: top-level value must be a map with one key, found %s", ErrMalformed, describeHead(major, n))
+	}
+	major, n, off, err = readHead(b, off)
+	if err != nil {
+		return nil, nil, err
+	}
+	if major != majorText {
+		return nil, nil, fmt.Errorf("%w: variant name must be a text string, found %s", ErrMalformed, describeHead(major, n))
+	}
+	if n > uint64(len(b)-off) {
+		return nil, nil, fmt.Errorf("%w: truncated variant name", ErrMalformed)
+	}
+	name, body = b[off:off+int(n)], b[off+int(n):]
+	if len(body) == 0 {
+		return nil, nil, fmt.Errorf("%w: missing message body", ErrMalformed)
+	}
+	if major, n, _, err := readHead(body, 0); err != nil {
+		return nil, nil, err
+	} else if major != majorMap {
+		return nil, nil, fmt.Errorf("%w: message body must be a map, found %s", ErrMalformed, describeHead(major, n))
+	}
+	return name, body, nil
+}
+
+// CBOR major types.
+const (
+	majorUint   = 0
+	majorNeg    = 1
+	majorBytes  = 2
+	majorText   = 3
+	majorArray  = 4
+	majorMap    = 5
+	majorTag    = 6
+	majorSimple = 7
+)
+
+var errIndefinite = errors.New("indefinite length")
+
+// readHead reads the CBOR data item head at b[off:]: its major type and
+// argument, and the offset after the head. Indefinite lengths and reserved
+// additional information are errors wrapping ErrMalformed.
+func readHead(b []byte, off int) (major byte, arg uint64, next int, err error) {
+	if off >= len(b) {
+		return 0, 0, off, fmt.Errorf("%w: unexpected end of data", ErrMalformed)
+	}
+	major, ai := b[off]>>5, b[off]&0x1f
+	off++
+	var size int
+	switch {
+	case ai < 24:
+		return major, uint64(ai), off, nil
+	case ai == 24:
+		size = 1
+	case ai == 25:
+		size = 2
+	case ai == 26:
+		size = 4
+	case ai == 27:
+		size = 8
+	case ai == 31 && major >= majorBytes && major <= majorMap:
+		return 0, 0, off, fmt.Errorf("%w: %w", ErrMalformed, errIndefinite)
+	default:
+		return 0, 0, off, fmt.Errorf("%w: invalid additional information %d", ErrMalformed, ai)
+	}
+	if len(b)-off < size {
+		return 0, 0, off, fmt.Errorf("%w: unexpected end of data", ErrMalformed)
+	}
+	for _, c := range b[off : off+size] {
+		arg = arg<<8 | uint64(c)
+	}
+	return major, arg, off + size, nil
+}
+
+func describeHead(major byte, arg uint64) string {
+	switch major {
+	case majorUint, majorNeg:
+		return "an integer"
+	case majorBytes:
+		return "a byte string"
+	case majorText:
+		return "a text string"
+	case majorArray:
+		return "an array"
+	case majorMap:
+		return fmt.Sprintf("a map with %d pairs", arg)
+	case majorTag:
+		return "a tag"
+	}
+	return "a simple value or float"
+}
+
+// normalize gives a decoded message the form Encode writes back: a null
+// payload is an absent one, and an empty list is nil, so that decoding,
+// encoding and decoding again yields an equal message.
+func normalize(m Message) {
+	switch m := m.(type) {
+	case *StateChange:
+		m.Data = nullToNil(m.Data)
+	case *StateBatch:
+		m.Records = normalizeRecords(m.Records)
+	case *StateRequest:
+		m.ModelTypes = emptyToNil(m.ModelTypes)
+		m.Watermarks = emptyToNil(m.Watermarks)
+	case *StateResponse:
+		m.Records = normalizeRecords(m.Records)
+	case *SharedChange:
+		m.Data = nullToNil(m.Data)
+	case *SharedChangeBatch:
+		m.Entries = normalizeEntries(m.Entries)
+	case *SharedChangeRequest:
+		m.ModelTypes = emptyToNil(m.ModelTypes)
+		m.Watermarks = emptyToNil(m.Watermarks)
+	case *SharedChangeResponse:
+		m.Entries = normalizeEntries(m.Entries)
+	case *Hello:
+		m.Versions = emptyToNil(m.Versions)
+		m.Watermarks = emptyToNil(m.Watermarks)
+	case *Heartbeat:
+		m.Watermarks = emptyToNil(m.Watermarks)
+	}
+}
+
+func normalizeRecords(rs []StateRecord) []StateRecord {
+	for i := range rs {
+		rs[i].Data = nullToNil(rs[i].Data)
+	}
+	return emptyToNil(rs)
+}
+
+func normalizeEntries(es []SharedChangeEntry) []SharedChangeEntry {
+	for i := range es {
+		es[i].Data = nullToNil(es[i].Data)
+	}
+	return emptyToNil(es)
+}
+
+func emptyToNil[S ~[]E, E any](s S) S {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// cborNull is the encoding of the CBOR simple value null.
+const cborNull = 0xf6
+
+func nullToNil(d cbor.RawMessage) cbor.RawMessage {
+	if len(d) == 1 && d[0] == cborNull {
+		return nil
+	}
+	return d
+}
