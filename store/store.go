@@ -12,10 +12,25 @@
 // the stream of its version's device: for a device-owned record that is its
 // owner, for a shared record the device that wrote the winning change.
 // Watermarks, logs, acknowledgements and prune points are all per stream.
+//
+// Every implementation follows the same rules, which store/storetest checks:
+//
+//   - Model types are 1 to MaxModelTypeLen bytes without a NUL byte, and
+//     library, device and record IDs are never uuid.Nil. A read or a Batch
+//     that breaks these rules fails with ErrInvalid and changes nothing; so
+//     does a limit that is not positive.
+//   - Orderings: UUIDs order as their 16 bytes, model types as Go strings
+//     (bytewise), HLCs as hlc.HLC.Compare. Lists of per-stream values order by
+//     model type, then origin, then (for acknowledgements) member.
+//   - Slices returned belong to the caller and slices passed in are copied:
+//     neither side can alias the other's data. A byte slice of length zero is
+//     returned as nil.
 package store
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -36,6 +51,22 @@ var (
 	// ErrInvalid means a Batch or argument breaks the store's rules (an empty
 	// model type, a record whose version is zero, ...).
 	ErrInvalid = errors.New("store: invalid argument")
+	// ErrTooBig means a Batch is larger than MaxBatchSize (see Batch.Size).
+	// Nothing was written; the caller should write smaller pages.
+	ErrTooBig = errors.New("store: batch too big")
+)
+
+// Limits every Store enforces (Batch.Validate checks them).
+const (
+	// MaxModelTypeLen is the longest model type, in bytes.
+	MaxModelTypeLen = 255
+	// MaxMetaKeyLen is the longest Meta key, in bytes.
+	MaxMetaKeyLen = 255
+	// MaxBatchSize bounds Batch.Size. Every Store accepts any valid batch up
+	// to this size in one transaction; a larger one fails with ErrTooBig.
+	// As a guide, a page of 1,000 records with a model type of 10 bytes
+	// costs about 1 MB plus the payload bytes.
+	MaxBatchSize = 8 << 20
 )
 
 // Stream names one (library, model type, origin device) stream.
@@ -182,16 +213,20 @@ type LogPage struct {
 }
 
 // Reader reads a store. Every method reads one consistent snapshot; slices
-// returned belong to the caller.
+// returned belong to the caller. Implementations are safe for concurrent use.
 type Reader interface {
 	// Record returns one record (live or tombstone), or ErrNotFound.
 	Record(k RecordKey) (Record, error)
 	// List returns up to limit records (tombstones included) of one library
 	// and model type with IDs greater than after, in ID order.
 	List(library uuid.UUID, modelType string, after uuid.UUID, limit int) ([]Record, error)
-	// StatePage returns up to limit records of stream s with versions greater
-	// than after, in version order, with the stream's watermark and prune
-	// point from the same snapshot.
+	// StatePage returns up to limit records of stream s (tombstones included)
+	// with versions greater than after, in version order, with the stream's
+	// watermark and prune point from the same snapshot (PrunePoint.Stream is
+	// s even when none is stored). Records sharing a version order by ID; a
+	// page can end inside such a run, and paging on with after = the last
+	// version then skips the rest of the run, so give every write its own
+	// HLC (hlc.Clock does).
 	StatePage(s Stream, after hlc.HLC, limit int) (StatePage, error)
 	// LogPage returns up to limit log entries of stream s with HLCs greater
 	// than after, in HLC order, with the stream's watermark and prune point.
@@ -201,14 +236,17 @@ type Reader interface {
 	Streams(library uuid.UUID) ([]Stream, error)
 	// Watermark returns a stream's watermark (zero if none is stored).
 	Watermark(s Stream) (hlc.HLC, error)
-	// Watermarks returns every stored watermark of a library.
+	// Watermarks returns every stored watermark of a library, ordered by
+	// model type then origin.
 	Watermarks(library uuid.UUID) ([]Mark, error)
-	// Acks returns every stored acknowledgement of a library.
+	// Acks returns every stored acknowledgement of a library, ordered by
+	// model type, origin, then member.
 	Acks(library uuid.UUID) ([]Ack, error)
-	// PrunePoints returns every stored prune point of a library.
+	// PrunePoints returns every stored prune point of a library, ordered by
+	// model type then origin.
 	PrunePoints(library uuid.UUID) ([]PrunePoint, error)
 	// Quarantined returns up to limit quarantined messages of a library in
-	// HLC order.
+	// HLC order, then sender (From) order.
 	Quarantined(library uuid.UUID, limit int) ([]Quarantined, error)
 	// CountQuarantined returns how many messages of a library are quarantined.
 	CountQuarantined(library uuid.UUID) (int, error)
@@ -218,7 +256,8 @@ type Reader interface {
 	Libraries() ([]Library, error)
 	// Members returns every member of a library, in device ID order.
 	Members(library uuid.UUID) ([]Member, error)
-	// Meta returns a node-wide value stored under key, or ErrNotFound.
+	// Meta returns a node-wide value stored under key, or ErrNotFound. The
+	// key is 1 to MaxMetaKeyLen bytes.
 	Meta(key string) ([]byte, error)
 }
 
@@ -226,22 +265,32 @@ type Reader interface {
 // transaction, except PruneLog and PurgeTombstones, which are deletions that
 // may run after it in several smaller transactions (they are idempotent, and
 // the prune points that make them safe are set by the atomic part first).
+//
+// Apply validates the whole batch first (see Validate): an invalid element
+// fails the batch with ErrInvalid, a batch over MaxBatchSize with ErrTooBig,
+// and nothing is written. The fields then apply in the order they are
+// declared, and the elements of one field in slice order, so a later element
+// wins over an earlier one for the same key (a record in both PutRecords and
+// DropRecords ends up dropped; a key in both PutMeta and DropMeta, dropped).
 type Batch struct {
 	// PutRecords replaces each record's stored state (and moves it in its
 	// stream's version index). The caller has already decided that the write
-	// wins; the store does not compare versions.
+	// wins; the store does not compare versions. Library, ID and Version are
+	// non-zero; a tombstone (Deleted) carries no Data.
 	PutRecords []Record
 	// DropRecords removes records entirely (no tombstone is kept).
 	DropRecords []RecordKey
 	// AppendLog adds entries to their streams' logs (an existing entry with
-	// the same HLC is overwritten).
+	// the same HLC is overwritten). HLC and RecordID are non-zero and
+	// ChangeType is "Insert", "Update" or "Delete"; Prev may be zero.
 	AppendLog []LogEntry
 	// SetWatermarks, SetAcks and SetPrunePoints store each value, replacing
 	// what was stored for the same stream (and member).
 	SetWatermarks  []Mark
 	SetAcks        []Ack
 	SetPrunePoints []PrunePoint
-	// PutQuarantine and DropQuarantine add and remove quarantined messages.
+	// PutQuarantine and DropQuarantine add and remove quarantined messages
+	// (HLC and From are non-zero).
 	PutQuarantine  []Quarantined
 	DropQuarantine []QuarantineKey
 	// ClockBound, when non-zero, replaces the persisted clock lease. It never
@@ -251,14 +300,15 @@ type Batch struct {
 	PutLibraries []Library
 	PutMembers   []Member
 	DropMembers  []MemberKey
-	// PutMeta and DropMeta change node-wide values.
+	// PutMeta and DropMeta change node-wide values (keys of 1 to
+	// MaxMetaKeyLen bytes). PutMeta applies before DropMeta.
 	PutMeta  map[string][]byte
 	DropMeta []string
 
 	// PruneLog deletes log entries of each stream at or below the mark.
 	PruneLog []Mark
-	// PurgeTombstones drops tombstones of each stream with versions at or
-	// below the mark.
+	// PurgeTombstones drops tombstones (and only tombstones) of each stream
+	// with versions at or below the mark, as DropRecords would.
 	PurgeTombstones []Mark
 }
 
@@ -279,4 +329,214 @@ type Store interface {
 	Apply(b *Batch) error
 	// Close releases the store; later calls return ErrClosed.
 	Close() error
+}
+
+// ValidateModelType returns an error wrapping ErrInvalid unless m is 1 to
+// MaxModelTypeLen bytes without a NUL byte (stores keep model types in keys
+// followed by a NUL, which keeps prefix scans exact).
+func ValidateModelType(m string) error {
+	switch {
+	case m == "":
+		return fmt.Errorf("%w: empty model type", ErrInvalid)
+	case len(m) > MaxModelTypeLen:
+		return fmt.Errorf("%w: model type of %d bytes, limit %d", ErrInvalid, len(m), MaxModelTypeLen)
+	case strings.IndexByte(m, 0) >= 0:
+		return fmt.Errorf("%w: model type %q contains a NUL byte", ErrInvalid, m)
+	}
+	return nil
+}
+
+// Validate returns an error wrapping ErrInvalid unless s names a stream: a
+// non-nil library and origin and a valid model type.
+func (s Stream) Validate() error {
+	if s.Library == uuid.Nil {
+		return fmt.Errorf("%w: stream with nil library", ErrInvalid)
+	}
+	if s.Origin == uuid.Nil {
+		return fmt.Errorf("%w: stream with nil origin", ErrInvalid)
+	}
+	return ValidateModelType(s.ModelType)
+}
+
+// Validate returns an error wrapping ErrInvalid unless k names a record: a
+// non-nil library and ID and a valid model type.
+func (k RecordKey) Validate() error {
+	if k.Library == uuid.Nil {
+		return fmt.Errorf("%w: record key with nil library", ErrInvalid)
+	}
+	if k.ID == uuid.Nil {
+		return fmt.Errorf("%w: record key with nil ID", ErrInvalid)
+	}
+	return ValidateModelType(k.ModelType)
+}
+
+func validateMetaKey(k string) error {
+	if k == "" || len(k) > MaxMetaKeyLen {
+		return fmt.Errorf("%w: meta key of %d bytes, want 1 to %d", ErrInvalid, len(k), MaxMetaKeyLen)
+	}
+	return nil
+}
+
+// Validate checks every element of b against the rules of Batch's fields and
+// its size against MaxBatchSize. It returns nil, an error wrapping ErrInvalid
+// that names the first bad element, or one wrapping ErrTooBig. Apply calls it
+// before writing anything.
+func (b *Batch) Validate() error {
+	for i, r := range b.PutRecords {
+		if err := (RecordKey{r.Library, r.ModelType, r.ID}).Validate(); err != nil {
+			return fmt.Errorf("PutRecords[%d]: %w", i, err)
+		}
+		if r.Version.IsZero() || r.Version.DeviceID == uuid.Nil {
+			return fmt.Errorf("PutRecords[%d]: %w: version %s has no device", i, ErrInvalid, r.Version)
+		}
+		if r.Deleted && len(r.Data) > 0 {
+			return fmt.Errorf("PutRecords[%d]: %w: tombstone with %d bytes of data", i, ErrInvalid, len(r.Data))
+		}
+	}
+	for i, k := range b.DropRecords {
+		if err := k.Validate(); err != nil {
+			return fmt.Errorf("DropRecords[%d]: %w", i, err)
+		}
+	}
+	for i, e := range b.AppendLog {
+		if err := e.Stream().Validate(); err != nil {
+			return fmt.Errorf("AppendLog[%d]: %w", i, err)
+		}
+		if e.RecordID == uuid.Nil {
+			return fmt.Errorf("AppendLog[%d]: %w: nil record ID", i, ErrInvalid)
+		}
+		switch e.ChangeType {
+		case "Insert", "Update", "Delete":
+		default:
+			return fmt.Errorf("AppendLog[%d]: %w: change type %q", i, ErrInvalid, e.ChangeType)
+		}
+	}
+	for i, m := range b.SetWatermarks {
+		if err := m.Stream.Validate(); err != nil {
+			return fmt.Errorf("SetWatermarks[%d]: %w", i, err)
+		}
+	}
+	for i, a := range b.SetAcks {
+		if err := a.Stream.Validate(); err != nil {
+			return fmt.Errorf("SetAcks[%d]: %w", i, err)
+		}
+		if a.Member == uuid.Nil {
+			return fmt.Errorf("SetAcks[%d]: %w: nil member", i, ErrInvalid)
+		}
+	}
+	for i, p := range b.SetPrunePoints {
+		if err := p.Stream.Validate(); err != nil {
+			return fmt.Errorf("SetPrunePoints[%d]: %w", i, err)
+		}
+	}
+	for i, q := range b.PutQuarantine {
+		if err := validateQuarantineKey(q.Key()); err != nil {
+			return fmt.Errorf("PutQuarantine[%d]: %w", i, err)
+		}
+	}
+	for i, k := range b.DropQuarantine {
+		if err := validateQuarantineKey(k); err != nil {
+			return fmt.Errorf("DropQuarantine[%d]: %w", i, err)
+		}
+	}
+	for i, l := range b.PutLibraries {
+		if l.ID == uuid.Nil {
+			return fmt.Errorf("PutLibraries[%d]: %w: nil library ID", i, ErrInvalid)
+		}
+	}
+	for i, m := range b.PutMembers {
+		if m.Library == uuid.Nil || m.DeviceID == uuid.Nil {
+			return fmt.Errorf("PutMembers[%d]: %w: nil library or device ID", i, ErrInvalid)
+		}
+	}
+	for i, m := range b.DropMembers {
+		if m.Library == uuid.Nil || m.DeviceID == uuid.Nil {
+			return fmt.Errorf("DropMembers[%d]: %w: nil library or device ID", i, ErrInvalid)
+		}
+	}
+	for k := range b.PutMeta {
+		if err := validateMetaKey(k); err != nil {
+			return fmt.Errorf("PutMeta: %w", err)
+		}
+	}
+	for i, k := range b.DropMeta {
+		if err := validateMetaKey(k); err != nil {
+			return fmt.Errorf("DropMeta[%d]: %w", i, err)
+		}
+	}
+	for i, m := range b.PruneLog {
+		if err := m.Stream.Validate(); err != nil {
+			return fmt.Errorf("PruneLog[%d]: %w", i, err)
+		}
+	}
+	for i, m := range b.PurgeTombstones {
+		if err := m.Stream.Validate(); err != nil {
+			return fmt.Errorf("PurgeTombstones[%d]: %w", i, err)
+		}
+	}
+	if n := b.Size(); n > MaxBatchSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooBig, n, MaxBatchSize)
+	}
+	return nil
+}
+
+func validateQuarantineKey(k QuarantineKey) error {
+	if k.Library == uuid.Nil || k.From == uuid.Nil || k.HLC.IsZero() {
+		return fmt.Errorf("%w: quarantine key needs a library, an HLC and a sender", ErrInvalid)
+	}
+	return nil
+}
+
+// keyCost is what Size charges for each key a store writes or deletes: a
+// bound on a store's per-entry overhead (Badger's is at most 96 bytes) plus
+// up to 128 bytes of fixed-size key and value parts (IDs, HLCs, flags).
+const keyCost = 96 + 128
+
+// Size returns the cost of the atomic part of b in bytes, as MaxBatchSize
+// counts it: an upper bound, for every Store, of what the batch takes in one
+// transaction. Each written or deleted key costs keyCost plus its variable
+// parts (model type, payload, names); a put record touches three keys (the
+// record, its new index entry, its old one), a dropped record two. PruneLog
+// and PurgeTombstones cost nothing: they run in transactions of their own.
+func (b *Batch) Size() int {
+	n := 0
+	for _, r := range b.PutRecords {
+		n += 3*(keyCost+len(r.ModelType)) + len(r.Data)
+	}
+	for _, k := range b.DropRecords {
+		n += 2 * (keyCost + len(k.ModelType))
+	}
+	for _, e := range b.AppendLog {
+		n += keyCost + len(e.ModelType) + len(e.ChangeType) + len(e.Data)
+	}
+	for _, m := range b.SetWatermarks {
+		n += keyCost + len(m.ModelType)
+	}
+	for _, a := range b.SetAcks {
+		n += keyCost + len(a.ModelType)
+	}
+	for _, p := range b.SetPrunePoints {
+		n += keyCost + len(p.ModelType)
+	}
+	for _, q := range b.PutQuarantine {
+		n += keyCost + len(q.Message)
+	}
+	n += keyCost * len(b.DropQuarantine)
+	if b.ClockBound != 0 {
+		n += keyCost
+	}
+	for _, l := range b.PutLibraries {
+		n += keyCost + len(l.Name) + len(l.Secret)
+	}
+	for _, m := range b.PutMembers {
+		n += keyCost + len(m.PeerID) + len(m.Name)
+	}
+	n += keyCost * len(b.DropMembers)
+	for k, v := range b.PutMeta {
+		n += keyCost + len(k) + len(v)
+	}
+	for _, k := range b.DropMeta {
+		n += keyCost + len(k)
+	}
+	return n
 }
