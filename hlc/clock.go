@@ -27,7 +27,8 @@ var ErrClockSkew = errors.New("hlc: clock skew")
 type SkewError struct {
 	// Remote is the refused HLC.
 	Remote HLC
-	// Ahead is how far Remote's timestamp was ahead of local wall time.
+	// Ahead is how far Remote's timestamp was ahead of local wall time,
+	// saturated at the largest Duration (about 292 years).
 	Ahead time.Duration
 	// MaxDrift is the limit that was exceeded.
 	MaxDrift time.Duration
@@ -209,11 +210,19 @@ func (c *Clock) CheckDrift(remote HLC) error {
 	if remote.Timestamp <= limit {
 		return nil
 	}
-	return &SkewError{
-		Remote:   remote,
-		Ahead:    time.Duration(remote.Timestamp-wall) * time.Millisecond,
-		MaxDrift: c.maxDrift,
+	return &SkewError{Remote: remote, Ahead: aheadOf(remote.Timestamp, wall), MaxDrift: c.maxDrift}
+}
+
+// aheadOf returns (remote - wall) ms as a Duration, saturating at the largest
+// Duration (about 292 years): a remote timestamp can be any uint64, and a
+// wrapped product would report a far-future remote as behind.
+func aheadOf(remote, wall uint64) time.Duration {
+	const maxMillis = uint64(math.MaxInt64 / int64(time.Millisecond))
+	d := remote - wall // remote > wall: CheckDrift checked it
+	if d > maxMillis {
+		return time.Duration(math.MaxInt64)
 	}
+	return time.Duration(d) * time.Millisecond
 }
 
 // Update merges a received HLC so that every later HLC from Now is greater
