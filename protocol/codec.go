@@ -2,9 +2,7 @@ package protocol
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -19,10 +17,9 @@ var (
 	// an empty Vec.
 	encMode = mustEncMode()
 	// bodyDecMode decodes a message body: the value of the outer one-key
-	// map, one level below the frame's top, hence MaxNesting-1.
+	// map, one level below the frame's top, hence MaxNesting-1. checkFrame
+	// has walked the frame before, with stricter rules.
 	bodyDecMode = mustDecMode(MaxNesting - 1)
-	// frameDecMode checks a whole frame against the decoding limits.
-	frameDecMode = mustDecMode(MaxNesting)
 )
 
 func mustEncMode() cbor.UserBufferEncMode {
@@ -205,12 +202,13 @@ func encodeTo(buf *bytes.Buffer, m Message) error {
 	return checkEncoded(m, buf.Bytes()[start:])
 }
 
-// checkEncoded checks the frame body b of m against the decoding limits. The
-// encoder checked each payload on its own; this checks the limits that depend
-// on where a payload sits in the frame (nesting) and those the encoder does
-// not know (collection sizes).
+// checkEncoded walks the frame body b of m as Decode will (checkFrame), so
+// that nothing is sent that a peer must refuse. The encoder checked each
+// payload on its own; this adds the limits that depend on where a payload
+// sits in the frame (nesting), those the encoder does not know (collection
+// sizes) and valid UTF-8 in payloads.
 func checkEncoded(m Message, b []byte) error {
-	if err := frameDecMode.Wellformed(b); err != nil {
+	if _, _, _, err := checkFrame(b); err != nil {
 		return fmt.Errorf("%w: encoding %s: a payload breaks a decoding limit: %w", ErrInvalid, m.Name(), err)
 	}
 	return nil
@@ -234,127 +232,25 @@ func checkEncoded(m Message, b []byte) error {
 // null in a field that is not nullable decodes as the field's zero value,
 // which Validate then judges. A data field holding null is treated as absent.
 func Decode(b []byte) (Message, error) {
-	name, body, err := splitEnvelope(b)
+	name, body, known, err := checkFrame(b)
 	if err != nil {
-		return nil, err
-	}
-	m := newMessage(name)
-	if m == nil {
-		if err := bodyDecMode.Wellformed(body); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		if known {
+			return nil, fmt.Errorf("decoding %s: %w: %w", name, ErrMalformed, err)
 		}
-		if !utf8.Valid(name) {
-			return nil, fmt.Errorf("%w: variant name is not valid UTF-8", ErrMalformed)
-		}
-		return nil, fmt.Errorf("%w: %q", ErrUnknownMessage, truncateUTF8(string(name), 64))
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	if !known {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownMessage, truncateUTF8(name, 64))
+	}
+	m := newMessage([]byte(name))
 	if err := bodyDecMode.Unmarshal(body, m); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w: %w", m.Name(), ErrMalformed, err)
+		return nil, fmt.Errorf("decoding %s: %w: %w", name, ErrMalformed, err)
 	}
 	normalize(m)
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// splitEnvelope reads the head of the outer one-key map and its text key, and
-// returns the key and the rest of b, which must start with a map.
-func splitEnvelope(b []byte) (name, body []byte, err error) {
-	major, n, off, err := readHead(b, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	if major != majorMap || n != 1 {
-		return nil, nil, fmt.Errorf("%w: top-level value must be a map with one key, found %s", ErrMalformed, describeHead(major, n))
-	}
-	major, n, off, err = readHead(b, off)
-	if err != nil {
-		return nil, nil, err
-	}
-	if major != majorText {
-		return nil, nil, fmt.Errorf("%w: variant name must be a text string, found %s", ErrMalformed, describeHead(major, n))
-	}
-	if n > uint64(len(b)-off) {
-		return nil, nil, fmt.Errorf("%w: truncated variant name", ErrMalformed)
-	}
-	name, body = b[off:off+int(n)], b[off+int(n):]
-	if len(body) == 0 {
-		return nil, nil, fmt.Errorf("%w: missing message body", ErrMalformed)
-	}
-	if major, n, _, err := readHead(body, 0); err != nil {
-		return nil, nil, err
-	} else if major != majorMap {
-		return nil, nil, fmt.Errorf("%w: message body must be a map, found %s", ErrMalformed, describeHead(major, n))
-	}
-	return name, body, nil
-}
-
-// CBOR major types.
-const (
-	majorUint   = 0
-	majorNeg    = 1
-	majorBytes  = 2
-	majorText   = 3
-	majorArray  = 4
-	majorMap    = 5
-	majorTag    = 6
-	majorSimple = 7
-)
-
-var errIndefinite = errors.New("indefinite length")
-
-// readHead reads the CBOR data item head at b[off:]: its major type and
-// argument, and the offset after the head. Indefinite lengths and reserved
-// additional information are errors wrapping ErrMalformed.
-func readHead(b []byte, off int) (major byte, arg uint64, next int, err error) {
-	if off >= len(b) {
-		return 0, 0, off, fmt.Errorf("%w: unexpected end of data", ErrMalformed)
-	}
-	major, ai := b[off]>>5, b[off]&0x1f
-	off++
-	var size int
-	switch {
-	case ai < 24:
-		return major, uint64(ai), off, nil
-	case ai == 24:
-		size = 1
-	case ai == 25:
-		size = 2
-	case ai == 26:
-		size = 4
-	case ai == 27:
-		size = 8
-	case ai == 31 && major >= majorBytes && major <= majorMap:
-		return 0, 0, off, fmt.Errorf("%w: %w", ErrMalformed, errIndefinite)
-	default:
-		return 0, 0, off, fmt.Errorf("%w: invalid additional information %d", ErrMalformed, ai)
-	}
-	if len(b)-off < size {
-		return 0, 0, off, fmt.Errorf("%w: unexpected end of data", ErrMalformed)
-	}
-	for _, c := range b[off : off+size] {
-		arg = arg<<8 | uint64(c)
-	}
-	return major, arg, off + size, nil
-}
-
-func describeHead(major byte, arg uint64) string {
-	switch major {
-	case majorUint, majorNeg:
-		return "an integer"
-	case majorBytes:
-		return "a byte string"
-	case majorText:
-		return "a text string"
-	case majorArray:
-		return "an array"
-	case majorMap:
-		return fmt.Sprintf("a map with %d pairs", arg)
-	case majorTag:
-		return "a tag"
-	}
-	return "a simple value or float"
 }
 
 // normalize gives a decoded message the form Encode writes back: a null

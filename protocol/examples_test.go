@@ -82,6 +82,13 @@ func examples() []example {
 			},
 			HasMore: true, UpTo: hlcA(11, 0), Complete: hlcA(11, 0),
 		}},
+		{"StateResponse: a snapshot page of device A's locations (tombstones purged past the requester's position): the receiver drops its records of the stream in the range that the page does not list", &StateResponse{
+			LibraryID: exLibrary, ModelType: "location", DeviceID: exDevA, Snapshot: true,
+			Records: []StateRecord{
+				{RecordUUID: exRec2, Data: mustCBOR(map[string]any{"name": "Music", "path": "/home/a/Music"}), Timestamp: hlcA(3000, 0)},
+			},
+			UpTo: hlcA(3000, 0), Complete: hlcA(3000, 0),
+		}},
 		{"StateResponse: the end marker of a response with nothing to send", &StateResponse{
 			LibraryID: exLibrary,
 		}},

@@ -189,8 +189,9 @@ type SharedChangeRequest struct {
 // true the responder had pruned the log past the requested position and the
 // entries are the current records of the stream instead (each as the change
 // that last wrote it, deletes as tombstones): the page is then exact for its
-// range, and the receiver drops any record of the stream in the range that the
-// page does not list.
+// range, and, as for StateResponse, the receiver drops any record of the
+// stream in the range (previous UpTo, min(UpTo, Complete)] that the page does
+// not list.
 type SharedChangeResponse struct {
 	LibraryID uuid.UUID           `cbor:"library_id"`
 	Entries   []SharedChangeEntry `cbor:"entries"`

@@ -398,7 +398,7 @@ func (m *StateResponse) Validate() error {
 	if err := checkUUID(n, "library_id", m.LibraryID); err != nil {
 		return err
 	}
-	if isEndPage(m.DeviceID, m.ModelType, len(m.Records), m.HasMore, m.UpTo, m.Complete) {
+	if !m.Snapshot && isEndPage(m.DeviceID, m.ModelType, len(m.Records), m.HasMore, m.UpTo, m.Complete) {
 		return nil
 	}
 	if err := checkModelType(n, "model_type", m.ModelType); err != nil {
