@@ -384,6 +384,26 @@ func testTooBig(t *testing.T, s store.Store) {
 	equal(t, "quarantine of lib2", n, 0)
 	page := must[store.StatePage](t, "StatePage")(s.StatePage(stream(lib2, "m", devB), hlc.HLC{}, len(b.PutRecords)+1))
 	equal(t, "records of a batch of small records", len(page.Records), len(b.PutRecords))
+	// Rewriting each of them at a new version (which also deletes the old
+	// index entry) costs the same by Size, and must fit too.
+	for i := range b.PutRecords {
+		b.PutRecords[i].Version = ver(uint64(i+1), devC)
+	}
+	apply(t, s, &b)
+	page = must[store.StatePage](t, "StatePage")(s.StatePage(stream(lib2, "m", devC), hlc.HLC{}, len(b.PutRecords)+1))
+	equal(t, "records rewritten at new versions", len(page.Records), len(b.PutRecords))
+	// And dropping as many records as a maximal batch names.
+	var drop store.Batch
+	for i := 0; ; i++ {
+		drop.DropRecords = append(drop.DropRecords, store.RecordKey{Library: lib2, ModelType: "m", ID: rid(uint64(i + 1))})
+		if drop.Size() > store.MaxBatchSize {
+			drop.DropRecords = drop.DropRecords[:i]
+			break
+		}
+	}
+	apply(t, s, &drop)
+	page = must[store.StatePage](t, "StatePage")(s.StatePage(stream(lib2, "m", devC), hlc.HLC{}, len(b.PutRecords)+1))
+	equal(t, "records left after a maximal drop", len(page.Records), max(0, len(b.PutRecords)-len(drop.DropRecords)))
 }
 
 func testAtomicity(t *testing.T, s store.Store) {

@@ -1,0 +1,379 @@
+package badgerstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/syncnode/syncnode/hlc"
+	"github.com/syncnode/syncnode/store"
+)
+
+// deleteChunk is how many keys one transaction of PruneLog or
+// PurgeTombstones deletes at most.
+const deleteChunk = 1000
+
+// Apply implements store.Store. It validates b, writes its atomic part in one
+// Badger transaction (retried on conflict; never split), then runs PruneLog
+// and PurgeTombstones in transactions of at most 1,000 deletions each. A
+// failure in the deletions leaves the atomic part written; they are
+// idempotent and can be asked for again.
+func (s *Store) Apply(b *store.Batch) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	if atomicPart(b) {
+		// One arena for every key and value of the transaction: Badger keeps
+		// references to them until commit. Size is an upper bound.
+		arena := make([]byte, 0, b.Size())
+		err := s.update(func(txn *badger.Txn) error {
+			w := writer{txn: txn, arena: arena[:0]}
+			return w.write(b)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, m := range b.PruneLog {
+		if err := s.pruneLog(m); err != nil {
+			return fmt.Errorf("pruning log of %s/%s/%s: %w", m.Library, m.ModelType, m.Origin, err)
+		}
+	}
+	for _, m := range b.PurgeTombstones {
+		if err := s.purgeTombstones(m); err != nil {
+			return fmt.Errorf("purging tombstones of %s/%s/%s: %w", m.Library, m.ModelType, m.Origin, err)
+		}
+	}
+	return nil
+}
+
+// atomicPart reports whether b writes anything besides its deletions.
+func atomicPart(b *store.Batch) bool {
+	c := *b
+	c.PruneLog, c.PurgeTombstones = nil, nil
+	return !c.Empty()
+}
+
+// writer writes a batch's atomic part into one transaction.
+type writer struct {
+	txn *badger.Txn
+	// arena holds the keys and values handed to txn; a slice of it is never
+	// written again once handed over (growing it moves on to a new array).
+	arena []byte
+}
+
+// take returns the bytes appended to the arena since start, capped so that
+// nobody appends into them.
+func (w *writer) take(start int) []byte {
+	return w.arena[start:len(w.arena):len(w.arena)]
+}
+
+var flagValues = [2][]byte{{0}, {flagTombstone}}
+
+func (w *writer) write(b *store.Batch) error {
+	txn := w.txn
+	for i := range b.PutRecords {
+		if err := w.putRecord(&b.PutRecords[i]); err != nil {
+			return err
+		}
+	}
+	for _, k := range b.DropRecords {
+		if err := w.dropRecord(k); err != nil {
+			return err
+		}
+	}
+	for i := range b.AppendLog {
+		e := &b.AppendLog[i]
+		start := len(w.arena)
+		w.arena = logKey(w.arena, e)
+		key := w.take(start)
+		start = len(w.arena)
+		w.arena = appendLogValue(w.arena, e)
+		if err := txn.Set(key, w.take(start)); err != nil {
+			return err
+		}
+	}
+	for _, m := range b.SetWatermarks {
+		if err := w.set(streamPrefix(w.arena, kindWatermark, m.Stream), func(dst []byte) []byte { return appendHLCValue(dst, m.HLC) }); err != nil {
+			return err
+		}
+	}
+	for i := range b.SetAcks {
+		a := &b.SetAcks[i]
+		if err := w.set(ackKey(w.arena, a), func(dst []byte) []byte { return appendHLCValue(dst, a.HLC) }); err != nil {
+			return err
+		}
+	}
+	for _, p := range b.SetPrunePoints {
+		if err := w.set(streamPrefix(w.arena, kindPrune, p.Stream), func(dst []byte) []byte { return appendHLCValue(dst, p.Log, p.Tombstones) }); err != nil {
+			return err
+		}
+	}
+	for _, q := range b.PutQuarantine {
+		if err := w.set(quarantineKey(w.arena, q.Key()), func(dst []byte) []byte { return appendBytesValue(dst, q.Message) }); err != nil {
+			return err
+		}
+	}
+	for _, k := range b.DropQuarantine {
+		if err := w.delete(quarantineKey(w.arena, k)); err != nil {
+			return err
+		}
+	}
+	if b.ClockBound != 0 {
+		if err := w.raiseClock(b.ClockBound); err != nil {
+			return err
+		}
+	}
+	for i := range b.PutLibraries {
+		l := &b.PutLibraries[i]
+		v, err := encodeLibrary(l)
+		if err != nil {
+			return fmt.Errorf("encoding library %s: %w", l.ID, err)
+		}
+		if err := w.set(libPrefix(w.arena, kindLibrary, l.ID), func(dst []byte) []byte { return append(dst, v...) }); err != nil {
+			return err
+		}
+	}
+	for i := range b.PutMembers {
+		m := &b.PutMembers[i]
+		v, err := encodeMember(m)
+		if err != nil {
+			return fmt.Errorf("encoding member %s: %w", m.DeviceID, err)
+		}
+		if err := w.set(memberKey(w.arena, m.Library, m.DeviceID), func(dst []byte) []byte { return append(dst, v...) }); err != nil {
+			return err
+		}
+	}
+	for _, k := range b.DropMembers {
+		if err := w.delete(memberKey(w.arena, k.Library, k.DeviceID)); err != nil {
+			return err
+		}
+	}
+	for k, v := range b.PutMeta {
+		if err := w.set(metaKey(w.arena, k), func(dst []byte) []byte { return appendBytesValue(dst, v) }); err != nil {
+			return err
+		}
+	}
+	for _, k := range b.DropMeta {
+		if err := w.delete(metaKey(w.arena, k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// set stores a key just appended to the arena (extended is the arena with
+// the key at its end) and the value value appends.
+func (w *writer) set(extended []byte, value func([]byte) []byte) error {
+	start := len(w.arena)
+	w.arena = extended
+	key := w.take(start)
+	start = len(w.arena)
+	w.arena = value(w.arena)
+	return w.txn.Set(key, w.take(start))
+}
+
+func (w *writer) delete(extended []byte) error {
+	start := len(w.arena)
+	w.arena = extended
+	return w.txn.Delete(w.take(start))
+}
+
+// currentVersion returns the version of the stored record under key (which
+// the transaction sees, its own writes included), or ok false.
+func (w *writer) currentVersion(key []byte) (v hlc.HLC, ok bool, err error) {
+	item, err := w.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return v, false, nil
+	}
+	if err != nil {
+		return v, false, err
+	}
+	err = item.Value(func(val []byte) error {
+		v, err = recordVersion(key, val)
+		return err
+	})
+	return v, err == nil, err
+}
+
+func (w *writer) putRecord(r *store.Record) error {
+	start := len(w.arena)
+	w.arena = recordKey(w.arena, r.Library, r.ModelType, r.ID)
+	rk := w.take(start)
+	old, found, err := w.currentVersion(rk)
+	if err != nil {
+		return err
+	}
+	if found && old != r.Version {
+		if err := w.delete(indexKey(w.arena, r.Library, r.ModelType, old, r.ID)); err != nil {
+			return err
+		}
+	}
+	start = len(w.arena)
+	w.arena = appendRecordValue(w.arena, r)
+	if err := w.txn.Set(rk, w.take(start)); err != nil {
+		return err
+	}
+	start = len(w.arena)
+	w.arena = indexKey(w.arena, r.Library, r.ModelType, r.Version, r.ID)
+	return w.txn.Set(w.take(start), flagValues[recordFlags(r)])
+}
+
+func (w *writer) dropRecord(k store.RecordKey) error {
+	start := len(w.arena)
+	w.arena = recordKey(w.arena, k.Library, k.ModelType, k.ID)
+	rk := w.take(start)
+	old, found, err := w.currentVersion(rk)
+	if err != nil || !found {
+		return err
+	}
+	if err := w.txn.Delete(rk); err != nil {
+		return err
+	}
+	return w.delete(indexKey(w.arena, k.Library, k.ModelType, old, k.ID))
+}
+
+func (w *writer) raiseClock(bound uint64) error {
+	item, err := w.txn.Get(clockKey)
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
+		return err
+	default:
+		var cur uint64
+		if err := item.Value(func(v []byte) error {
+			var err error
+			cur, err = decodeUint64(clockKey, v)
+			return err
+		}); err != nil {
+			return err
+		}
+		if cur >= bound {
+			return nil
+		}
+	}
+	start := len(w.arena)
+	w.arena = appendUint64Value(w.arena, bound)
+	return w.txn.Set(clockKey, w.take(start))
+}
+
+// pruneLog deletes the log entries of m's stream at or below m.HLC, in
+// transactions of at most deleteChunk deletions, resuming each from where the
+// last stopped.
+func (s *Store) pruneLog(m store.Mark) error {
+	prefix := streamPrefix(nil, kindLog, m.Stream)
+	last := m.HLC.AppendKey(bytes.Clone(prefix)) // the greatest key to delete
+	cursor := bytes.Clone(prefix)
+	for cursor != nil {
+		var next []byte // where the next transaction starts; set only by a whole run
+		err := s.update(func(txn *badger.Txn) error {
+			next = nil
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			defer it.Close()
+			n := 0
+			for it.Seek(cursor); it.ValidForPrefix(prefix); it.Next() {
+				key := it.Item().KeyCopy(nil)
+				if bytes.Compare(key, last) > 0 {
+					break
+				}
+				if n == deleteChunk {
+					next = key
+					return nil
+				}
+				if err := txn.Delete(key); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		cursor = next
+	}
+	return nil
+}
+
+// purgeTombstones drops the tombstones of m's stream with versions at or
+// below m.HLC (record and index entry), at most deleteChunk keys per
+// transaction. Each deletion re-reads the record in its transaction, so a
+// record rewritten meanwhile is left alone (or the transaction conflicts and
+// is retried).
+func (s *Store) purgeTombstones(m store.Mark) error {
+	prefix := streamPrefix(nil, kindIndex, m.Stream)
+	last := m.HLC.AppendKey(bytes.Clone(prefix)) // index keys up to here, plus an ID
+	cursor := bytes.Clone(prefix)
+	for cursor != nil {
+		var next []byte // where the next transaction starts; set only by a whole run
+		err := s.update(func(txn *badger.Txn) error {
+			next = nil
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			defer it.Close()
+			n := 0
+			for it.Seek(cursor); it.ValidForPrefix(prefix); it.Next() {
+				item := it.Item()
+				key := item.KeyCopy(nil)
+				if len(key) != len(prefix)+hlc.KeySize+idSize {
+					return corruptKey(kindIndex, key, "wrong length")
+				}
+				if bytes.Compare(key[:len(last)], last) > 0 {
+					break
+				}
+				if n >= deleteChunk {
+					next = key
+					return nil
+				}
+				var flags byte
+				if err := item.Value(func(v []byte) error {
+					if len(v) != 1 {
+						return corruptValue(key, "index value of %d bytes", len(v))
+					}
+					flags = v[0]
+					return nil
+				}); err != nil {
+					return err
+				}
+				if flags&flagTombstone == 0 {
+					continue
+				}
+				v, _ := hlc.FromKey(key[len(prefix):])
+				rk := recordKey(nil, m.Library, m.ModelType, [16]byte(key[len(prefix)+hlc.KeySize:]))
+				ritem, err := txn.Get(rk)
+				if err != nil {
+					if errors.Is(err, badger.ErrKeyNotFound) {
+						return corruptValue(key, "index entry of a missing record")
+					}
+					return err
+				}
+				var r store.Record
+				if err := ritem.Value(func(val []byte) error { return decodeRecord(rk, val, &r) }); err != nil {
+					return err
+				}
+				if r.Version != v || !r.Deleted {
+					return corruptValue(key, "index entry says tombstone at %s, record is at %s (tombstone %v)", v, r.Version, r.Deleted)
+				}
+				if err := txn.Delete(rk); err != nil {
+					return err
+				}
+				if err := txn.Delete(key); err != nil {
+					return err
+				}
+				n += 2
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		cursor = next
+	}
+	return nil
+}
