@@ -112,7 +112,9 @@ func checkPrev(msg, field string, prev *HLC, at HLC) error {
 }
 
 // checkBound checks the up_to or complete bound of a response page: zero only
-// when the page is empty, otherwise an HLC of the stream's origin.
+// when allowed (up_to: when the page is empty; complete: always, since a relay
+// may hold records of a stream without being complete for any of it),
+// otherwise an HLC of the stream's origin.
 func checkBound(msg, field string, h HLC, origin uuid.UUID, empty bool) error {
 	if h.IsZero() {
 		if !empty {
@@ -389,8 +391,9 @@ func isEndPage(device uuid.UUID, modelType string, entries int, hasMore bool, up
 }
 
 // Validate implements Message: records of DeviceID in strictly increasing
-// versions, none above UpTo, no record twice; UpTo and Complete zero only in
-// an empty page and otherwise HLCs of DeviceID. A page with nil DeviceID,
+// versions, none above UpTo, no record twice; UpTo zero only in an empty page,
+// Complete zero whenever the responder is complete for none of the stream,
+// and both otherwise HLCs of DeviceID. A page with nil DeviceID,
 // empty ModelType, no records, HasMore false and zero bounds is the end
 // marker of a response with nothing to send.
 func (m *StateResponse) Validate() error {
@@ -413,7 +416,7 @@ func (m *StateResponse) Validate() error {
 	if err := checkBound(n, "up_to", m.UpTo, m.DeviceID, len(m.Records) == 0); err != nil {
 		return err
 	}
-	if err := checkBound(n, "complete", m.Complete, m.DeviceID, len(m.Records) == 0); err != nil {
+	if err := checkBound(n, "complete", m.Complete, m.DeviceID, true); err != nil {
 		return err
 	}
 	return checkRecords(n, m.Records, m.DeviceID, &m.UpTo)
@@ -485,7 +488,7 @@ func (m *SharedChangeResponse) Validate() error {
 	if err := checkBound(n, "up_to", m.UpTo, m.DeviceID, len(m.Entries) == 0); err != nil {
 		return err
 	}
-	if err := checkBound(n, "complete", m.Complete, m.DeviceID, len(m.Entries) == 0); err != nil {
+	if err := checkBound(n, "complete", m.Complete, m.DeviceID, true); err != nil {
 		return err
 	}
 	if err := checkEntries(n, m.Entries, m.DeviceID); err != nil {
