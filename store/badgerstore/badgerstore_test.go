@@ -1,7 +1,21 @@
 package badgerstore
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
+
+	"github.com/syncnode/syncnode/hlc"
 
 	"github.com/syncnode/syncnode/store"
 	"github.com/syncnode/syncnode/store/storetest"
@@ -27,4 +41,388 @@ func openTest(t *testing.T, dir string, o Options) *Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, t.TempDir(), testOptions()) })
+}
+
+var (
+	lib   = storetest.ID(0x11, 1)
+	devA  = storetest.ID(0xd0, 1)
+	devB  = storetest.ID(0xd0, 2)
+	model = "entry"
+)
+
+func ver(ts uint64, dev uuid.UUID) hlc.HLC { return hlc.HLC{Timestamp: ts, DeviceID: dev} }
+
+// snapshot reads everything the fixtures below write, for comparisons.
+type snapshot struct {
+	Records     []store.Record
+	StateA      store.StatePage
+	LogA        store.LogPage
+	Streams     []store.Stream
+	Watermarks  []store.Mark
+	Acks        []store.Ack
+	PrunePoints []store.PrunePoint
+	Quarantined []store.Quarantined
+	Clock       uint64
+	Libraries   []store.Library
+	Members     []store.Member
+	Meta        []byte
+}
+
+func readAll(t *testing.T, s store.Reader) snapshot {
+	t.Helper()
+	var sn snapshot
+	var err error
+	check := func(what string) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	st := store.Stream{Library: lib, ModelType: model, Origin: devA}
+	sn.Records, err = s.List(lib, model, uuid.Nil, 1<<20)
+	check("List")
+	sn.StateA, err = s.StatePage(st, hlc.HLC{}, 1<<20)
+	check("StatePage")
+	sn.LogA, err = s.LogPage(st, hlc.HLC{}, 1<<20)
+	check("LogPage")
+	sn.Streams, err = s.Streams(lib)
+	check("Streams")
+	sn.Watermarks, err = s.Watermarks(lib)
+	check("Watermarks")
+	sn.Acks, err = s.Acks(lib)
+	check("Acks")
+	sn.PrunePoints, err = s.PrunePoints(lib)
+	check("PrunePoints")
+	sn.Quarantined, err = s.Quarantined(lib, 100)
+	check("Quarantined")
+	sn.Clock, err = s.ClockBound()
+	check("ClockBound")
+	sn.Libraries, err = s.Libraries()
+	check("Libraries")
+	sn.Members, err = s.Members(lib)
+	check("Members")
+	sn.Meta, err = s.Meta("k")
+	check("Meta")
+	return sn
+}
+
+// fill writes some of everything, in several batches.
+func fill(t *testing.T, s store.Store) {
+	t.Helper()
+	st := store.Stream{Library: lib, ModelType: model, Origin: devA}
+	for p := uint64(0); p < 5; p++ {
+		var b store.Batch
+		for i := uint64(1); i <= 500; i++ {
+			n := p*500 + i
+			dev := devA
+			if n%4 == 0 {
+				dev = devB
+			}
+			r := store.Record{Library: lib, ModelType: model, ID: storetest.ID(0x7e, n), Version: ver(n, dev), Data: fmt.Appendf(nil, "record %d", n)}
+			if n%7 == 0 {
+				r.Data, r.Deleted = nil, true
+			}
+			b.PutRecords = append(b.PutRecords, r)
+			if n%5 == 0 {
+				b.AppendLog = append(b.AppendLog, store.LogEntry{Library: lib, ModelType: model, HLC: ver(n, devA), RecordID: r.ID, ChangeType: "Insert", Data: r.Data, Prev: ver(n-5, devA)})
+			}
+		}
+		b.SetWatermarks = []store.Mark{{Stream: st, HLC: ver((p+1)*500, devA)}}
+		apply(t, s, &b)
+	}
+	apply(t, s, &store.Batch{
+		SetAcks:         []store.Ack{{Stream: st, Member: devB, HLC: ver(100, devA)}},
+		SetPrunePoints:  []store.PrunePoint{{Stream: st, Log: ver(50, devA), Tombstones: ver(70, devA)}},
+		PruneLog:        []store.Mark{{Stream: st, HLC: ver(50, devA)}},
+		PurgeTombstones: []store.Mark{{Stream: st, HLC: ver(70, devA)}},
+		PutQuarantine:   []store.Quarantined{{Library: lib, HLC: ver(1<<45, devB), From: devB, Message: []byte("later")}},
+		ClockBound:      777,
+		PutLibraries:    []store.Library{{ID: lib, Name: "home", Secret: []byte("s3cret"), CreatedAt: 17}},
+		PutMembers:      []store.Member{{Library: lib, DeviceID: devA, PeerID: "12D3KooWA", Name: "desktop", AddedAt: 1, LastSeen: 2}, {Library: lib, DeviceID: devB, AddedBy: devA}},
+		PutMeta:         map[string][]byte{"k": []byte("v")},
+	})
+}
+
+func apply(t *testing.T, s store.Store, b *store.Batch) {
+	t.Helper()
+	if err := s.Apply(b); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+}
+
+func TestReopenKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions()
+	s, err := Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, s)
+	before := readAll(t, s)
+	if len(before.Records) < 2000 || len(before.LogA.Entries) == 0 || len(before.Streams) != 2 {
+		t.Fatalf("fixture too small: %d records, %d log entries, %d streams", len(before.Records), len(before.LogA.Entries), len(before.Streams))
+	}
+	// The same batches on Mem read the same.
+	m := store.NewMem()
+	fill(t, m)
+	if mem := readAll(t, m); !reflect.DeepEqual(mem, before) {
+		t.Errorf("Badger and Mem differ after the same batches")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, o)
+	if after := readAll(t, s); !reflect.DeepEqual(after, before) {
+		t.Errorf("after reopening, the store reads differently")
+	}
+}
+
+func TestDataDirectoryMode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	openTest(t, dir, testOptions())
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		t.Errorf("data directory mode %v, want 0700", perm)
+	}
+}
+
+func TestOptionsRefused(t *testing.T) {
+	for _, o := range []Options{
+		{MemTableSize: MinMemTableSize - 1},
+		{NumMemtables: -1},
+		{BlockCacheSize: 1000},
+		{ValueLogFileSize: 2 << 30},
+	} {
+		if s, err := Open(t.TempDir(), o); err == nil {
+			s.Close()
+			t.Errorf("Open with %+v succeeded, want an error", o)
+		}
+	}
+}
+
+// rawBadger opens dir directly, for tests that write what the store never
+// would.
+func rawBadger(t *testing.T, dir string) *badger.DB {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithMemTableSize(DefaultMemTableSize))
+	if err != nil {
+		t.Fatalf("opening %s with Badger: %v", dir, err)
+	}
+	return db
+}
+
+func rawSet(t *testing.T, dir string, kv ...[]byte) {
+	t.Helper()
+	db := rawBadger(t, dir)
+	err := db.Update(func(txn *badger.Txn) error {
+		for i := 0; i < len(kv); i += 2 {
+			if err := txn.Set(kv[i], kv[i+1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSchemaRefusal(t *testing.T) {
+	t.Run("newer", func(t *testing.T) {
+		dir := t.TempDir()
+		s := openTest(t, dir, testOptions())
+		fill(t, s)
+		s.Close()
+		rawSet(t, dir, schemaKey, appendSchemaValue(nil, 7))
+		_, err := Open(dir, testOptions())
+		if !errors.Is(err, store.ErrSchema) {
+			t.Fatalf("Open of schema 7: err %v, want ErrSchema", err)
+		}
+		for _, want := range []string{dir, "schema version 7", "supports up to 1"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		}
+		// The refusal changed nothing: back at version 1, all is there.
+		rawSet(t, dir, schemaKey, appendSchemaValue(nil, SchemaVersion))
+		s = openTest(t, dir, testOptions())
+		if rs, err := s.List(lib, model, uuid.Nil, 10); err != nil || len(rs) != 10 {
+			t.Errorf("after restoring the schema version: %d records, %v", len(rs), err)
+		}
+	})
+	t.Run("missing", func(t *testing.T) {
+		dir := t.TempDir()
+		rawSet(t, dir, []byte("someone else's key"), []byte("value"))
+		_, err := Open(dir, testOptions())
+		if !errors.Is(err, store.ErrSchema) || !strings.Contains(err.Error(), "without a schema version") {
+			t.Fatalf("Open of a foreign Badger directory: err %v, want ErrSchema saying the version is missing", err)
+		}
+	})
+	t.Run("garbage", func(t *testing.T) {
+		dir := t.TempDir()
+		rawSet(t, dir, schemaKey, []byte{9, 9})
+		_, err := Open(dir, testOptions())
+		if !errors.Is(err, store.ErrSchema) || !errors.Is(err, store.ErrCorrupt) {
+			t.Fatalf("Open with a garbage schema value: err %v, want ErrSchema and ErrCorrupt", err)
+		}
+	})
+	t.Run("fresh", func(t *testing.T) {
+		dir := t.TempDir()
+		openTest(t, dir, testOptions()).Close()
+		db := rawBadger(t, dir)
+		defer db.Close()
+		err := db.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(schemaKey)
+			if err != nil {
+				return err
+			}
+			return item.Value(func(v []byte) error {
+				n, err := decodeSchema(schemaKey, v)
+				if err == nil && n != SchemaVersion {
+					err = fmt.Errorf("schema version %d, want %d", n, SchemaVersion)
+				}
+				return err
+			})
+		})
+		if err != nil {
+			t.Fatalf("a fresh store's schema key: %v", err)
+		}
+	})
+}
+
+func TestCorruptValues(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, testOptions())
+	fill(t, s)
+	s.Close()
+	st := store.Stream{Library: lib, ModelType: model, Origin: devA}
+	id := storetest.ID(0x7e, 1) // version 1, devA
+	rawSet(t, dir,
+		recordKey(nil, lib, model, id), []byte("garbage"),
+		streamPrefix(nil, kindWatermark, store.Stream{Library: lib, ModelType: model, Origin: devB}), []byte{1, 2, 3},
+		logKey(nil, &store.LogEntry{Library: lib, ModelType: model, HLC: ver(2000, devA)}), []byte{1, 9},
+		libPrefix(nil, kindLibrary, lib), []byte{0xff, 0xff},
+		memberKey(nil, lib, devA), []byte{0xa1},
+		quarantineKey(nil, store.QuarantineKey{Library: lib, HLC: ver(1, devB), From: devB}), nil,
+		clockKey, []byte{1, 2},
+	)
+	s = openTest(t, dir, testOptions())
+	errs := map[string]error{}
+	_, errs["Record"] = s.Record(store.RecordKey{Library: lib, ModelType: model, ID: id})
+	_, errs["List"] = s.List(lib, model, uuid.Nil, 10)
+	_, errs["StatePage"] = s.StatePage(st, hlc.HLC{}, 10)
+	_, errs["Watermark"] = s.Watermark(store.Stream{Library: lib, ModelType: model, Origin: devB})
+	_, errs["Watermarks"] = s.Watermarks(lib)
+	_, errs["StatePage of devB"] = s.StatePage(store.Stream{Library: lib, ModelType: model, Origin: devB}, hlc.HLC{}, 10)
+	_, errs["LogPage"] = s.LogPage(st, ver(1990, devA), 10)
+	_, errs["Libraries"] = s.Libraries()
+	_, errs["Members"] = s.Members(lib)
+	_, errs["Quarantined"] = s.Quarantined(lib, 10)
+	_, errs["ClockBound"] = s.ClockBound()
+	errs["Apply over the corrupt record"] = s.Apply(&store.Batch{PutRecords: []store.Record{{Library: lib, ModelType: model, ID: id, Version: ver(5, devA)}}})
+	errs["Apply raising the clock"] = s.Apply(&store.Batch{ClockBound: 1 << 50})
+	for name, err := range errs {
+		if !errors.Is(err, store.ErrCorrupt) {
+			t.Errorf("%s: err %v, want ErrCorrupt", name, err)
+		}
+	}
+	if err := errs["Record"]; err != nil && !strings.Contains(err.Error(), "record key") {
+		t.Errorf("Record error %q does not name the key kind", err)
+	}
+	// What is not corrupt still reads.
+	if _, err := s.Record(store.RecordKey{Library: lib, ModelType: model, ID: storetest.ID(0x7e, 2)}); err != nil {
+		t.Errorf("Record of an intact record: %v", err)
+	}
+	if _, err := s.List(lib, model, id, 10); err != nil {
+		t.Errorf("List past the corrupt record: %v", err)
+	}
+}
+
+// TestCloseStopsGC runs the GC goroutine on a short interval and checks that
+// Close stops it and leaves no goroutine behind.
+func TestCloseStopsGC(t *testing.T) {
+	baseline := runtime.NumGoroutine()
+	o := testOptions()
+	o.GCInterval = 5 * time.Millisecond
+	s, err := Open(t.TempDir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, s)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.gcRuns.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("GC ran %d times in 10 s, want 3", s.gcRuns.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-s.gcDone:
+	default:
+		t.Fatal("Close returned with the GC goroutine running")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := s.ClockBound(); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("ClockBound after Close: %v, want ErrClosed", err)
+	}
+	for n := runtime.NumGoroutine(); n > baseline; n = runtime.NumGoroutine() {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after Close, %d before Open:\n%s", n, baseline, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestCloseWaitsForCalls closes while readers and writers run: every call
+// either completes or returns ErrClosed, and nothing panics.
+func TestCloseWaitsForCalls(t *testing.T) {
+	s, err := Open(t.TempDir(), testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, s)
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				var err error
+				if w%2 == 0 {
+					_, err = s.StatePage(store.Stream{Library: lib, ModelType: model, Origin: devA}, hlc.HLC{}, 100)
+				} else {
+					err = s.Apply(&store.Batch{PutRecords: []store.Record{{Library: lib, ModelType: model, ID: storetest.ID(0x7f, uint64(i+1)), Version: ver(uint64(i+1), devB)}}})
+				}
+				if errors.Is(err, store.ErrClosed) {
+					return
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Errorf("call during Close: %v", err)
+	}
 }
