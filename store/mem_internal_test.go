@@ -14,7 +14,7 @@ func TestChunked(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	c := chunked[int]{cmp: cmp.Compare[int]}
 	var ref []int
-	for step := range 200_000 {
+	for step := range 60_000 {
 		x := rng.IntN(5000)
 		switch op := rng.IntN(100); {
 		case op < 60:

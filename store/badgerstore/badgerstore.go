@@ -156,16 +156,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("badgerstore: creating data directory: %w", err)
 	}
-	bo := badger.DefaultOptions(dir).
-		WithSyncWrites(opts.SyncWrites).
-		WithLogger(badgerLogger{opts.Logger}).
-		WithMemTableSize(opts.MemTableSize).
-		WithNumMemtables(opts.NumMemtables).
-		WithBlockCacheSize(opts.BlockCacheSize).
-		WithValueLogFileSize(opts.ValueLogFileSize).
-		WithNumCompactors(2).
-		WithMetricsEnabled(false)
-	db, err := badger.Open(bo)
+	db, err := badger.Open(badgerOptions(dir, opts))
 	if err != nil {
 		return nil, fmt.Errorf("badgerstore: opening %s: %w", dir, err)
 	}
@@ -179,6 +170,19 @@ func Open(dir string, opts Options) (*Store, error) {
 		go s.runGC(opts.GCInterval)
 	}
 	return s, nil
+}
+
+// badgerOptions returns the Badger options for opts (with defaults filled).
+func badgerOptions(dir string, opts Options) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithSyncWrites(opts.SyncWrites).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithMemTableSize(opts.MemTableSize).
+		WithNumMemtables(opts.NumMemtables).
+		WithBlockCacheSize(opts.BlockCacheSize).
+		WithValueLogFileSize(opts.ValueLogFileSize).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false)
 }
 
 // checkSchema reads the schema version, writing it into an empty database.

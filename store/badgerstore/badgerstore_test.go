@@ -1,8 +1,11 @@
 package badgerstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -350,6 +353,16 @@ func TestCloseStopsGC(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	o := testOptions()
 	o.GCInterval = 5 * time.Millisecond
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	defer func() {
+		logMu.Lock()
+		defer logMu.Unlock()
+		if logs.Len() > 0 {
+			t.Errorf("the store logged:\n%s", logs.String())
+		}
+	}()
 	s, err := Open(t.TempDir(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -383,6 +396,17 @@ func TestCloseStopsGC(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // TestCloseWaitsForCalls closes while readers and writers run: every call
