@@ -163,13 +163,19 @@ func wallMillis(t time.Time) uint64 {
 	return uint64(ms)
 }
 
-// Restore makes every later HLC greater than any HLC whose timestamp is at or
-// below bound, and records bound as the lease already persisted. Use it on
+// Restore makes every later HLC greater than any HLC whose timestamp is below
+// bound (which Lease guarantees of every HLC issued before it returned bound),
+// and records bound as the lease already persisted. Use it on
 // start-up with the last value returned by Lease that was made durable.
 func (c *Clock) Restore(bound uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	floor := HLC{Timestamp: bound, Counter: math.MaxUint32, DeviceID: maxUUID}
+	// Every HLC issued before has a timestamp below bound, so the next one
+	// may start at bound itself.
+	if bound == 0 {
+		return
+	}
+	floor := HLC{Timestamp: bound - 1, Counter: math.MaxUint32, DeviceID: maxUUID}
 	if floor.After(c.last) {
 		c.last = floor
 	}
@@ -259,6 +265,15 @@ func (c *Clock) Lease() (bound uint64, changed bool) {
 	if c.last.Timestamp < c.bound {
 		return c.bound, false
 	}
-	c.bound = c.last.Timestamp + c.window
+	// Normally the lease reaches a window ahead, so that it moves once per
+	// window of wall-clock progress. When the clock already runs ahead of the
+	// wall clock (it merged a peer's HLC, or was restored from a lease), its
+	// timestamp moves only on counter overflow, so a minimal step costs few
+	// writes, and repeated restarts do not push the clock further ahead.
+	step := c.window
+	if c.last.Timestamp > c.WallMillis()+c.window {
+		step = 1
+	}
+	c.bound = c.last.Timestamp + step
 	return c.bound, true
 }

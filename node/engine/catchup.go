@@ -1,0 +1,364 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/syncnode/syncnode/hlc"
+	"github.com/syncnode/syncnode/protocol"
+	"github.com/syncnode/syncnode/store"
+)
+
+// request is an outstanding catch-up request of this node.
+type request struct {
+	id    uint64
+	lib   uuid.UUID
+	peer  uuid.UUID
+	kind  Strategy
+	types map[string]bool
+	// positions are this node's watermarks when it sent the request.
+	positions map[streamKey]hlc.HLC
+	// cur is the stream whose pages are arriving, and cursor the UpTo of its
+	// last page (or its position before the first).
+	cur     streamKey
+	started bool
+	cursor  hlc.HLC
+	// frozen is set once entries of the current stream were quarantined:
+	// the stream's watermark must stay below them for this request.
+	frozen bool
+	done    map[streamKey]bool
+	pages   int
+	records int
+}
+
+// Progress describes a catch-up in flight.
+type Progress struct {
+	Library uuid.UUID
+	Peer    uuid.UUID
+	Kind    Strategy
+	Pages   int
+	Records int
+}
+
+// CatchUps returns the catch-ups in flight, by request ID.
+func (e *Engine) CatchUps() []Progress {
+	ids := make([]uint64, 0, len(e.reqs))
+	for id := range e.reqs {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	out := make([]Progress, 0, len(ids))
+	for _, id := range ids {
+		r := e.reqs[id]
+		out = append(out, Progress{Library: r.lib, Peer: r.peer, Kind: r.kind, Pages: r.pages, Records: r.records})
+	}
+	return out
+}
+
+// maybeCatchUp asks peer p, for each strategy with no request outstanding,
+// for the streams where p is ahead of this node or where a gap was seen.
+func (e *Engine) maybeCatchUp(lib *library, p *peer) error {
+	if !p.connected {
+		return nil
+	}
+	var mine map[streamKey]hlc.HLC
+	for _, kind := range []Strategy{DeviceOwned, Shared} {
+		if p.pending[kind] != 0 || e.now().Before(p.nextTry[kind]) {
+			continue
+		}
+		if mine == nil {
+			var err error
+			if mine, err = e.watermarks(lib.info.ID); err != nil {
+				return err
+			}
+		}
+		types := make(map[string]bool)
+		for m := range p.want[kind] {
+			types[m] = true
+		}
+		for k, h := range p.wms {
+			if k.origin == e.cfg.Device || e.reg.Strategy(k.model) != kind {
+				continue
+			}
+			if h.After(mine[k]) && h.After(lib.qmax[k]) {
+				types[k.model] = true
+			}
+		}
+		if len(types) == 0 {
+			continue
+		}
+		e.sendRequest(lib, p, kind, types, mine)
+	}
+	return nil
+}
+
+func (e *Engine) sendRequest(lib *library, p *peer, kind Strategy, types map[string]bool, mine map[streamKey]hlc.HLC) {
+	e.nextReq++
+	r := &request{
+		id: e.nextReq, lib: lib.info.ID, peer: p.device, kind: kind, types: types,
+		positions: make(map[streamKey]hlc.HLC), done: make(map[streamKey]bool),
+	}
+	var names []string
+	for _, n := range e.reg.Ordered(kind) {
+		if types[n] {
+			names = append(names, n)
+		}
+	}
+	var wms []protocol.Watermark
+	keys := make([]streamKey, 0, len(mine))
+	for k := range mine {
+		keys = append(keys, k)
+	}
+	sortKeys(keys)
+	for _, k := range keys {
+		if !types[k.model] || mine[k].IsZero() || len(wms) == protocol.MaxWatermarks {
+			continue
+		}
+		r.positions[k] = mine[k]
+		wms = append(wms, protocol.Watermark{DeviceID: k.origin, ModelType: k.model, HLC: mine[k]})
+	}
+	var msg protocol.Message
+	if kind == DeviceOwned {
+		msg = &protocol.StateRequest{LibraryID: lib.info.ID, ModelTypes: names, Limit: uint32(e.cfg.PageSize), Watermarks: wms}
+	} else {
+		msg = &protocol.SharedChangeRequest{LibraryID: lib.info.ID, ModelTypes: names, Limit: uint32(e.cfg.PageSize), Watermarks: wms}
+	}
+	e.reqs[r.id] = r
+	p.pending[kind] = r.id
+	p.want[kind] = make(map[string]bool)
+	e.out.reqs = append(e.out.reqs, Request{ID: r.id, Library: lib.info.ID, To: p.device, Message: msg})
+}
+
+func sortKeys(keys []streamKey) {
+	sort.Slice(keys, func(i, j int) bool { return lessKey(keys[i], keys[j]) })
+}
+
+// StepResponse feeds one response frame of request id. An error means the
+// response is refused: the caller resets the request stream and calls
+// RequestDone.
+func (e *Engine) StepResponse(now time.Time, id uint64, m protocol.Message) error {
+	e.setNow(now)
+	r, ok := e.reqs[id]
+	if !ok {
+		return e.refuse(fmt.Errorf("%w: response to request %d, which is not open", protocol.ErrUnexpected, id))
+	}
+	lib, err := e.libraryFor(r.lib)
+	if err != nil {
+		return e.refuse(err)
+	}
+	if err := m.Validate(); err != nil {
+		return e.refuse(err)
+	}
+	if m.Library() != r.lib {
+		return e.refuse(fmt.Errorf("%w: response names library %s, request was for %s", protocol.ErrUnexpected, m.Library(), r.lib))
+	}
+	if p := lib.peers[r.peer]; p != nil {
+		p.lastHeard = now
+	}
+	switch m := m.(type) {
+	case *protocol.StateResponse:
+		if r.kind != DeviceOwned {
+			return e.refuse(fmt.Errorf("%w: StateResponse to a SharedChangeRequest", protocol.ErrUnexpected))
+		}
+		entries := make([]pageEntry, len(m.Records))
+		for i, rec := range m.Records {
+			entries[i] = pageEntry{state: rec, hlc: rec.Timestamp}
+		}
+		return e.applyPage(lib, r, streamKey{model: m.ModelType, origin: m.DeviceID}, entries, m.UpTo, m.Complete, m.Snapshot, m)
+	case *protocol.SharedChangeResponse:
+		if r.kind != Shared {
+			return e.refuse(fmt.Errorf("%w: SharedChangeResponse to a StateRequest", protocol.ErrUnexpected))
+		}
+		entries := make([]pageEntry, len(m.Entries))
+		for i, en := range m.Entries {
+			entries[i] = pageEntry{shared: en, hlc: en.HLC}
+		}
+		return e.applyPage(lib, r, streamKey{model: m.ModelType, origin: m.DeviceID}, entries, m.UpTo, m.Complete, m.Snapshot, m)
+	case *protocol.Error:
+		e.stats.Refused["peer:"+m.Code.String()]++
+		return fmt.Errorf("peer refused request: %w: %s", protocol.ErrorOf(m.Code), m.Message)
+	default:
+		return e.refuse(fmt.Errorf("%w: %s on a request stream", protocol.ErrUnexpected, m.Name()))
+	}
+}
+
+type pageEntry struct {
+	state  protocol.StateRecord
+	shared protocol.SharedChangeEntry
+	hlc    hlc.HLC
+}
+
+// applyPage applies one page of stream k. The rule: the responder holds
+// nothing of the stream in (cursor, upTo] beyond this page and the stream's
+// earlier pages, and holds everything up to complete; this node already held
+// everything up to its position. So it now holds everything up to
+// min(upTo, complete), and stores that as its watermark with the page.
+func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []pageEntry, upTo, complete hlc.HLC, exact bool, m protocol.Message) error {
+	if len(entries) == 0 && upTo.IsZero() && complete.IsZero() {
+		return nil // the single empty page of a request with nothing to send
+	}
+	kind := e.reg.Strategy(k.model)
+	if kind != r.kind || (len(r.types) > 0 && !r.types[k.model]) {
+		return e.refuse(fmt.Errorf("%w: page of stream %s/%s, which was not requested", protocol.ErrUnexpected, k.model, k.origin))
+	}
+	if !r.started || r.cur != k {
+		if r.done[k] {
+			return e.refuse(fmt.Errorf("%w: stream %s/%s resumed after it ended", protocol.ErrUnexpected, k.model, k.origin))
+		}
+		if r.started {
+			r.done[r.cur] = true
+		}
+		r.cur, r.started, r.cursor, r.frozen = k, true, r.positions[k], false
+	}
+	for _, en := range entries {
+		if !en.hlc.After(r.cursor) {
+			return e.refuse(fmt.Errorf("%w: page entry %s is not after the stream's position %s", protocol.ErrUnexpected, en.hlc, r.cursor))
+		}
+	}
+	r.pages++
+	r.records += len(entries)
+	e.stats.PagesApplied++
+	e.stats.RecordsApplied += len(entries)
+	from := r.cursor
+	if upTo.After(r.cursor) {
+		r.cursor = upTo
+	}
+	if k.origin == e.cfg.Device {
+		return nil // this node is the authority on its own streams
+	}
+	s := k.in(lib.info.ID)
+
+	// Entries too far in the future are a suffix (HLC order): quarantine
+	// them, and cap the watermark below the first of them.
+	good := len(entries)
+	for i, en := range entries {
+		if e.clock.CheckDrift(en.hlc) != nil {
+			good = i
+			break
+		}
+	}
+	bound := hlc.Min(upTo, complete)
+	if good < len(entries) {
+		bound = hlc.Min(bound, from)
+		if good > 0 {
+			bound = hlc.Min(upTo, hlc.Min(complete, entries[good-1].hlc))
+		}
+		if r.frozen {
+			bound = hlc.HLC{}
+		}
+		r.frozen = true
+		if err := e.quarantinePage(lib, r.peer, s, entries[good:], m); err != nil {
+			return err
+		}
+		entries = entries[:good]
+	} else if r.frozen {
+		bound = hlc.HLC{}
+	}
+	for _, en := range entries {
+		var err error
+		if kind == DeviceOwned {
+			err = e.applyOwned(s, en.state)
+		} else {
+			err = e.applyShared(s, en.shared)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if exact && bound.After(from) {
+		if err := e.dropMissing(s, from, bound, entries); err != nil {
+			return err
+		}
+	}
+	if err := e.setWatermark(s, bound); err != nil {
+		return err
+	}
+	if kind == Shared {
+		return e.extendChain(s)
+	}
+	return nil
+}
+
+// dropMissing removes this node's records of stream s in (from, upTo] that
+// an exact page does not list: the responder purged their tombstones, so they
+// were deleted.
+func (e *Engine) dropMissing(s store.Stream, from, upTo hlc.HLC, entries []pageEntry) error {
+	listed := make(map[uuid.UUID]bool, len(entries))
+	for _, en := range entries {
+		if en.shared.RecordUUID != uuid.Nil {
+			listed[en.shared.RecordUUID] = true
+		} else {
+			listed[en.state.RecordUUID] = true
+		}
+	}
+	recs, err := e.recordsInRange(s, from, upTo)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if listed[rec.ID] {
+			continue
+		}
+		k := store.RecordKey{Library: rec.Library, ModelType: rec.ModelType, ID: rec.ID}
+		e.ov.dropRecord(k)
+		if !rec.Deleted {
+			e.out.event(Event{Library: rec.Library, ModelType: rec.ModelType, ID: rec.ID, Deleted: true, By: rec.Version.DeviceID})
+		}
+	}
+	return nil
+}
+
+// quarantinePage stores the skewed tail of a relayed page, as a response
+// message, so that it is applied (without moving watermarks) once the clock
+// has caught up.
+func (e *Engine) quarantinePage(lib *library, from uuid.UUID, s store.Stream, entries []pageEntry, orig protocol.Message) error {
+	last := entries[len(entries)-1].hlc
+	var m protocol.Message
+	switch orig.(type) {
+	case *protocol.StateResponse:
+		recs := make([]protocol.StateRecord, len(entries))
+		for i, en := range entries {
+			recs[i] = en.state
+		}
+		m = &protocol.StateResponse{LibraryID: s.Library, ModelType: s.ModelType, DeviceID: s.Origin, Records: recs, UpTo: last, Complete: last}
+	default:
+		ens := make([]protocol.SharedChangeEntry, len(entries))
+		for i, en := range entries {
+			ens[i] = en.shared
+		}
+		m = &protocol.SharedChangeResponse{LibraryID: s.Library, ModelType: s.ModelType, DeviceID: s.Origin, Entries: ens, UpTo: last, Complete: last}
+	}
+	err := e.clock.CheckDrift(last)
+	return e.quarantine(lib, from, last, m, err)
+}
+
+// RequestDone tells the engine that the stream of request id ended, with
+// err nil after the final page and non-nil if it failed. A failed catch-up is
+// retried later; the pages stored so far are kept.
+func (e *Engine) RequestDone(now time.Time, id uint64, err error) {
+	e.setNow(now)
+	r, ok := e.reqs[id]
+	if !ok {
+		return
+	}
+	delete(e.reqs, id)
+	lib, ok := e.libs[r.lib]
+	if !ok {
+		return
+	}
+	p := lib.peers[r.peer]
+	if p == nil || p.pending[r.kind] != id {
+		return
+	}
+	p.pending[r.kind] = 0
+	p.nextTry[r.kind] = now.Add(e.cfg.RetryInterval)
+	if err != nil {
+		// Ask again for the same model types on the next try.
+		for t := range r.types {
+			p.want[r.kind][t] = true
+		}
+	}
+}

@@ -1,0 +1,297 @@
+package engine
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/syncnode/syncnode/hlc"
+	"github.com/syncnode/syncnode/protocol"
+	"github.com/syncnode/syncnode/store"
+)
+
+// Serve checks a catch-up request (a *protocol.StateRequest or
+// *protocol.SharedChangeRequest) from the authenticated device from and
+// returns a Responder that produces the response frames. The Responder only
+// reads the store, so it may run on any goroutine, concurrently with the
+// engine. An error (wrapping a protocol sentinel) means the request is
+// refused and nothing of the library may be sent.
+func (e *Engine) Serve(now time.Time, from uuid.UUID, m protocol.Message) (*Responder, error) {
+	if !e.loaded {
+		return nil, ErrNotReady
+	}
+	e.setNow(now)
+	lib, err := e.libraryFor(m.Library())
+	if err != nil {
+		return nil, e.refuse(err)
+	}
+	if _, ok := lib.members[from]; !ok || from == e.cfg.Device {
+		return nil, e.refuse(fmt.Errorf("%w: device %s in library %s", protocol.ErrNotMember, from, lib.info.ID))
+	}
+	if err := m.Validate(); err != nil {
+		return nil, e.refuse(err)
+	}
+	r := &Responder{st: e.st, lib: lib.info.ID, positions: make(map[streamKey]hlc.HLC)}
+	var types []string
+	var wms []protocol.Watermark
+	switch m := m.(type) {
+	case *protocol.StateRequest:
+		r.kind, types, wms, r.limit = DeviceOwned, m.ModelTypes, m.Watermarks, int(m.Limit)
+		r.since = derefHLC(m.Since)
+		if m.DeviceID != nil {
+			r.owner = *m.DeviceID
+		}
+	case *protocol.SharedChangeRequest:
+		r.kind, types, wms, r.limit = Shared, m.ModelTypes, m.Watermarks, int(m.Limit)
+		r.since = derefHLC(m.SinceHLC)
+	default:
+		return nil, e.refuse(fmt.Errorf("%w: %s is not a request", protocol.ErrUnexpected, m.Name()))
+	}
+	if r.limit > e.cfg.PageSize {
+		r.limit = e.cfg.PageSize
+	}
+	want := make(map[string]bool, len(types))
+	for _, t := range types {
+		if e.reg.Strategy(t) != r.kind {
+			return nil, e.refuse(fmt.Errorf("%w: %q is not a %s model type here", protocol.ErrUnknownModelType, t, r.kind))
+		}
+		want[t] = true
+	}
+	for _, t := range e.reg.Ordered(r.kind) {
+		if len(want) == 0 || want[t] {
+			r.types = append(r.types, t)
+		}
+	}
+	for _, w := range wms {
+		r.positions[streamKey{model: w.ModelType, origin: w.DeviceID}] = w.HLC
+	}
+	return r, nil
+}
+
+// Responder produces the response frames of one catch-up request: the
+// selected streams one after the other, model types in dependency order, each
+// stream's pages in HLC order, each page read in one store snapshot.
+type Responder struct {
+	st        store.Reader
+	lib       uuid.UUID
+	kind      Strategy
+	types     []string
+	owner     uuid.UUID // device-owned requests: one owner, or Nil for all
+	since     hlc.HLC
+	positions map[streamKey]hlc.HLC
+	limit     int
+
+	streams []store.Stream // of the current model type, not yet served
+	typeIdx int
+	cur     *store.Stream
+	cursor  hlc.HLC
+	snap    bool
+
+	next  protocol.Message // look-ahead, so that HasMore is known
+	ended bool
+
+	// Sent counts the entries sent so far.
+	Sent int
+}
+
+// Next returns the next response frame, or io.EOF after the last one (whose
+// HasMore is false). A request with nothing to send still gets one empty
+// page.
+func (r *Responder) Next() (protocol.Message, error) {
+	if r.ended && r.next == nil {
+		return nil, io.EOF
+	}
+	if r.next == nil && !r.ended {
+		m, err := r.page()
+		if err != nil {
+			return nil, err
+		}
+		if m == nil {
+			r.ended = true
+			return r.emptyPage(), nil
+		}
+		r.next = m
+	}
+	cur := r.next
+	r.next = nil
+	if !r.ended {
+		m, err := r.page()
+		if err != nil {
+			return nil, err
+		}
+		if m == nil {
+			r.ended = true
+		} else {
+			r.next = m
+		}
+	}
+	setHasMore(cur, r.next != nil)
+	return cur, nil
+}
+
+func (r *Responder) emptyPage() protocol.Message {
+	if r.kind == DeviceOwned {
+		return &protocol.StateResponse{LibraryID: r.lib, ModelType: r.typeName(), DeviceID: r.ownerOrSelf(), Records: []protocol.StateRecord{}}
+	}
+	return &protocol.SharedChangeResponse{LibraryID: r.lib, ModelType: r.typeName(), DeviceID: r.ownerOrSelf(), Entries: []protocol.SharedChangeEntry{}}
+}
+
+func (r *Responder) typeName() string {
+	if len(r.types) > 0 {
+		return r.types[0]
+	}
+	return "none"
+}
+
+// ownerOrSelf names some device for an empty page's stream fields; the page
+// carries no records and a zero bound, so it moves nothing.
+func (r *Responder) ownerOrSelf() uuid.UUID {
+	if r.owner != uuid.Nil {
+		return r.owner
+	}
+	return uuid.UUID{0: 1}
+}
+
+func setHasMore(m protocol.Message, more bool) {
+	switch m := m.(type) {
+	case *protocol.StateResponse:
+		m.HasMore = more
+	case *protocol.SharedChangeResponse:
+		m.HasMore = more
+	}
+}
+
+// page produces the next non-empty page, or nil when everything was sent.
+func (r *Responder) page() (protocol.Message, error) {
+	for {
+		if r.cur == nil {
+			s, ok, err := r.nextStream()
+			if err != nil || !ok {
+				return nil, err
+			}
+			r.cur = &s
+			r.cursor = r.since
+			if h, ok := r.positions[keyOf(s)]; ok {
+				r.cursor = h
+			}
+			r.snap = false
+		}
+		m, more, err := r.readPage(*r.cur)
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			r.cur = nil
+		}
+		if m != nil {
+			return m, nil
+		}
+	}
+}
+
+// nextStream returns the next stream to serve.
+func (r *Responder) nextStream() (store.Stream, bool, error) {
+	for len(r.streams) == 0 {
+		if r.typeIdx >= len(r.types) {
+			return store.Stream{}, false, nil
+		}
+		model := r.types[r.typeIdx]
+		r.typeIdx++
+		all, err := r.st.Streams(r.lib)
+		if err != nil {
+			return store.Stream{}, false, fmt.Errorf("listing streams: %w", err)
+		}
+		for _, s := range all {
+			if s.ModelType == model && (r.owner == uuid.Nil || s.Origin == r.owner) {
+				r.streams = append(r.streams, s)
+			}
+		}
+	}
+	s := r.streams[0]
+	r.streams = r.streams[1:]
+	return s, true, nil
+}
+
+// readPage reads one page of stream s after the cursor. It returns the page
+// (nil if there is nothing worth sending) and whether the stream has more.
+func (r *Responder) readPage(s store.Stream) (protocol.Message, bool, error) {
+	var (
+		complete hlc.HLC
+		last     hlc.HLC
+		n        int
+		msg      protocol.Message
+	)
+	useLog := false
+	if r.kind == Shared && !r.snap {
+		lp, err := r.st.LogPage(s, r.cursor, r.limit)
+		if err != nil {
+			return nil, false, fmt.Errorf("reading log page: %w", err)
+		}
+		if r.cursor.Less(lp.PrunePoint.Log) {
+			r.snap = true // the log no longer reaches back to the cursor
+		} else {
+			useLog = true
+			complete, n = lp.Watermark, len(lp.Entries)
+			ens := make([]protocol.SharedChangeEntry, n)
+			for i, le := range lp.Entries {
+				ens[i] = protocol.SharedChangeEntry{HLC: le.HLC, ModelType: le.ModelType, RecordUUID: le.RecordID,
+					ChangeType: protocol.ChangeType(le.ChangeType), Data: le.Data, Prev: optHLC(le.Prev)}
+				if ens[i].ChangeType == protocol.Delete {
+					ens[i].Data = nil
+				}
+			}
+			if n > 0 {
+				last = ens[n-1].HLC
+			}
+			msg = &protocol.SharedChangeResponse{LibraryID: r.lib, Entries: ens, DeviceID: s.Origin, ModelType: s.ModelType}
+		}
+	}
+	if !useLog {
+		sp, err := r.st.StatePage(s, r.cursor, r.limit)
+		if err != nil {
+			return nil, false, fmt.Errorf("reading state page: %w", err)
+		}
+		if r.cursor.Less(sp.PrunePoint.Tombstones) || r.cursor.Less(sp.PrunePoint.Log) {
+			r.snap = true
+		}
+		complete, n = sp.Watermark, len(sp.Records)
+		if n > 0 {
+			last = sp.Records[n-1].Version
+		}
+		if r.kind == DeviceOwned {
+			recs := make([]protocol.StateRecord, n)
+			for i, rec := range sp.Records {
+				recs[i] = protocol.StateRecord{RecordUUID: rec.ID, Data: rec.Data, Timestamp: rec.Version, Deleted: rec.Deleted}
+			}
+			msg = &protocol.StateResponse{LibraryID: r.lib, ModelType: s.ModelType, DeviceID: s.Origin, Records: recs, Snapshot: r.snap}
+		} else {
+			ens := make([]protocol.SharedChangeEntry, n)
+			for i, rec := range sp.Records {
+				ens[i] = protocol.SharedChangeEntry{HLC: rec.Version, ModelType: rec.ModelType, RecordUUID: rec.ID, ChangeType: protocol.Update, Data: rec.Data}
+				if rec.Deleted {
+					ens[i].ChangeType, ens[i].Data = protocol.Delete, nil
+				}
+			}
+			msg = &protocol.SharedChangeResponse{LibraryID: r.lib, Entries: ens, DeviceID: s.Origin, ModelType: s.ModelType, Snapshot: r.snap}
+		}
+	}
+	more := n == r.limit
+	upTo := last
+	if !more && complete.After(upTo) {
+		upTo = complete
+	}
+	if n == 0 && !upTo.After(r.cursor) {
+		return nil, false, nil // nothing new in this stream
+	}
+	r.cursor = upTo
+	r.Sent += n
+	switch m := msg.(type) {
+	case *protocol.StateResponse:
+		m.UpTo, m.Complete = upTo, complete
+	case *protocol.SharedChangeResponse:
+		m.UpTo, m.Complete = upTo, complete
+	}
+	return msg, more, nil
+}

@@ -1,0 +1,234 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/syncnode/syncnode/hlc"
+	"github.com/syncnode/syncnode/protocol"
+	"github.com/syncnode/syncnode/store"
+)
+
+// Tick moves the engine's time to now and does what is due: heartbeats,
+// timeouts of silent peers, coalesced acknowledgements, retries of catch-up
+// and of quarantined changes, and pruning. Call it regularly (every few
+// hundred milliseconds is plenty).
+func (e *Engine) Tick(now time.Time) error {
+	if !e.loaded {
+		return ErrNotReady
+	}
+	e.setNow(now)
+	for _, libID := range sortedIDs(e.libs) {
+		lib := e.libs[libID]
+		if err := e.tickPeers(lib, now); err != nil {
+			return err
+		}
+		if err := e.releaseQuarantine(lib); err != nil {
+			return err
+		}
+	}
+	if now.Sub(e.lastPrune) >= e.cfg.PruneInterval || now.Before(e.lastPrune) {
+		e.lastPrune = now
+		for _, libID := range sortedIDs(e.libs) {
+			if err := e.prune(e.libs[libID], now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (e *Engine) tickPeers(lib *library, now time.Time) error {
+	var wms []protocol.Watermark
+	for _, id := range sortedIDs(lib.peers) {
+		p := lib.peers[id]
+		if !p.connected {
+			continue
+		}
+		if now.Sub(p.lastHeard) > e.cfg.PeerTimeout {
+			e.out.disconnect(Disconnect{Library: lib.info.ID, Device: id,
+				Reason: fmt.Errorf("%w: no message for %v", protocol.ErrTimeout, now.Sub(p.lastHeard).Round(time.Millisecond))})
+			e.dropPeer(lib, id)
+			continue
+		}
+		if wms == nil {
+			var err error
+			if wms, err = e.watermarkList(lib.info.ID); err != nil {
+				return err
+			}
+		}
+		if now.Sub(p.lastBeat) >= e.cfg.HeartbeatInterval {
+			p.lastBeat, p.lastAck = now, now
+			e.out.send(lib.info.ID, id, &protocol.Heartbeat{LibraryID: lib.info.ID, DeviceID: e.cfg.Device, Clock: e.clock.Now(), Watermarks: wms})
+			for _, w := range wms {
+				p.ackSent[streamKey{model: w.ModelType, origin: w.DeviceID}] = w.HLC
+			}
+		} else if now.Sub(p.lastAck) >= e.cfg.AckInterval {
+			e.sendAcks(lib, p, wms)
+		}
+		if err := e.maybeCatchUp(lib, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendAcks reports the shared streams whose watermark moved since the last
+// report to p, one AckSharedChanges per stream.
+func (e *Engine) sendAcks(lib *library, p *peer, wms []protocol.Watermark) {
+	p.lastAck = e.now()
+	for _, w := range wms {
+		k := streamKey{model: w.ModelType, origin: w.DeviceID}
+		if e.reg.Strategy(w.ModelType) != Shared || !w.HLC.After(p.ackSent[k]) {
+			continue
+		}
+		p.ackSent[k] = w.HLC
+		e.out.send(lib.info.ID, p.device, &protocol.AckSharedChanges{
+			LibraryID: lib.info.ID, FromDevice: e.cfg.Device, UpToHLC: w.HLC, ModelType: w.ModelType,
+		})
+	}
+}
+
+// lastSeen returns when a member was last heard of.
+func (e *Engine) lastSeen(lib *library, m store.Member) time.Time {
+	t := m.LastSeen
+	if m.AddedAt > t {
+		t = m.AddedAt
+	}
+	seen := time.UnixMilli(int64(t))
+	if p, ok := lib.peers[m.DeviceID]; ok && p.lastHeard.After(seen) {
+		seen = p.lastHeard
+	}
+	return seen
+}
+
+// prune drops history that no member needs any more. Two rules:
+//
+//   - Log entries of a stream are dropped at or below the least watermark
+//     of that stream among this node and the active members (heard from
+//     within the horizon). A member silent for longer holds nothing back; on
+//     its return it is served snapshot pages.
+//   - Tombstones of a model type are dropped at or below its stable point:
+//     the least watermark, over every member (silent ones included) and over
+//     every stream of the type that anyone reported. Below it no older write
+//     of any record can still arrive anywhere, so a dropped tombstone cannot
+//     let an older write resurrect its record. A stream's origin counts as
+//     holding its own stream entirely.
+func (e *Engine) prune(lib *library, now time.Time) error {
+	mine, err := e.watermarks(lib.info.ID)
+	if err != nil {
+		return err
+	}
+	pps, err := e.prunePoints(lib.info.ID)
+	if err != nil {
+		return err
+	}
+	members := sortedIDs(lib.members)
+	active := make(map[uuid.UUID]bool, len(members))
+	for _, id := range members {
+		active[id] = id != e.cfg.Device && now.Sub(e.lastSeen(lib, lib.members[id])) <= e.cfg.Horizon
+	}
+	// Every stream anyone reported.
+	known := make(map[streamKey]bool, len(mine))
+	for k := range mine {
+		known[k] = true
+	}
+	for ak := range lib.acks {
+		known[ak.s] = true
+	}
+	for _, p := range lib.peers {
+		for k := range p.wms {
+			known[k] = true
+		}
+	}
+	keys := make([]streamKey, 0, len(known))
+	for k := range known {
+		if e.reg.Strategy(k.model) != 0 {
+			keys = append(keys, k)
+		}
+	}
+	sortKeys(keys)
+	held := func(member uuid.UUID, k streamKey) (hlc.HLC, bool) {
+		switch {
+		case member == k.origin:
+			return hlc.HLC{}, false // an origin holds all of its own stream
+		case member == e.cfg.Device:
+			return mine[k], true
+		default:
+			return lib.acks[ackKey{member: member, s: k}], true
+		}
+	}
+	// effective extends what a member holds of a quiet stream: holding the
+	// origin's last write means holding everything up to the origin's clock.
+	effective := func(member uuid.UUID, k streamKey) (hlc.HLC, bool) {
+		h, ok := held(member, k)
+		if oc, known := lib.origins[k]; ok && known && !h.Less(oc.last) && oc.clock.After(h) {
+			h = oc.clock
+		}
+		if k.origin == e.cfg.Device && ok {
+			// This node knows its own stream exactly: nothing after its
+			// last write, and nothing up to its clock.
+			if own := e.clock.Last(); !h.Less(mine[k]) && own.After(h) {
+				h = own
+			}
+		}
+		return h, ok
+	}
+	// Stable points per model type, over every member and stream.
+	stable := make(map[string]hlc.HLC)
+	for _, k := range keys {
+		for _, id := range members {
+			h, ok := effective(id, k)
+			if !ok {
+				continue
+			}
+			if cur, seen := stable[k.model]; !seen || h.Less(cur) {
+				stable[k.model] = h
+			}
+		}
+	}
+	moved := false
+	for _, k := range keys {
+		if _, ok := mine[k]; !ok {
+			continue // nothing of it stored here
+		}
+		s := k.in(lib.info.ID)
+		pp := pps[k]
+		pp.Stream = s
+		changed := false
+		if e.reg.Strategy(k.model) == Shared {
+			p := mine[k]
+			for _, id := range members {
+				if !active[id] {
+					continue
+				}
+				if h, ok := held(id, k); ok {
+					p = hlc.Min(p, h)
+				}
+			}
+			if p.After(pp.Log) {
+				pp.Log = p
+				e.ov.pruneLog = append(e.ov.pruneLog, store.Mark{Stream: s, HLC: p})
+				changed = true
+			}
+		}
+		// Tombstones of this stream are purged below the stable point (a
+		// node never purges past its own watermark of another's stream).
+		t := stable[k.model]
+		if t.After(pp.Tombstones) {
+			pp.Tombstones = t
+			e.ov.purge = append(e.ov.purge, store.Mark{Stream: s, HLC: t})
+			changed = true
+		}
+		if changed {
+			e.ov.setPrunePoint(pp)
+			moved = true
+		}
+	}
+	if moved {
+		e.stats.Pruned++
+	}
+	return nil
+}
