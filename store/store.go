@@ -325,7 +325,9 @@ func (b *Batch) Empty() bool {
 type Store interface {
 	Reader
 	// Apply writes b atomically (see Batch). When it returns nil, the atomic
-	// part is durable.
+	// part is durable. An error wrapping ErrInvalid or ErrTooBig means nothing
+	// was written. An error from PruneLog or PurgeTombstones comes after the
+	// atomic part was written; asking for the same deletions again is safe.
 	Apply(b *Batch) error
 	// Close releases the store; later calls return ErrClosed.
 	Close() error

@@ -28,7 +28,7 @@ type request struct {
 	cursor  hlc.HLC
 	// frozen is set once entries of the current stream were quarantined:
 	// the stream's watermark must stay below them for this request.
-	frozen bool
+	frozen  bool
 	done    map[streamKey]bool
 	pages   int
 	records int
