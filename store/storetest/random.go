@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"slices"
 	"strings"
 	"testing"
@@ -206,10 +208,14 @@ func (m *refModel) quarantined(lib uuid.UUID, limit int) []store.Quarantined {
 }
 
 // testRandom applies random batches to the store and to the reference model
-// and compares random reads after each. Few IDs, devices and timestamps make
+// and compares random reads after each. STORETEST_SEED picks another seed. Few IDs, devices and timestamps make
 // moves, ties, overwrites and prefix neighbours common.
 func testRandom(t *testing.T, s store.Store) {
-	const seed, steps = 20240917, 300
+	const steps = 300
+	seed := uint64(20240917)
+	if v, err := strconv.ParseUint(os.Getenv("STORETEST_SEED"), 10, 64); err == nil {
+		seed = v // replay or explore: STORETEST_SEED=n go test -run Conformance/Random
+	}
 	rng := rand.New(rand.NewPCG(seed, seed))
 	ref := newRefModel()
 	libs := []uuid.UUID{lib1, lib2}
