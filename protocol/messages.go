@@ -144,7 +144,9 @@ type SharedChangeEntry struct {
 	ChangeType ChangeType      `cbor:"change_type"`
 	Data       cbor.RawMessage `cbor:"data,omitempty"`
 	// Prev is the origin's previous change in the same stream (same origin
-	// and model type), or nil if none is known (an addition to the seed).
+	// and model type), or nil if this is the origin's first change in the
+	// stream; an origin persists its last HLC per stream to fill it (an
+	// addition to the seed). A receiver treats nil as the zero HLC.
 	Prev *HLC `cbor:"prev,omitempty"`
 }
 
