@@ -328,6 +328,7 @@ func TestEncodeRejects(t *testing.T) {
 		{"payload not CBOR", &SharedChange{LibraryID: exLibrary, HLC: hlcB(1, 0), ModelType: "tag", RecordUUID: exRec1, ChangeType: Insert, Data: cbor.RawMessage{0xff}}, ErrInvalid},
 		{"payload with trailing bytes", &SharedChange{LibraryID: exLibrary, HLC: hlcB(1, 0), ModelType: "tag", RecordUUID: exRec1, ChangeType: Insert, Data: cbor.RawMessage{0x01, 0x02}}, ErrInvalid},
 		{"payload with a tag", &SharedChange{LibraryID: exLibrary, HLC: hlcB(1, 0), ModelType: "tag", RecordUUID: exRec1, ChangeType: Insert, Data: cbor.RawMessage{0xc1, 0x01}}, ErrInvalid},
+		{"payload with invalid UTF-8", &SharedChange{LibraryID: exLibrary, HLC: hlcB(1, 0), ModelType: "tag", RecordUUID: exRec1, ChangeType: Insert, Data: cbor.RawMessage{0x61, 0xff}}, ErrInvalid},
 		{"payload of indefinite length", &SharedChange{LibraryID: exLibrary, HLC: hlcB(1, 0), ModelType: "tag", RecordUUID: exRec1, ChangeType: Insert, Data: cbor.RawMessage{0x9f, 0xff}}, ErrInvalid},
 		{"payload array too large", &SharedChange{LibraryID: exLibrary, HLC: hlcB(1, 0), ModelType: "tag", RecordUUID: exRec1, ChangeType: Insert, Data: cat(cHead(majorArray, MaxCollectionSize+1), bytes.Repeat([]byte{0}, MaxCollectionSize+1))}, ErrInvalid},
 	} {

@@ -14,8 +14,10 @@ import (
 // bytes, then the body: one message's CBOR. The length is never zero and is
 // written in its shortest form.
 
-// ByteReader is what ReadFrame reads from: a *bufio.Reader, for example.
-type ByteReader interface {
+// BufferedReader is what ReadFrame reads from: an io.Reader that also reads
+// single bytes, such as a *bufio.Reader. ReadFrame reads the length prefix
+// byte by byte and never reads past the end of the frame.
+type BufferedReader interface {
 	io.Reader
 	io.ByteReader
 }
@@ -58,12 +60,12 @@ func WriteFrame(w io.Writer, body []byte) error {
 // 10 bytes, overflows 64 bits or is not in its shortest form. Other errors of
 // r are returned wrapped. After any error but io.EOF the stream is out of
 // step and must be reset.
-func ReadFrame(r ByteReader, maxSize int) ([]byte, error) {
+func ReadFrame(r BufferedReader, maxSize int) ([]byte, error) {
 	return readFrame(r, maxSize, nil)
 }
 
 // readFrame is ReadFrame reading into buf when it is large enough.
-func readFrame(r ByteReader, maxSize int, buf []byte) ([]byte, error) {
+func readFrame(r BufferedReader, maxSize int, buf []byte) ([]byte, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxFrameSize
 	}
@@ -122,7 +124,7 @@ func readLength(r io.ByteReader) (uint64, error) {
 // Reader reads messages from a stream, one frame each. It is not safe for
 // concurrent use.
 type Reader struct {
-	r       ByteReader
+	r       BufferedReader
 	maxSize int
 	buf     []byte // reused for frames up to reuseLimit
 }
@@ -137,7 +139,7 @@ const reuseLimit = 64 << 10
 // wrapped in a bufio.Reader, which may read ahead of the current frame: from
 // then on, read r only through the Reader.
 func NewReader(r io.Reader, maxFrame int) *Reader {
-	br, ok := r.(ByteReader)
+	br, ok := r.(BufferedReader)
 	if !ok {
 		br = bufio.NewReader(r)
 	}

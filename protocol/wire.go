@@ -55,6 +55,24 @@ type shape struct {
 	max    uint64            // kindUint
 	elem   *shape            // kindList
 	fields map[string]*shape // kindStruct
+	// list holds fields again, for lookup by a linear scan, which beats a
+	// map lookup for the handful of fields a struct has.
+	list []namedShape
+}
+
+type namedShape struct {
+	name  string
+	shape *shape
+}
+
+// field returns the shape of the field named key, or nil.
+func (s *shape) field(key []byte) *shape {
+	for i := range s.list {
+		if s.list[i].name == string(key) {
+			return s.list[i].shape
+		}
+	}
+	return nil
 }
 
 var (
@@ -127,6 +145,7 @@ func shapeOf(t reflect.Type, cache map[reflect.Type]*shape) *shape {
 				panic(fmt.Sprintf("protocol: field %s.%s has no CBOR name", t, sf.Name))
 			}
 			s.fields[name] = shapeOf(sf.Type, cache)
+			s.list = append(s.list, namedShape{name, s.fields[name]})
 		}
 	default:
 		panic(fmt.Sprintf("protocol: no wire shape for Go type %s", t))
@@ -427,8 +446,8 @@ func (w *walker) value(s *shape, level int) error {
 			if !utf8.Valid(key) {
 				return errors.New("field name is not valid UTF-8")
 			}
-			fs, ok := s.fields[string(key)]
-			if !ok {
+			fs := s.field(key)
+			if fs == nil {
 				fs = anyShape
 			}
 			if err := w.value(fs, level+1); err != nil {
