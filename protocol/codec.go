@@ -217,20 +217,22 @@ func checkEncoded(m Message, b []byte) error {
 // Decode decodes one frame body into a message and validates it. It does not
 // retain b: the message owns all of its memory.
 //
-// Errors: ErrMalformed (wrapped with the decoder's reason, and with the
-// variant name once known) when b is not exactly one well-formed CBOR data
-// item within the limits (MaxNesting, MaxCollectionSize, no tags, no
-// indefinite lengths, no duplicate keys, valid UTF-8), when the top-level
-// value is not a map with exactly one text key, or when a known field has the
-// wrong type (a UUID that is not a 16-byte byte string, an HLC that is not a
-// 3-element array, ...); ErrUnknownMessage when the variant name is not known;
-// otherwise the Validate error, which wraps ErrInvalid. The message is nil
-// whenever the error is not.
+// Errors: ErrMalformed, wrapped with the reason and the field's path, as in
+// "decoding StateBatch: protocol: malformed message: records[3].timestamp:
+// ...", when b is not exactly one well-formed CBOR data item within the limits
+// (MaxNesting, MaxCollectionSize, no tags, no indefinite lengths, no duplicate
+// keys, valid UTF-8 everywhere, payloads included), when the top-level value
+// is not a map with exactly one text key, or when a known field has the wrong
+// type (a UUID that is not a 16-byte byte string, an HLC that is not
+// [uint, uint32, UUID], null where the field is not nullable, ...);
+// ErrUnknownMessage when the variant name is not known; otherwise the Validate
+// error, which wraps ErrInvalid. The message is nil whenever the error is not.
 //
-// Fields of a body that Decode does not know are ignored (forward
-// compatibility), but they too must be well-formed and within the limits. A
-// null in a field that is not nullable decodes as the field's zero value,
-// which Validate then judges. A data field holding null is treated as absent.
+// Decode accepts encodings that are not deterministic (any key order, longer
+// heads): a peer's CBOR library need not sort. Fields of a body that Decode
+// does not know are ignored (forward compatibility), but they too must be
+// well-formed and within the limits. A data field holding null is treated as
+// absent.
 func Decode(b []byte) (Message, error) {
 	name, body, known, err := checkFrame(b)
 	if err != nil {

@@ -39,7 +39,7 @@ func renderExamples(t *testing.T) string {
 		}
 		frame := frameOf(body)
 		_, desc, _ := strings.Cut(ex.title, ": ")
-		fmt.Fprintf(&sb, "\n### %d. %s\n\n%s. The frame is %d bytes: a %d-byte length prefix and %d bytes of CBOR.\n\n",
+		fmt.Fprintf(&sb, "\n### 10.%d %s\n\n%s. The frame is %d bytes: a %d-byte length prefix and %d bytes of CBOR.\n\n",
 			i+1, ex.msg.Name(), upperFirst(desc), len(frame), len(frame)-len(body), len(body))
 		fmt.Fprintf(&sb, "```hex\n# example: %s\n", ex.msg.Name())
 		h := hex.EncodeToString(frame)
