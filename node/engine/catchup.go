@@ -66,7 +66,8 @@ func (e *Engine) maybeCatchUp(lib *library, p *peer) error {
 	}
 	var mine map[streamKey]hlc.HLC
 	for _, kind := range []Strategy{DeviceOwned, Shared} {
-		if p.pending[kind] != 0 || e.now().Before(p.nextTry[kind]) {
+		// Not before nextTry, unless the wall clock stepped back since.
+		if p.pending[kind] != 0 || (e.now().Before(p.nextTry[kind]) && p.nextTry[kind].Sub(e.now()) <= e.cfg.RetryInterval) {
 			continue
 		}
 		if mine == nil {

@@ -222,15 +222,25 @@ func (e *Engine) mergeClock(h hlc.HLC) {
 // it issued after L, so it will never write in (L, clock]. Tombstone purging
 // uses that (see prune); watermarks themselves move only with data.
 func (e *Engine) learnWatermarks(lib *library, p *peer, wms []protocol.Watermark, clock hlc.HLC) error {
-	clockOK := !clock.IsZero() && clock.DeviceID == p.device && e.clock.CheckDrift(clock) == nil
+	own := make(map[string]hlc.HLC)
 	for _, w := range wms {
 		k := streamKey{model: w.ModelType, origin: w.DeviceID}
 		if w.HLC.After(p.wms[k]) {
 			p.wms[k] = w.HLC
 		}
 		e.learnAck(lib, p, k, w.HLC)
-		if w.DeviceID == p.device && clockOK && clock.After(w.HLC) && clock.After(lib.origins[k].clock) {
-			lib.origins[k] = originClock{last: w.HLC, clock: clock}
+		if w.DeviceID == p.device {
+			own[w.ModelType] = w.HLC
+		}
+	}
+	// The list names every stream the peer holds, so a model type missing
+	// from its own streams says: no write of that type up to its clock.
+	if !clock.IsZero() && clock.DeviceID == p.device && e.clock.CheckDrift(clock) == nil && len(wms) < protocol.MaxWatermarks {
+		for _, model := range e.reg.Ordered(0) {
+			k := streamKey{model: model, origin: p.device}
+			if last := own[model]; clock.After(last) && clock.After(lib.origins[k].clock) {
+				lib.origins[k] = originClock{last: last, clock: clock}
+			}
 		}
 	}
 	e.touchMember(lib, p.device)

@@ -52,15 +52,14 @@ func (e *Engine) Serve(now time.Time, from uuid.UUID, m protocol.Message) (*Resp
 	if r.limit > e.cfg.PageSize {
 		r.limit = e.cfg.PageSize
 	}
+	// Model types this node does not sync with the requested strategy are
+	// skipped (a newer peer may know more), not refused.
 	want := make(map[string]bool, len(types))
 	for _, t := range types {
-		if e.reg.Strategy(t) != r.kind {
-			return nil, e.refuse(fmt.Errorf("%w: %q is not a %s model type here", protocol.ErrUnknownModelType, t, r.kind))
-		}
 		want[t] = true
 	}
 	for _, t := range e.reg.Ordered(r.kind) {
-		if len(want) == 0 || want[t] {
+		if len(types) == 0 || want[t] {
 			r.types = append(r.types, t)
 		}
 	}
@@ -131,27 +130,13 @@ func (r *Responder) Next() (protocol.Message, error) {
 	return cur, nil
 }
 
+// emptyPage is the end marker of a response with nothing to send: no stream
+// (nil device, empty model type), no records, zero bounds.
 func (r *Responder) emptyPage() protocol.Message {
 	if r.kind == DeviceOwned {
-		return &protocol.StateResponse{LibraryID: r.lib, ModelType: r.typeName(), DeviceID: r.ownerOrSelf(), Records: []protocol.StateRecord{}}
+		return &protocol.StateResponse{LibraryID: r.lib}
 	}
-	return &protocol.SharedChangeResponse{LibraryID: r.lib, ModelType: r.typeName(), DeviceID: r.ownerOrSelf(), Entries: []protocol.SharedChangeEntry{}}
-}
-
-func (r *Responder) typeName() string {
-	if len(r.types) > 0 {
-		return r.types[0]
-	}
-	return "none"
-}
-
-// ownerOrSelf names some device for an empty page's stream fields; the page
-// carries no records and a zero bound, so it moves nothing.
-func (r *Responder) ownerOrSelf() uuid.UUID {
-	if r.owner != uuid.Nil {
-		return r.owner
-	}
-	return uuid.UUID{0: 1}
+	return &protocol.SharedChangeResponse{LibraryID: r.lib}
 }
 
 func setHasMore(m protocol.Message, more bool) {

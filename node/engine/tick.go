@@ -29,7 +29,7 @@ func (e *Engine) Tick(now time.Time) error {
 			return err
 		}
 	}
-	if now.Sub(e.lastPrune) >= e.cfg.PruneInterval || now.Before(e.lastPrune) {
+	if due(now, e.lastPrune, e.cfg.PruneInterval) {
 		e.lastPrune = now
 		for _, libID := range sortedIDs(e.libs) {
 			if err := e.prune(e.libs[libID], now); err != nil {
@@ -38,6 +38,13 @@ func (e *Engine) Tick(now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// due reports whether a timer last fired at last with period interval is due
+// at now. A wall clock that stepped back (now before last) makes it due, so
+// that no timer stalls until the clock catches up again.
+func due(now, last time.Time, interval time.Duration) bool {
+	return now.Sub(last) >= interval || now.Before(last)
 }
 
 func (e *Engine) tickPeers(lib *library, now time.Time) error {
@@ -59,13 +66,13 @@ func (e *Engine) tickPeers(lib *library, now time.Time) error {
 				return err
 			}
 		}
-		if now.Sub(p.lastBeat) >= e.cfg.HeartbeatInterval {
+		if due(now, p.lastBeat, e.cfg.HeartbeatInterval) {
 			p.lastBeat, p.lastAck = now, now
 			e.out.send(lib.info.ID, id, &protocol.Heartbeat{LibraryID: lib.info.ID, DeviceID: e.cfg.Device, Clock: e.clock.Now(), Watermarks: wms})
 			for _, w := range wms {
 				p.ackSent[streamKey{model: w.ModelType, origin: w.DeviceID}] = w.HLC
 			}
-		} else if now.Sub(p.lastAck) >= e.cfg.AckInterval {
+		} else if due(now, p.lastAck, e.cfg.AckInterval) {
 			e.sendAcks(lib, p, wms)
 		}
 		if err := e.maybeCatchUp(lib, p); err != nil {
@@ -130,8 +137,14 @@ func (e *Engine) prune(lib *library, now time.Time) error {
 	for _, id := range members {
 		active[id] = id != e.cfg.Device && now.Sub(e.lastSeen(lib, lib.members[id])) <= e.cfg.Horizon
 	}
-	// Every stream anyone reported.
+	// Every stream anyone reported, and every member's stream of every type
+	// (a stream this node has not heard of may still hold old writes).
 	known := make(map[streamKey]bool, len(mine))
+	for _, id := range members {
+		for _, model := range e.reg.Ordered(0) {
+			known[streamKey{model: model, origin: id}] = true
+		}
+	}
 	for k := range mine {
 		known[k] = true
 	}

@@ -284,6 +284,14 @@ func (s *Sim) flush(n *node) (persisted bool) {
 		s.fail("node %d: persisting: %v", n.idx, err)
 		return false
 	}
+	if s.cfg.Trace != nil {
+		for _, ev := range rd.Events {
+			s.tracef("n%d event %s/%s del=%v v=%s", n.idx, ev.ModelType, ev.ID.String()[:8], ev.Deleted, ev.Version)
+		}
+		for _, m := range rd.Batch.PurgeTombstones {
+			s.tracef("n%d purge %s/%s <= %s", n.idx, m.ModelType, m.Origin.String()[:4], m.HLC)
+		}
+	}
 	for _, env := range rd.Messages {
 		s.sendLive(n, env)
 	}
@@ -363,7 +371,7 @@ func (s *Sim) sendLive(from *node, env engine.Envelope) {
 				return
 			}
 			dst := s.nodes[to]
-			s.tracef("deliver %s n%d->n%d", m.Name(), from.idx, to)
+			s.tracef("deliver %s n%d->n%d %s", m.Name(), from.idx, to, describe(m))
 			if err := dst.eng.Step(s.wall(dst), from.id, m); err != nil {
 				s.fail("n%d refused %s from honest n%d: %v", to, m.Name(), from.idx, err)
 				return
@@ -375,6 +383,7 @@ func (s *Sim) sendLive(from *node, env engine.Envelope) {
 
 func (s *Sim) sendRequest(from *node, r engine.Request) {
 	to := s.indexOf(r.To)
+	s.tracef("request %d %s n%d->n%d", r.ID, r.Message.Name(), from.idx, to)
 	epoch := s.link[from.idx][to]
 	fromEpoch := from.epoch
 	done := func(err error) {
@@ -438,7 +447,7 @@ func (s *Sim) sendRequest(from *node, r engine.Request) {
 				if s.link[from.idx][to] != epoch {
 					return // reset; RequestDone follows below
 				}
-				s.tracef("page %s n%d->n%d", m.Name(), to, from.idx)
+				s.tracef("page %s n%d->n%d %s", m.Name(), to, from.idx, describe(m))
 				if err := from.eng.StepResponse(s.wall(from), r.ID, m); err != nil {
 					s.fail("n%d refused page from honest n%d: %v", from.idx, to, err)
 					return
@@ -637,6 +646,7 @@ func (s *Sim) Run() error {
 	// Ticks for every node, forever (the queue is drained by time).
 	var tick func()
 	tick = func() {
+		s.reconcile() // redial closed sessions, as the node does with backoff
 		for _, n := range s.nodes {
 			if n.up {
 				if err := n.eng.Tick(s.wall(n)); err != nil {
@@ -806,4 +816,50 @@ func (s *Sim) checkSkew(n *node) {
 	if c.Time().After(limit) {
 		s.fail("n%d merged %s, more than %v ahead of its wall clock %s", n.idx, c, maxDrift, s.wall(n).Format(time.RFC3339))
 	}
+}
+
+// describe summarises a message for the trace.
+func describe(m protocol.Message) string {
+	short := func(h hlc.HLC) string {
+		if h.IsZero() {
+			return "0"
+		}
+		return fmt.Sprintf("%d:%d@%s", h.Timestamp%1000000, h.Counter, h.DeviceID.String()[:4])
+	}
+	switch m := m.(type) {
+	case *protocol.StateChange:
+		return fmt.Sprintf("%s/%s v=%s prev=%s del=%v", m.ModelType, m.RecordUUID.String()[:8], short(m.Timestamp), short(derefHLC(m.Prev)), m.Deleted)
+	case *protocol.StateBatch:
+		return fmt.Sprintf("%s owner=%s n=%d prev=%s last=%s", m.ModelType, m.DeviceID.String()[:4], len(m.Records), short(derefHLC(m.Prev)), short(m.Records[len(m.Records)-1].Timestamp))
+	case *protocol.SharedChange:
+		return fmt.Sprintf("%s/%s v=%s prev=%s %s", m.ModelType, m.RecordUUID.String()[:8], short(m.HLC), short(derefHLC(m.Prev)), m.ChangeType)
+	case *protocol.SharedChangeBatch:
+		out := ""
+		for _, e := range m.Entries {
+			out += fmt.Sprintf("[%s/%s v=%s prev=%s %s]", e.ModelType, e.RecordUUID.String()[:8], short(e.HLC), short(derefHLC(e.Prev)), e.ChangeType)
+		}
+		return out
+	case *protocol.StateResponse:
+		out := fmt.Sprintf("%s/%s up_to=%s complete=%s snap=%v:", m.ModelType, m.DeviceID.String()[:4], short(m.UpTo), short(m.Complete), m.Snapshot)
+		for _, r := range m.Records {
+			out += fmt.Sprintf(" %s=%s,del=%v", r.RecordUUID.String()[:8], short(r.Timestamp), r.Deleted)
+		}
+		return out
+	case *protocol.SharedChangeResponse:
+		out := fmt.Sprintf("%s/%s up_to=%s complete=%s snap=%v:", m.ModelType, m.DeviceID.String()[:4], short(m.UpTo), short(m.Complete), m.Snapshot)
+		for _, e := range m.Entries {
+			out += fmt.Sprintf(" %s=%s,%s", e.RecordUUID.String()[:8], short(e.HLC), e.ChangeType)
+		}
+		return out
+	case *protocol.AckSharedChanges:
+		return fmt.Sprintf("%s up_to=%s", m.ModelType, short(m.UpToHLC))
+	}
+	return ""
+}
+
+func derefHLC(h *hlc.HLC) hlc.HLC {
+	if h == nil {
+		return hlc.HLC{}
+	}
+	return *h
 }
