@@ -64,34 +64,33 @@ func (e *Engine) maybeCatchUp(lib *library, p *peer) error {
 	if !p.connected {
 		return nil
 	}
-	var mine map[streamKey]hlc.HLC
 	for _, kind := range []Strategy{DeviceOwned, Shared} {
 		// Not before nextTry, unless the wall clock stepped back since.
 		if p.pending[kind] != 0 || (e.now().Before(p.nextTry[kind]) && p.nextTry[kind].Sub(e.now()) <= e.cfg.RetryInterval) {
 			continue
 		}
-		if mine == nil {
-			var err error
-			if mine, err = e.watermarks(lib.info.ID); err != nil {
-				return err
-			}
-		}
-		types := make(map[string]bool)
+		var types map[string]bool
 		for m := range p.want[kind] {
+			if types == nil {
+				types = make(map[string]bool)
+			}
 			types[m] = true
 		}
 		for k, h := range p.wms {
 			if k.origin == e.cfg.Device || e.reg.Strategy(k.model) != kind {
 				continue
 			}
-			if h.After(mine[k]) && h.After(lib.qmax[k]) {
+			if h.After(lib.wms[k]) && h.After(lib.qmax[k]) {
+				if types == nil {
+					types = make(map[string]bool)
+				}
 				types[k.model] = true
 			}
 		}
 		if len(types) == 0 {
 			continue
 		}
-		e.sendRequest(lib, p, kind, types, mine)
+		e.sendRequest(lib, p, kind, types, lib.wms)
 	}
 	return nil
 }
@@ -129,7 +128,7 @@ func (e *Engine) sendRequest(lib *library, p *peer, kind Strategy, types map[str
 	}
 	e.reqs[r.id] = r
 	p.pending[kind] = r.id
-	p.want[kind] = make(map[string]bool)
+	clear(p.want[kind])
 	e.out.reqs = append(e.out.reqs, Request{ID: r.id, Library: lib.info.ID, To: p.device, Message: msg})
 }
 

@@ -48,7 +48,7 @@ func due(now, last time.Time, interval time.Duration) bool {
 }
 
 func (e *Engine) tickPeers(lib *library, now time.Time) error {
-	var wms []protocol.Watermark
+	var wms []protocol.Watermark // built once, when a heartbeat is due
 	for _, id := range sortedIDs(lib.peers) {
 		p := lib.peers[id]
 		if !p.connected {
@@ -60,20 +60,20 @@ func (e *Engine) tickPeers(lib *library, now time.Time) error {
 			e.dropPeer(lib, id)
 			continue
 		}
-		if wms == nil {
-			var err error
-			if wms, err = e.watermarkList(lib.info.ID); err != nil {
-				return err
-			}
-		}
 		if due(now, p.lastBeat, e.cfg.HeartbeatInterval) {
+			if wms == nil {
+				var err error
+				if wms, err = e.watermarkList(lib.info.ID); err != nil {
+					return err
+				}
+			}
 			p.lastBeat, p.lastAck = now, now
 			e.out.send(lib.info.ID, id, &protocol.Heartbeat{LibraryID: lib.info.ID, DeviceID: e.cfg.Device, Clock: e.clock.Now(), Watermarks: wms})
 			for _, w := range wms {
 				p.ackSent[streamKey{model: w.ModelType, origin: w.DeviceID}] = w.HLC
 			}
 		} else if due(now, p.lastAck, e.cfg.AckInterval) {
-			e.sendAcks(lib, p, wms)
+			e.sendAcks(lib, p)
 		}
 		if err := e.maybeCatchUp(lib, p); err != nil {
 			return err
@@ -83,17 +83,21 @@ func (e *Engine) tickPeers(lib *library, now time.Time) error {
 }
 
 // sendAcks reports the shared streams whose watermark moved since the last
-// report to p, one AckSharedChanges per stream.
-func (e *Engine) sendAcks(lib *library, p *peer, wms []protocol.Watermark) {
+// report to p, one AckSharedChanges per stream, in stream order.
+func (e *Engine) sendAcks(lib *library, p *peer) {
 	p.lastAck = e.now()
-	for _, w := range wms {
-		k := streamKey{model: w.ModelType, origin: w.DeviceID}
-		if e.reg.Strategy(w.ModelType) != Shared || !w.HLC.After(p.ackSent[k]) {
-			continue
+	var keys []streamKey
+	for k, h := range lib.wms {
+		if h.After(p.ackSent[k]) && e.reg.Strategy(k.model) == Shared {
+			keys = append(keys, k)
 		}
-		p.ackSent[k] = w.HLC
+	}
+	sortKeys(keys)
+	for _, k := range keys {
+		h := lib.wms[k]
+		p.ackSent[k] = h
 		e.out.send(lib.info.ID, p.device, &protocol.AckSharedChanges{
-			LibraryID: lib.info.ID, FromDevice: e.cfg.Device, UpToHLC: w.HLC, ModelType: w.ModelType,
+			LibraryID: lib.info.ID, FromDevice: e.cfg.Device, UpToHLC: h, ModelType: k.model,
 		})
 	}
 }

@@ -160,6 +160,9 @@ type Stats struct {
 	Released          int
 	Pruned            int
 	InvariantsChecked int
+	// Variants counts the frames of each message variant that crossed the
+	// wire (live, requests and pages).
+	Variants map[string]int
 }
 
 // New builds a run.
@@ -319,6 +322,10 @@ func (s *Sim) indexOf(id uuid.UUID) int {
 
 // wire encodes and decodes a message, as a real stream would.
 func (s *Sim) wire(m protocol.Message) (protocol.Message, int) {
+	if s.Stats.Variants == nil {
+		s.Stats.Variants = make(map[string]int)
+	}
+	s.Stats.Variants[m.Name()]++
 	b, err := protocol.Encode(m)
 	if err != nil {
 		s.fail("encoding %s: %v", m.Name(), err)
@@ -562,6 +569,44 @@ func (s *Sim) randomWrite() {
 		return
 	}
 	n := ups[s.rng.Intn(len(ups))]
+	// Sometimes a burst of writes lands in one Ready, so that live pushes
+	// are coalesced into StateBatch and SharedChangeBatch.
+	count := 1
+	if s.rng.Intn(4) == 0 {
+		count = 2 + s.rng.Intn(5)
+	}
+	var burst []*write
+	for i := 0; i < count; i++ {
+		if w := s.writeOne(n); w != nil {
+			burst = append(burst, w)
+		}
+		if s.Failure != nil {
+			return
+		}
+	}
+	if len(burst) == 0 {
+		return
+	}
+	// A crash may strike before the writes are durable: then they never
+	// returned success, and nothing is promised about them.
+	if s.cfg.Crashes && s.chaos() && s.rng.Intn(30) == 0 {
+		s.crash(n)
+		s.Stats.Unacked += len(burst)
+		s.tracef("n%d: %d writes lost in crash (not acknowledged)", n.idx, len(burst))
+		return
+	}
+	s.flush(n)
+	for _, w := range burst {
+		w.acked = true
+		s.byVer[w.version] = w
+		s.madeDurable(n, w.version)
+		s.Stats.Acked++
+		s.tracef("n%d wrote %s/%s del=%v at %s", n.idx, w.model, w.id, w.deleted, w.version)
+	}
+}
+
+// writeOne makes one random local write on n, not yet persisted.
+func (s *Sim) writeOne(n *node) *write {
 	wall := s.wall(n)
 	var (
 		w   = &write{node: n.idx}
@@ -592,28 +637,15 @@ func (s *Sim) randomWrite() {
 	}
 	if err != nil {
 		if errorsIsNotFound(err) {
-			return // deleting what is not there
+			return nil // deleting what is not there
 		}
 		s.fail("n%d write: %v", n.idx, err)
-		return
+		return nil
 	}
 	w.version = h
 	s.checkIssued(n, h, "write")
 	s.writes = append(s.writes, w)
-	// A crash may strike before the write is durable: then it never
-	// returned success, and nothing is promised about it.
-	if s.cfg.Crashes && s.chaos() && s.rng.Intn(30) == 0 {
-		s.crash(n)
-		s.Stats.Unacked++
-		s.tracef("n%d write %s %s lost in crash (not acknowledged)", n.idx, w.model, h)
-		return
-	}
-	s.flush(n)
-	w.acked = true
-	s.byVer[h] = w
-	s.madeDurable(n, h)
-	s.Stats.Acked++
-	s.tracef("n%d wrote %s/%s del=%v at %s", n.idx, w.model, w.id, w.deleted, h)
+	return w
 }
 
 // ownedID picks one of a small pool of record IDs owned by n.

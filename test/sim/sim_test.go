@@ -76,6 +76,17 @@ func TestSimSeeds(t *testing.T) {
 		t.Errorf("%s\n  replay: go test ./test/sim -run TestSimSeeds -sim.seed=N -sim.trace", f)
 	}
 	t.Logf("%d seeds in %v: %+v", n, time.Since(start).Round(time.Millisecond), total)
+	// Every message of the seed (and every addition) must have been produced
+	// by one engine and consumed by another.
+	if n >= 100 && len(failures) == 0 {
+		for _, name := range []string{"StateChange", "StateBatch", "StateRequest", "StateResponse",
+			"SharedChange", "SharedChangeBatch", "SharedChangeRequest", "SharedChangeResponse",
+			"AckSharedChanges", "Hello", "Heartbeat", "Error"} {
+			if total.Variants[name] == 0 {
+				t.Errorf("no %s crossed the wire in %d seeds", name, n)
+			}
+		}
+	}
 }
 
 func (s *Stats) add(o Stats) {
@@ -91,4 +102,10 @@ func (s *Stats) add(o Stats) {
 	s.Released += o.Released
 	s.Pruned += o.Pruned
 	s.InvariantsChecked += o.InvariantsChecked
+	if s.Variants == nil {
+		s.Variants = make(map[string]int)
+	}
+	for k, v := range o.Variants {
+		s.Variants[k] += v
+	}
 }
