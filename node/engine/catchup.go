@@ -28,7 +28,9 @@ type request struct {
 	cursor  hlc.HLC
 	// frozen is set once entries of the current stream were quarantined:
 	// the stream's watermark must stay below them for this request.
-	frozen  bool
+	frozen bool
+	// snap is set once the current stream is served as a snapshot.
+	snap    bool
 	done    map[streamKey]bool
 	pages   int
 	records int
@@ -66,7 +68,7 @@ func (e *Engine) maybeCatchUp(lib *library, p *peer) error {
 	}
 	for _, kind := range []Strategy{DeviceOwned, Shared} {
 		// Not before nextTry, unless the wall clock stepped back since.
-		if p.pending[kind] != 0 || (e.now().Before(p.nextTry[kind]) && p.nextTry[kind].Sub(e.now()) <= e.cfg.RetryInterval) {
+		if lib.pending[kind] != 0 || p.pending[kind] != 0 || (e.now().Before(p.nextTry[kind]) && p.nextTry[kind].Sub(e.now()) <= e.cfg.RetryInterval) {
 			continue
 		}
 		var types map[string]bool
@@ -128,6 +130,7 @@ func (e *Engine) sendRequest(lib *library, p *peer, kind Strategy, types map[str
 	}
 	e.reqs[r.id] = r
 	p.pending[kind] = r.id
+	lib.pending[kind] = r.id
 	clear(p.want[kind])
 	e.out.reqs = append(e.out.reqs, Request{ID: r.id, Library: lib.info.ID, To: p.device, Message: msg})
 }
@@ -211,7 +214,12 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 		if r.started {
 			r.done[r.cur] = true
 		}
-		r.cur, r.started, r.cursor, r.frozen = k, true, r.positions[k], false
+		r.cur, r.started, r.cursor, r.frozen, r.snap = k, true, r.positions[k], false, false
+	}
+	if exact && !r.snap {
+		// A snapshot restarts the stream from the beginning (also when the
+		// responder pruned its log between two pages).
+		r.snap, r.cursor = true, hlc.HLC{}
 	}
 	for _, en := range entries {
 		if !en.hlc.After(r.cursor) {
@@ -348,6 +356,9 @@ func (e *Engine) RequestDone(now time.Time, id uint64, err error) {
 	lib, ok := e.libs[r.lib]
 	if !ok {
 		return
+	}
+	if lib.pending[r.kind] == id {
+		lib.pending[r.kind] = 0
 	}
 	p := lib.peers[r.peer]
 	if p == nil || p.pending[r.kind] != id {

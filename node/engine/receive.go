@@ -69,6 +69,9 @@ func (e *Engine) dropPeer(lib *library, device uuid.UUID) {
 		if id != 0 {
 			delete(e.reqs, id)
 			p.pending[i] = 0
+			if lib.pending[i] == id {
+				lib.pending[i] = 0
+			}
 		}
 	}
 }

@@ -161,7 +161,18 @@ func (r *Responder) page() (protocol.Message, error) {
 			if h, ok := r.positions[keyOf(s)]; ok {
 				r.cursor = h
 			}
-			r.snap = false
+			snap, err := r.behindPrune(s)
+			if err != nil {
+				return nil, err
+			}
+			// A requester behind the prune point may hold records whose
+			// deletes it missed, at or below its position: the snapshot
+			// restarts the stream from the beginning, so that its exact
+			// pages cover every version.
+			r.snap = snap
+			if snap {
+				r.cursor = hlc.HLC{}
+			}
 		}
 		m, more, err := r.readPage(*r.cur)
 		if err != nil {
@@ -199,6 +210,20 @@ func (r *Responder) nextStream() (store.Stream, bool, error) {
 	return s, true, nil
 }
 
+// behindPrune reports whether the cursor is behind what stream s still
+// keeps: its log (shared) or its tombstones (both strategies).
+func (r *Responder) behindPrune(s store.Stream) (bool, error) {
+	sp, err := r.st.StatePage(s, r.cursor, 1)
+	if err != nil {
+		return false, fmt.Errorf("reading prune point: %w", err)
+	}
+	pp := sp.PrunePoint
+	if r.cursor.Less(pp.Tombstones) {
+		return true, nil
+	}
+	return r.kind == Shared && r.cursor.Less(pp.Log), nil
+}
+
 // readPage reads one page of stream s after the cursor. It returns the page
 // (nil if there is nothing worth sending) and whether the stream has more.
 func (r *Responder) readPage(s store.Stream) (protocol.Message, bool, error) {
@@ -215,7 +240,8 @@ func (r *Responder) readPage(s store.Stream) (protocol.Message, bool, error) {
 			return nil, false, fmt.Errorf("reading log page: %w", err)
 		}
 		if r.cursor.Less(lp.PrunePoint.Log) {
-			r.snap = true // the log no longer reaches back to the cursor
+			// Pruned between two pages: restart the stream as a snapshot.
+			r.snap, r.cursor = true, hlc.HLC{}
 		} else {
 			useLog = true
 			complete, n = lp.Watermark, len(lp.Entries)
@@ -238,9 +264,7 @@ func (r *Responder) readPage(s store.Stream) (protocol.Message, bool, error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("reading state page: %w", err)
 		}
-		if r.cursor.Less(sp.PrunePoint.Tombstones) || r.cursor.Less(sp.PrunePoint.Log) {
-			r.snap = true
-		}
+
 		complete, n = sp.Watermark, len(sp.Records)
 		if n > 0 {
 			last = sp.Records[n-1].Version

@@ -44,6 +44,9 @@ type library struct {
 	peers      map[uuid.UUID]*peer
 	acks       map[ackKey]hlc.HLC
 	quarantine map[store.QuarantineKey]bool
+	// pending is the catch-up request in flight per strategy: one at a
+	// time, so that two peers never send the same missed changes.
+	pending [3]uint64
 	// wms mirrors this node's stored watermarks.
 	wms map[streamKey]hlc.HLC
 	// qmax is the newest quarantined HLC per stream: what a peer has beyond

@@ -231,9 +231,20 @@ func (e *Engine) prune(lib *library, now time.Time) error {
 				changed = true
 			}
 		}
-		// Tombstones of this stream are purged below the stable point (a
-		// node never purges past its own watermark of another's stream).
+		// Tombstones of this stream are purged up to the stable point,
+		// lowered to what every member (and this node) acknowledged of the
+		// stream. Every tombstone the stable point lets go is at or below
+		// those acks (an origin writes nothing between its last write and
+		// its clock), so this purges the same tombstones and records a
+		// truthful mark: a current member's position is never behind it,
+		// and only a device that was no member, or is past the horizon of
+		// the log, is served a snapshot.
 		t := stable[k.model]
+		for _, id := range members {
+			if h, ok := held(id, k); ok {
+				t = hlc.Min(t, h)
+			}
+		}
 		if t.After(pp.Tombstones) {
 			pp.Tombstones = t
 			e.ov.purge = append(e.ov.purge, store.Mark{Stream: s, HLC: t})
