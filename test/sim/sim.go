@@ -1041,7 +1041,9 @@ func (s *Sim) UUID() uuid.UUID { return s.uuid() }
 
 // Received returns the number of entries and bytes node i was sent in
 // catch-up pages since the counter was last reset.
-func (s *Sim) Received(i int) (entries, bytes int) { return s.nodes[i].pageEntries, s.nodes[i].pageBytes }
+func (s *Sim) Received(i int) (entries, bytes int) {
+	return s.nodes[i].pageEntries, s.nodes[i].pageBytes
+}
 
 // ResetReceived zeroes node i's page counters.
 func (s *Sim) ResetReceived(i int) { s.nodes[i].pageEntries, s.nodes[i].pageBytes = 0, 0 }
