@@ -409,6 +409,9 @@ func (e *Engine) applyShared(s store.Stream, en protocol.SharedChangeEntry) erro
 			le.Data = append([]byte(nil), en.Data...)
 		}
 		e.ov.appendLog(le)
+		if lib := e.libs[s.Library]; lib != nil && en.HLC.After(lib.ahead[keyOf(s)]) {
+			lib.ahead[keyOf(s)] = en.HLC
+		}
 	}
 	k := store.RecordKey{Library: s.Library, ModelType: s.ModelType, ID: en.RecordUUID}
 	cur, ok, err := e.record(k)
@@ -442,10 +445,14 @@ func (e *Engine) holds(s store.Stream, h hlc.HLC) (bool, error) {
 // extendChain advances a shared stream's watermark through log entries that
 // arrived out of order and now link up.
 func (e *Engine) extendChain(s store.Stream) error {
+	lib := e.libs[s.Library]
 	for {
 		wm, err := e.watermark(s)
 		if err != nil {
 			return err
+		}
+		if lib == nil || !lib.ahead[keyOf(s)].After(wm) {
+			return nil // nothing stored beyond the watermark
 		}
 		next, ok, err := e.logNext(s, wm)
 		if err != nil || !ok || wm.Less(next.Prev) {

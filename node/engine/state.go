@@ -47,6 +47,11 @@ type library struct {
 	// pending is the catch-up request in flight per strategy: one at a
 	// time, so that two peers never send the same missed changes.
 	pending [3]uint64
+	// ahead is, per shared stream, the newest log entry this engine stored
+	// beyond the watermark: the chain walk (extendChain) has nothing to do
+	// while the watermark is at or past it. Lost on restart, which only
+	// leaves such entries to be confirmed by catch-up.
+	ahead map[streamKey]hlc.HLC
 	// wms mirrors this node's stored watermarks.
 	wms map[streamKey]hlc.HLC
 	// qmax is the newest quarantined HLC per stream: what a peer has beyond
@@ -72,6 +77,7 @@ func newLibrary(l store.Library) *library {
 		origins:    make(map[streamKey]originClock),
 		qmax:       make(map[streamKey]hlc.HLC),
 		wms:        make(map[streamKey]hlc.HLC),
+		ahead:      make(map[streamKey]hlc.HLC),
 	}
 }
 
@@ -348,13 +354,10 @@ func (e *Engine) logNext(s store.Stream, after hlc.HLC) (store.LogEntry, bool, e
 		best, found = page.Entries[0], true
 	}
 	for _, o := range e.overlays() {
-		for _, le := range o.log[s] {
-			if le.HLC.After(after) {
-				if !found || le.HLC.Less(best.HLC) {
-					best, found = le, true
-				}
-				break
-			}
+		entries := o.log[s]
+		i := sort.Search(len(entries), func(i int) bool { return entries[i].HLC.After(after) })
+		if i < len(entries) && (!found || entries[i].HLC.Less(best.HLC)) {
+			best, found = entries[i], true
 		}
 	}
 	return best, found, nil
