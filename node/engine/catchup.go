@@ -373,3 +373,80 @@ func (e *Engine) RequestDone(now time.Time, id uint64, err error) {
 		}
 	}
 }
+
+// CatchUp asks one connected peer for the streams of the given model types
+// (all of the strategy if none are named), from this node's watermarks: the
+// seed's "request state from a peer" and "request shared changes since a
+// watermark". The request goes out with the next Ready, unless one of the
+// same strategy is already in flight, in which case it follows that one.
+func (e *Engine) CatchUp(now time.Time, libID, device uuid.UUID, kind Strategy, modelTypes ...string) error {
+	lib, err := e.libraryFor(libID)
+	if err != nil {
+		return err
+	}
+	e.setNow(now)
+	p, ok := lib.peers[device]
+	if !ok || !p.connected {
+		return fmt.Errorf("engine: no session with device %s in library %s", device, libID)
+	}
+	if kind != DeviceOwned && kind != Shared {
+		return fmt.Errorf("engine: catch-up strategy must be device-owned or shared")
+	}
+	if len(modelTypes) == 0 {
+		modelTypes = e.reg.Ordered(kind)
+	}
+	for _, m := range modelTypes {
+		if e.reg.Strategy(m) != kind {
+			return fmt.Errorf("%w: %q is not %s", ErrWrongStrategy, m, kind)
+		}
+		p.want[kind][m] = true
+	}
+	p.nextTry[kind] = time.Time{}
+	return e.maybeCatchUp(lib, p)
+}
+
+// PeerState is what the engine knows of one member's session.
+type PeerState struct {
+	Device uuid.UUID
+	// Connected is true while a session is open; Live once its Hello
+	// arrived and no catch-up from it is in flight.
+	Connected, Live bool
+	// CatchingUp is the catch-up from this peer in flight, if any.
+	CatchingUp *Progress
+	// LastHeard is when the last frame from the peer arrived.
+	LastHeard time.Time
+	// Behind counts the streams where the peer reported a watermark greater
+	// than this node's; BehindMillis is the largest gap, in HLC milliseconds.
+	Behind       int
+	BehindMillis uint64
+}
+
+// Peers returns the state of every member device this node has had a
+// session with, in device order.
+func (e *Engine) Peers(libID uuid.UUID) ([]PeerState, error) {
+	lib, err := e.libraryFor(libID)
+	if err != nil {
+		return nil, err
+	}
+	var out []PeerState
+	for _, id := range sortedIDs(lib.peers) {
+		p := lib.peers[id]
+		ps := PeerState{Device: id, Connected: p.connected, LastHeard: p.lastHeard}
+		for _, rid := range p.pending {
+			if r, ok := e.reqs[rid]; ok && rid != 0 {
+				ps.CatchingUp = &Progress{Library: r.lib, Peer: r.peer, Kind: r.kind, Pages: r.pages, Records: r.records}
+			}
+		}
+		ps.Live = p.connected && p.helloSeen && ps.CatchingUp == nil
+		for k, h := range p.wms {
+			if mine := lib.wms[k]; h.After(mine) && k.origin != e.cfg.Device {
+				ps.Behind++
+				if gap := h.Timestamp - mine.Timestamp; mine.Timestamp <= h.Timestamp && gap > ps.BehindMillis {
+					ps.BehindMillis = gap
+				}
+			}
+		}
+		out = append(out, ps)
+	}
+	return out, nil
+}

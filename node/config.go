@@ -1,0 +1,191 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/syncnode/syncnode/hlc"
+	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/protocol"
+	"github.com/syncnode/syncnode/store"
+)
+
+// Config tunes a Node. Start from DefaultConfig (production) or
+// DefaultLocalConfig (tests: loopback, fast timers) and change what you need;
+// Validate says what is wrong in words a person understands.
+type Config struct {
+	// DataDir is the directory of the node's Badger store. Required unless
+	// the node is given a store with WithStore.
+	DataDir string
+	// SyncWrites makes every store write reach the disk before it counts as
+	// done (survives power loss; kill -9 safety holds either way). Default
+	// true.
+	SyncWrites bool
+	// ListenAddrs are the multiaddrs the node's own host listens on (unused
+	// with WithHost). Default: TCP and QUIC on all interfaces, ports chosen
+	// by the system.
+	ListenAddrs []string
+	// Registry declares the model types; default engine.DefaultRegistry().
+	Registry *engine.Registry
+	// TickInterval is how often the engine's timers run; default 200 ms.
+	TickInterval time.Duration
+	// HeartbeatInterval is how often a Heartbeat goes to each peer; default
+	// 10 s. PeerTimeout is how long a silent peer is kept; default 30 s.
+	HeartbeatInterval time.Duration
+	PeerTimeout       time.Duration
+	// AckInterval is the least time between acks of one stream to one peer;
+	// default 1 s.
+	AckInterval time.Duration
+	// PruneInterval is how often history is pruned; default 1 min. Horizon
+	// is how long a silent member holds log pruning back; default 30 days.
+	PruneInterval time.Duration
+	Horizon       time.Duration
+	// MaxDrift is how far ahead of local time a change may be stamped before
+	// it is quarantined; default 5 min.
+	MaxDrift time.Duration
+	// PageSize is the most records per catch-up page; default 1000.
+	PageSize int
+	// SendQueue is the most messages waiting for one peer; when a slow peer
+	// fills it, live pushes to it are dropped and it is caught up from the
+	// store later. Default 4096.
+	SendQueue int
+	// MaxFrameSize is the largest frame read or written, in bytes; default
+	// 4 MiB.
+	MaxFrameSize int
+	// StreamTimeout is how long a read or write of one frame may take before
+	// the stream is reset; default 30 s.
+	StreamTimeout time.Duration
+	// ReconnectMin and ReconnectMax bound the exponential backoff (with
+	// jitter) between dials of a member that is not connected; defaults 1 s
+	// and 1 min.
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+	// MaxRequestsPerPeer bounds the catch-up requests one peer may have
+	// served at once; default 4.
+	MaxRequestsPerPeer int
+}
+
+// DefaultConfig returns the production configuration. DataDir is left
+// empty: set it, or give the node a store.
+func DefaultConfig() Config {
+	return Config{
+		SyncWrites:         true,
+		ListenAddrs:        []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1", "/ip6/::/tcp/0", "/ip6/::/udp/0/quic-v1"},
+		TickInterval:       200 * time.Millisecond,
+		HeartbeatInterval:  10 * time.Second,
+		PeerTimeout:        30 * time.Second,
+		AckInterval:        time.Second,
+		PruneInterval:      time.Minute,
+		Horizon:            30 * 24 * time.Hour,
+		MaxDrift:           hlc.DefaultMaxDrift,
+		PageSize:           1000,
+		SendQueue:          4096,
+		MaxFrameSize:       protocol.DefaultMaxFrameSize,
+		StreamTimeout:      30 * time.Second,
+		ReconnectMin:       time.Second,
+		ReconnectMax:       time.Minute,
+		MaxRequestsPerPeer: 4,
+	}
+}
+
+// DefaultLocalConfig returns a configuration for tests on one machine:
+// loopback TCP only, no fsync, and fast timers.
+func DefaultLocalConfig() Config {
+	c := DefaultConfig()
+	c.SyncWrites = false
+	c.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	c.TickInterval = 20 * time.Millisecond
+	c.HeartbeatInterval = 500 * time.Millisecond
+	c.PeerTimeout = 3 * time.Second
+	c.AckInterval = 100 * time.Millisecond
+	c.PruneInterval = time.Second
+	c.StreamTimeout = 10 * time.Second
+	c.ReconnectMin = 50 * time.Millisecond
+	c.ReconnectMax = time.Second
+	return c
+}
+
+// Validate reports the first setting that cannot work, in plain words.
+func (c Config) Validate() error {
+	var errs []error
+	positive := func(name string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, is %v", name, d))
+		}
+	}
+	positive("TickInterval", c.TickInterval)
+	positive("HeartbeatInterval", c.HeartbeatInterval)
+	positive("PeerTimeout", c.PeerTimeout)
+	positive("AckInterval", c.AckInterval)
+	positive("PruneInterval", c.PruneInterval)
+	positive("Horizon", c.Horizon)
+	positive("MaxDrift", c.MaxDrift)
+	positive("StreamTimeout", c.StreamTimeout)
+	positive("ReconnectMin", c.ReconnectMin)
+	if c.ReconnectMax < c.ReconnectMin {
+		errs = append(errs, fmt.Errorf("ReconnectMax (%v) must not be below ReconnectMin (%v)", c.ReconnectMax, c.ReconnectMin))
+	}
+	if c.PeerTimeout <= c.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("PeerTimeout (%v) must be longer than HeartbeatInterval (%v), or live peers time out", c.PeerTimeout, c.HeartbeatInterval))
+	}
+	if c.PageSize < 1 || c.PageSize > protocol.MaxRecordsPerMessage {
+		errs = append(errs, fmt.Errorf("PageSize must be between 1 and %d, is %d", protocol.MaxRecordsPerMessage, c.PageSize))
+	}
+	if c.SendQueue < 16 {
+		errs = append(errs, fmt.Errorf("SendQueue must be at least 16, is %d", c.SendQueue))
+	}
+	if c.MaxFrameSize < 64<<10 {
+		errs = append(errs, fmt.Errorf("MaxFrameSize must be at least 64 KiB, is %d bytes", c.MaxFrameSize))
+	}
+	if c.MaxRequestsPerPeer < 1 {
+		errs = append(errs, fmt.Errorf("MaxRequestsPerPeer must be at least 1, is %d", c.MaxRequestsPerPeer))
+	}
+	for _, a := range c.ListenAddrs {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			errs = append(errs, fmt.Errorf("listen address %q is not a multiaddr: %v", a, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("node: invalid config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func (c Config) engineConfig(device [16]byte) engine.Config {
+	return engine.Config{
+		Device: device, Registry: c.Registry, PageSize: c.PageSize,
+		HeartbeatInterval: c.HeartbeatInterval, PeerTimeout: c.PeerTimeout, AckInterval: c.AckInterval,
+		PruneInterval: c.PruneInterval, Horizon: c.Horizon, MaxDrift: c.MaxDrift,
+		RetryInterval: 2 * c.TickInterval, MaxBatchBytes: c.MaxFrameSize / 4,
+	}
+}
+
+// Option supplies a collaborator to New.
+type Option func(*options)
+
+type options struct {
+	host   host.Host
+	store  store.Store
+	wall   hlc.WallClock
+	logger *slog.Logger
+}
+
+// WithHost attaches the node to an app's existing libp2p host: the node
+// registers its protocol there, next to the app's own, and does not close the
+// host. The host's peer ID is then the device's.
+func WithHost(h host.Host) Option { return func(o *options) { o.host = h } }
+
+// WithStore gives the node a store (it does not close it). Without it the
+// node opens a Badger store in Config.DataDir and closes it on Close.
+func WithStore(s store.Store) Option { return func(o *options) { o.store = s } }
+
+// WithClock gives the node a wall clock (tests use a manual one).
+func WithClock(c hlc.WallClock) Option { return func(o *options) { o.wall = c } }
+
+// WithLogger gives the node a logger; default slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }

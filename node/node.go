@@ -1,0 +1,520 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"github.com/syncnode/syncnode/hlc"
+	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/protocol"
+	"github.com/syncnode/syncnode/store"
+	"github.com/syncnode/syncnode/store/badgerstore"
+)
+
+// ProtocolID is the libp2p protocol the node speaks.
+const ProtocolID = p2pproto.ID(protocol.ProtocolID)
+
+// serviceName names the node's streams in libp2p's resource manager.
+const serviceName = "syncnode"
+
+// Errors of the node's API.
+var (
+	// ErrClosed is returned by every call after Close, and to late streams.
+	ErrClosed = errors.New("node: closed")
+	// ErrNotStarted is returned by calls that need Start first.
+	ErrNotStarted = errors.New("node: not started")
+	// ErrUnknownLibrary is returned for a library the node does not hold.
+	ErrUnknownLibrary = engine.ErrUnknownLibrary
+	// ErrNotFound is returned for a record that is not stored.
+	ErrNotFound = errors.New("node: record not found")
+)
+
+// Meta keys of the store.
+const (
+	metaDevice  = "node/device_id"
+	metaHostKey = "node/host_key"
+	metaAddrs   = "node/addrs/" // + peer ID: known addresses of a member
+)
+
+// Node is one syncnode: an engine driven on a libp2p host over a store. Its
+// methods are safe for concurrent use.
+type Node struct {
+	cfg  Config
+	opts options
+	log  *slog.Logger
+
+	host     host.Host
+	ownsHost bool
+	st       store.Store
+	ownsSt   bool
+	wall     hlc.WallClock
+	device   uuid.UUID
+
+	eng    *engine.Engine // touched only by the loop goroutine
+	inputs chan *input
+
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	sessions map[sessionKey]*session
+	members  map[peer.ID]map[uuid.UUID]uuid.UUID // peer -> library -> device
+	devices  map[uuid.UUID]peer.ID               // device -> peer
+	serving  map[peer.ID]int                     // requests being served per peer
+	subs     map[*subscriber]struct{}
+	dialing  map[peer.ID]*dialState
+	opening  map[sessionKey]bool
+	kick     chan struct{}
+	fatal    error
+	metrics  Metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Metrics counts what the node did.
+type Metrics struct {
+	// Dropped counts live messages dropped because a peer's queue was full.
+	Dropped int
+	// Refused counts streams and messages refused, by error code name.
+	Refused map[string]int
+}
+
+// New checks the configuration and prepares a node. It starts nothing: no
+// store is opened, no host is built, no goroutine runs until Start.
+func New(cfg Config, opts ...Option) (*Node, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = engine.DefaultRegistry()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.store == nil && cfg.DataDir == "" {
+		return nil, errors.New("node: invalid config: DataDir is required when no store is given (WithStore)")
+	}
+	n := &Node{
+		cfg: cfg, opts: o, log: o.logger, wall: o.wall,
+		inputs:   make(chan *input, 1024),
+		sessions: make(map[sessionKey]*session),
+		members:  make(map[peer.ID]map[uuid.UUID]uuid.UUID),
+		devices:  make(map[uuid.UUID]peer.ID),
+		serving:  make(map[peer.ID]int),
+		subs:     make(map[*subscriber]struct{}),
+		dialing:  make(map[peer.ID]*dialState),
+		opening:  make(map[sessionKey]bool),
+		metrics:  Metrics{Refused: make(map[string]int)},
+	}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	if n.wall == nil {
+		n.wall = hlc.SystemClock{}
+	}
+	return n, nil
+}
+
+// Start opens the store (unless given), builds the host (unless given),
+// loads the engine, registers the protocol handler and starts the engine
+// loop and the dialer. Stop everything with Close.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	if n.started {
+		n.mu.Unlock()
+		return errors.New("node: already started")
+	}
+	n.started = true
+	n.mu.Unlock()
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	if n.opts.store != nil {
+		n.st = n.opts.store
+	} else {
+		opts := badgerstore.DefaultOptions()
+		opts.SyncWrites = n.cfg.SyncWrites
+		opts.Logger = n.log
+		st, err := badgerstore.Open(n.cfg.DataDir, opts)
+		if err != nil {
+			return fmt.Errorf("node: opening store: %w", err)
+		}
+		n.st, n.ownsSt = st, true
+	}
+	if n.device, err = n.loadDevice(); err != nil {
+		return err
+	}
+	if n.opts.host != nil {
+		n.host = n.opts.host
+	} else {
+		if n.host, err = n.buildHost(); err != nil {
+			return err
+		}
+		n.ownsHost = true
+	}
+	eng, err := engine.New(n.cfg.engineConfig(n.device), n.st)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if err := eng.Load(n.wall.Now()); err != nil {
+		return fmt.Errorf("node: loading engine: %w", err)
+	}
+	n.eng = eng
+	n.refreshMembers()
+	if err := n.loadAddrs(); err != nil {
+		return err
+	}
+	n.host.SetStreamHandler(ProtocolID, n.handleStream)
+	n.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
+		DisconnectedF: func(_ network.Network, c network.Conn) { n.onDisconnected(c) },
+	})
+	n.wg.Add(2)
+	go n.loop()
+	go n.dialer()
+	n.log.Info("syncnode started", "device", n.device, "peer", n.host.ID(), "addrs", n.host.Addrs())
+	return nil
+}
+
+// Close stops the node in the reverse order of Start: the protocol handler
+// is removed (late streams get ErrClosed), sessions and the loops stop, the
+// host is closed if the node built it, and the store is closed if the node
+// opened it. It is safe to call more than once.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	sessions := make([]*session, 0, len(n.sessions))
+	for _, s := range n.sessions {
+		sessions = append(sessions, s)
+	}
+	subs := n.subs
+	n.subs = make(map[*subscriber]struct{})
+	n.mu.Unlock()
+
+	if n.host != nil {
+		n.host.RemoveStreamHandler(ProtocolID)
+	}
+	for _, s := range sessions {
+		s.close(fmt.Errorf("%w: node closing", protocol.ErrShuttingDown))
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	for s := range subs {
+		s.close()
+	}
+	var errs []error
+	if n.ownsHost && n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	if n.ownsSt && n.st != nil {
+		errs = append(errs, n.st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Device returns the node's device ID (valid after Start).
+func (n *Node) Device() uuid.UUID { return n.device }
+
+// Host returns the node's libp2p host (valid after Start).
+func (n *Node) Host() host.Host { return n.host }
+
+// AddrInfo returns the host's peer ID and listen addresses.
+func (n *Node) AddrInfo() peer.AddrInfo {
+	return peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()}
+}
+
+// Metrics returns a copy of the node's counters.
+func (n *Node) Metrics() Metrics {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m := n.metrics
+	m.Refused = make(map[string]int, len(n.metrics.Refused))
+	for k, v := range n.metrics.Refused {
+		m.Refused[k] = v
+	}
+	return m
+}
+
+func (n *Node) countRefusal(err error) {
+	n.mu.Lock()
+	n.metrics.Refused[protocol.CodeOf(err).String()]++
+	n.mu.Unlock()
+}
+
+// loadDevice reads the device ID from the store, creating it on first start.
+func (n *Node) loadDevice() (uuid.UUID, error) {
+	b, err := n.st.Meta(metaDevice)
+	switch {
+	case err == nil:
+		id, err := uuid.FromBytes(b)
+		if err != nil {
+			return uuid.Nil, fmt.Errorf("node: stored device ID is corrupt: %w", err)
+		}
+		return id, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return uuid.Nil, fmt.Errorf("node: reading device ID: %w", err)
+	}
+	id := uuid.New()
+	if err := n.st.Apply(&store.Batch{PutMeta: map[string][]byte{metaDevice: id[:]}}); err != nil {
+		return uuid.Nil, fmt.Errorf("node: storing device ID: %w", err)
+	}
+	return id, nil
+}
+
+// buildHost makes the node's own host: TCP and QUIC, Noise and TLS, Yamux,
+// the resource manager with its default limits, and a connection manager
+// (member peers are protected in it).
+func (n *Node) buildHost() (host.Host, error) {
+	key, err := n.loadHostKey()
+	if err != nil {
+		return nil, err
+	}
+	cm, err := connmgr.NewConnManager(64, 256, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("node: connection manager: %w", err)
+	}
+	h, err := libp2p.New(
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(n.cfg.ListenAddrs...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(libp2pquic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionManager(cm),
+		libp2p.UserAgent("syncnode"),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("node: building libp2p host: %w", err)
+	}
+	return h, nil
+}
+
+// loadHostKey reads the host's private key from the store, creating it on
+// first start.
+func (n *Node) loadHostKey() (crypto.PrivKey, error) {
+	b, err := n.st.Meta(metaHostKey)
+	if err == nil {
+		k, err := crypto.UnmarshalPrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("node: stored host key is corrupt: %w", err)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("node: reading host key: %w", err)
+	}
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("node: generating host key: %w", err)
+	}
+	b, err = crypto.MarshalPrivateKey(k)
+	if err != nil {
+		return nil, fmt.Errorf("node: encoding host key: %w", err)
+	}
+	if err := n.st.Apply(&store.Batch{PutMeta: map[string][]byte{metaHostKey: b}}); err != nil {
+		return nil, fmt.Errorf("node: storing host key: %w", err)
+	}
+	return k, nil
+}
+
+// ---- the engine loop ----
+
+// input is one call into the engine, run on the loop goroutine. done
+// receives fn's error, or the error persisting its effects.
+type input struct {
+	fn   func(now time.Time) error
+	done chan error
+}
+
+// do runs fn on the engine loop and waits until its effects are durable.
+func (n *Node) do(ctx context.Context, fn func(now time.Time) error) error {
+	n.mu.Lock()
+	started, closed, fatal := n.started && n.eng != nil, n.closed, n.fatal
+	n.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case fatal != nil:
+		return fatal
+	case !started:
+		return ErrNotStarted
+	}
+	in := &input{fn: fn, done: make(chan error, 1)}
+	select {
+	case n.inputs <- in:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.ctx.Done():
+		return ErrClosed
+	}
+	select {
+	case err := <-in.done:
+		return err
+	case <-n.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// loop owns the engine. It runs inputs in groups (a group shares one store
+// batch, which is also what batches live pushes under load), ticks the
+// engine, and handles each Ready in the order its doc gives.
+func (n *Node) loop() {
+	defer n.wg.Done()
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	group := make([]*input, 0, 256)
+	for {
+		group = group[:0]
+		select {
+		case <-n.ctx.Done():
+			return
+		case in := <-n.inputs:
+			group = append(group, in)
+		drain:
+			for len(group) < cap(group) {
+				select {
+				case in := <-n.inputs:
+					group = append(group, in)
+				default:
+					break drain
+				}
+			}
+		case <-ticker.C:
+			if err := n.eng.Tick(n.wall.Now()); err != nil {
+				n.fail(fmt.Errorf("node: engine tick: %w", err))
+				return
+			}
+		}
+		results := make([]error, len(group))
+		for i, in := range group {
+			results[i] = in.fn(n.wall.Now())
+		}
+		if err := n.flush(); err != nil {
+			n.fail(err)
+			for _, in := range group {
+				in.done <- err
+			}
+			return
+		}
+		for i, in := range group {
+			in.done <- results[i]
+		}
+	}
+}
+
+// fail stops the node's engine after a store failure: the engine's view is
+// ahead of the store, so nothing more may happen until a restart.
+func (n *Node) fail(err error) {
+	n.log.Error("syncnode stopping sync", "err", err)
+	n.mu.Lock()
+	n.fatal = err
+	n.mu.Unlock()
+	go n.Close()
+}
+
+// flush handles the engine's Ready: persist, send, request, disconnect,
+// deliver events, advance.
+func (n *Node) flush() error {
+	if !n.eng.HasReady() {
+		return nil
+	}
+	rd := n.eng.Ready()
+	if !rd.Batch.Empty() {
+		if err := n.st.Apply(&rd.Batch); err != nil {
+			return fmt.Errorf("node: persisting: %w", err)
+		}
+	}
+	for _, env := range rd.Messages {
+		n.send(env)
+	}
+	for _, r := range rd.Requests {
+		n.startRequest(r)
+	}
+	for _, d := range rd.Disconnects {
+		n.log.Info("closing session", "library", d.Library, "device", d.Device, "reason", d.Reason)
+		if s := n.session(sessionKey{lib: d.Library, device: d.Device}); s != nil {
+			s.close(d.Reason)
+		}
+	}
+	if len(rd.Events) > 0 {
+		n.publish(rd.Events)
+	}
+	n.eng.Advance()
+	return nil
+}
+
+// refreshMembers rebuilds the peer/device index from the engine's member
+// lists; it runs on the loop goroutine (or before it starts).
+func (n *Node) refreshMembers() {
+	members := make(map[peer.ID]map[uuid.UUID]uuid.UUID)
+	devices := make(map[uuid.UUID]peer.ID)
+	for _, lib := range n.eng.Libraries() {
+		ms, err := n.eng.Members(lib)
+		if err != nil {
+			continue
+		}
+		for _, m := range ms {
+			pid, err := peer.Decode(m.PeerID)
+			if err != nil || m.DeviceID == n.device {
+				continue
+			}
+			if members[pid] == nil {
+				members[pid] = make(map[uuid.UUID]uuid.UUID)
+			}
+			members[pid][lib] = m.DeviceID
+			devices[m.DeviceID] = pid
+		}
+	}
+	n.mu.Lock()
+	n.members, n.devices = members, devices
+	n.mu.Unlock()
+	if n.host != nil {
+		for pid := range members {
+			n.host.ConnManager().Protect(pid, serviceName)
+		}
+	}
+}
+
+// memberDevice returns the device bound to peer p in library lib.
+func (n *Node) memberDevice(p peer.ID, lib uuid.UUID) (uuid.UUID, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	d, ok := n.members[p][lib]
+	return d, ok
+}

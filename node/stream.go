@@ -1,0 +1,400 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/protocol"
+)
+
+// sessionKey names the session with one device for one library.
+type sessionKey struct {
+	lib, device uuid.UUID
+}
+
+// session is the long-lived, ordered stream with one member for one library:
+// Hello, live pushes, acks, heartbeats and errors travel on it. One goroutine
+// writes from a bounded queue, one reads and feeds the engine.
+type session struct {
+	n      *Node
+	key    sessionKey
+	peer   peer.ID
+	stream network.Stream
+	queue  chan protocol.Message
+	once   sync.Once
+	done   chan struct{}
+}
+
+func (n *Node) session(k sessionKey) *session {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.sessions[k]
+}
+
+// send queues a live message for its peer's session, or drops it if the
+// queue is full (the peer is then caught up from the store later: gaps and
+// heartbeats reveal what it misses).
+func (n *Node) send(env engine.Envelope) {
+	s := n.session(sessionKey{lib: env.Library, device: env.To})
+	if s == nil {
+		return
+	}
+	select {
+	case s.queue <- env.Message:
+	default:
+		n.mu.Lock()
+		n.metrics.Dropped++
+		n.mu.Unlock()
+	}
+}
+
+// runSession registers an open session stream (whose Hello exchange has not
+// happened yet: the engine sends ours) and serves it until it ends. first,
+// if not nil, is the peer's Hello already read from the stream.
+func (n *Node) runSession(key sessionKey, s network.Stream, r *bufio.Reader, first protocol.Message) {
+	sess := &session{n: n, key: key, peer: s.Conn().RemotePeer(), stream: s,
+		queue: make(chan protocol.Message, n.cfg.SendQueue), done: make(chan struct{})}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		_ = s.ResetWithError(network.StreamErrorCode(protocol.CodeOf(protocol.ErrShuttingDown)))
+		return
+	}
+	old := n.sessions[key]
+	n.sessions[key] = sess
+	n.mu.Unlock()
+	if old != nil {
+		old.close(errors.New("replaced by a newer session"))
+	}
+	err := n.do(n.ctx, func(now time.Time) error { return n.eng.Connected(now, key.lib, key.device) })
+	if err != nil {
+		sess.close(err)
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		sess.writeLoop()
+	}()
+	if first != nil {
+		if err := n.do(n.ctx, func(now time.Time) error { return n.eng.Step(now, key.device, first) }); err != nil {
+			sess.refuse(err)
+			return
+		}
+	}
+	sess.readLoop(r)
+}
+
+func (s *session) writeLoop() {
+	w := protocol.NewWriter(s.stream, s.n.cfg.MaxFrameSize)
+	for {
+		select {
+		case <-s.done:
+			return
+		case m := <-s.queue:
+			_ = s.stream.SetWriteDeadline(time.Now().Add(s.n.cfg.StreamTimeout))
+			if err := w.WriteMessage(m); err != nil {
+				s.close(fmt.Errorf("writing %s: %w", m.Name(), err))
+				return
+			}
+		}
+	}
+}
+
+func (s *session) readLoop(br *bufio.Reader) {
+	r := protocol.NewReader(br, s.n.cfg.MaxFrameSize)
+	for {
+		// A live peer sends at least a heartbeat per interval; the engine
+		// times it out after PeerTimeout, the read deadline is a backstop.
+		_ = s.stream.SetReadDeadline(time.Now().Add(s.n.cfg.PeerTimeout + s.n.cfg.StreamTimeout))
+		m, err := r.ReadMessage()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				s.close(nil)
+			} else {
+				s.refuse(fmt.Errorf("reading: %w", err))
+			}
+			return
+		}
+		if m.Library() != s.key.lib {
+			s.refuse(fmt.Errorf("%w: session of library %s carries a message of library %s", protocol.ErrUnexpected, s.key.lib, m.Library()))
+			return
+		}
+		err = s.n.do(s.n.ctx, func(now time.Time) error { return s.n.eng.Step(now, s.key.device, m) })
+		switch {
+		case err == nil:
+		case errors.Is(err, protocol.ErrUnknownModelType):
+			s.n.countRefusal(err)
+			s.queueError(err) // a newer peer may know more model types: keep the session
+		default:
+			s.refuse(err)
+			return
+		}
+		select {
+		case <-s.done:
+			return
+		default:
+		}
+	}
+}
+
+func (s *session) queueError(err error) {
+	select {
+	case s.queue <- protocol.NewError(s.key.lib, err):
+	default:
+	}
+}
+
+// refuse answers a protocol error with an Error frame and resets the stream
+// with the error's code.
+func (s *session) refuse(err error) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) {
+		s.close(err)
+		return
+	}
+	s.n.countRefusal(err)
+	s.n.log.Warn("session refused", "library", s.key.lib, "device", s.key.device, "peer", s.peer, "err", err)
+	if code := protocol.CodeOf(err); code != protocol.CodeOf(protocol.ErrMalformed) || true {
+		_ = s.stream.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = protocol.NewWriter(s.stream, s.n.cfg.MaxFrameSize).WriteMessage(protocol.NewError(s.key.lib, err))
+	}
+	s.closeWith(err, true)
+}
+
+func (s *session) close(reason error) { s.closeWith(reason, false) }
+
+func (s *session) closeWith(reason error, reset bool) {
+	s.once.Do(func() {
+		close(s.done)
+		if reset || (reason != nil && !errors.Is(reason, protocol.ErrShuttingDown)) {
+			_ = s.stream.ResetWithError(network.StreamErrorCode(protocol.CodeOf(reason)))
+		} else {
+			_ = s.stream.Close()
+		}
+		n := s.n
+		n.mu.Lock()
+		if n.sessions[s.key] == s {
+			delete(n.sessions, s.key)
+		}
+		closed := n.closed
+		n.mu.Unlock()
+		if !closed {
+			go func() { // the engine loop may be the caller
+				_ = n.do(n.ctx, func(now time.Time) error {
+					if n.session(s.key) == nil {
+						n.eng.Disconnected(now, s.key.lib, s.key.device)
+					}
+					return nil
+				})
+			}()
+		}
+	})
+}
+
+// ---- inbound streams ----
+
+// handleStream serves every inbound stream of the protocol. The first frame
+// says what it is: a Hello opens a session, a StateRequest or
+// SharedChangeRequest asks for catch-up pages. The peer must be a member of
+// the library the frame names, or nothing of it is sent.
+func (n *Node) handleStream(s network.Stream) {
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		_ = s.ResetWithError(network.StreamErrorCode(protocol.CodeOf(protocol.ErrShuttingDown)))
+		return
+	}
+	if err := s.Scope().SetService(serviceName); err != nil {
+		n.refuseStream(s, uuid.Nil, fmt.Errorf("%w: resource limit: %v", protocol.ErrRateLimited, err))
+		return
+	}
+	if err := s.Scope().ReserveMemory(n.cfg.MaxFrameSize, network.ReservationPriorityMedium); err != nil {
+		n.refuseStream(s, uuid.Nil, fmt.Errorf("%w: cannot reserve a frame's memory: %v", protocol.ErrRateLimited, err))
+		return
+	}
+	defer s.Scope().ReleaseMemory(n.cfg.MaxFrameSize)
+	_ = s.SetReadDeadline(time.Now().Add(n.cfg.StreamTimeout))
+	br := bufio.NewReader(s)
+	first, err := protocol.NewReader(br, n.cfg.MaxFrameSize).ReadMessage()
+	if err != nil {
+		n.refuseStream(s, uuid.Nil, fmt.Errorf("reading the first frame: %w", err))
+		return
+	}
+	lib := first.Library()
+	device, ok := n.memberDevice(s.Conn().RemotePeer(), lib)
+	if !ok {
+		n.refuseStream(s, lib, fmt.Errorf("%w: peer %s in library %s", protocol.ErrNotMember, s.Conn().RemotePeer(), lib))
+		return
+	}
+	switch m := first.(type) {
+	case *protocol.Hello:
+		if m.DeviceID != device {
+			n.refuseStream(s, lib, fmt.Errorf("%w: Hello claims device %s, the peer is device %s", protocol.ErrOwnership, m.DeviceID, device))
+			return
+		}
+		n.runSession(sessionKey{lib: lib, device: device}, s, br, m)
+	case *protocol.StateRequest, *protocol.SharedChangeRequest:
+		n.serveRequest(s, device, first)
+	default:
+		n.refuseStream(s, lib, fmt.Errorf("%w: a stream must start with Hello or a request, not %s", protocol.ErrUnexpected, first.Name()))
+	}
+}
+
+// refuseStream sends an Error frame (best effort) and resets the stream.
+func (n *Node) refuseStream(s network.Stream, lib uuid.UUID, err error) {
+	n.countRefusal(err)
+	n.log.Warn("stream refused", "peer", s.Conn().RemotePeer(), "err", err)
+	_ = s.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = protocol.NewWriter(s, n.cfg.MaxFrameSize).WriteMessage(protocol.NewError(lib, err))
+	_ = s.ResetWithError(network.StreamErrorCode(protocol.CodeOf(err)))
+}
+
+// serveRequest answers a catch-up request with response frames, read from
+// the store on this goroutine.
+func (n *Node) serveRequest(s network.Stream, device uuid.UUID, req protocol.Message) {
+	p := s.Conn().RemotePeer()
+	n.mu.Lock()
+	if n.serving[p] >= n.cfg.MaxRequestsPerPeer {
+		n.mu.Unlock()
+		n.refuseStream(s, req.Library(), fmt.Errorf("%w: %d requests of this peer are being served", protocol.ErrRateLimited, n.cfg.MaxRequestsPerPeer))
+		return
+	}
+	n.serving[p]++
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		n.serving[p]--
+		n.mu.Unlock()
+	}()
+	var resp *engine.Responder
+	err := n.do(n.ctx, func(now time.Time) error {
+		var err error
+		resp, err = n.eng.Serve(now, device, req)
+		return err
+	})
+	if err != nil {
+		n.refuseStream(s, req.Library(), err)
+		return
+	}
+	w := protocol.NewWriter(s, n.cfg.MaxFrameSize)
+	for {
+		m, err := resp.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			n.refuseStream(s, req.Library(), fmt.Errorf("%w: %v", protocol.ErrInternal, err))
+			return
+		}
+		_ = s.SetWriteDeadline(time.Now().Add(n.cfg.StreamTimeout))
+		if err := w.WriteMessage(m); err != nil {
+			_ = s.Reset()
+			return
+		}
+	}
+	_ = s.Close()
+}
+
+// ---- outbound requests ----
+
+// startRequest opens a short stream for one catch-up request and feeds its
+// pages to the engine, each stored with the watermark it advances before the
+// next is read.
+func (n *Node) startRequest(r engine.Request) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		err := n.runRequest(r)
+		_ = n.do(n.ctx, func(now time.Time) error {
+			n.eng.RequestDone(now, r.ID, err)
+			return nil
+		})
+	}()
+}
+
+func (n *Node) runRequest(r engine.Request) error {
+	n.mu.Lock()
+	p, ok := n.devices[r.To]
+	n.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no peer known for device %s", r.To)
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamTimeout)
+	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "sync"), p, ProtocolID)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("opening request stream: %w", err)
+	}
+	if err := s.Scope().SetService(serviceName); err != nil {
+		_ = s.Reset()
+		return err
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(n.cfg.StreamTimeout))
+	if err := protocol.NewWriter(s, n.cfg.MaxFrameSize).WriteMessage(r.Message); err != nil {
+		_ = s.Reset()
+		return fmt.Errorf("sending %s: %w", r.Message.Name(), err)
+	}
+	_ = s.CloseWrite()
+	rd := protocol.NewReader(bufio.NewReader(s), n.cfg.MaxFrameSize)
+	for {
+		_ = s.SetReadDeadline(time.Now().Add(n.cfg.StreamTimeout))
+		m, err := rd.ReadMessage()
+		if err != nil {
+			_ = s.Reset()
+			return fmt.Errorf("reading response: %w", err)
+		}
+		if e, ok := m.(*protocol.Error); ok {
+			_ = s.Reset()
+			return fmt.Errorf("peer refused: %w", e.Err())
+		}
+		if err := n.do(n.ctx, func(now time.Time) error { return n.eng.StepResponse(now, r.ID, m) }); err != nil {
+			_ = s.ResetWithError(network.StreamErrorCode(protocol.CodeOf(err)))
+			return err
+		}
+		if !hasMore(m) {
+			_ = s.Close()
+			return nil
+		}
+	}
+}
+
+func hasMore(m protocol.Message) bool {
+	switch m := m.(type) {
+	case *protocol.StateResponse:
+		return m.HasMore
+	case *protocol.SharedChangeResponse:
+		return m.HasMore
+	}
+	return false
+}
+
+// ---- connections and dialling ----
+
+func (n *Node) onConnected(c network.Conn) {
+	n.mu.Lock()
+	_, member := n.members[c.RemotePeer()]
+	n.mu.Unlock()
+	if member {
+		n.rememberAddr(c.RemotePeer(), c.RemoteMultiaddr().String())
+		n.kickDialer()
+	}
+}
+
+func (n *Node) onDisconnected(c network.Conn) {
+	n.kickDialer()
+}
+
+// lessDevice orders devices by their bytes: the smaller opens sessions.
+func lessDevice(a, b uuid.UUID) bool { return bytes.Compare(a[:], b[:]) < 0 }
