@@ -4,9 +4,12 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,27 +17,26 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/syncnode/syncnode/node"
+	"github.com/syncnode/syncnode/node/engine"
 )
 
-// cluster is a set of started nodes that share one library.
+// cluster is a set of nodes that share one library. Node i keeps its data
+// directory (and so its device and peer ID) across stop and restart.
 type cluster struct {
 	t     *testing.T
 	lib   uuid.UUID
-	nodes []*node.Node
-	dirs  []string
 	cfg   node.Config
+	nodes []*node.Node  // nil while stopped
+	dirs  []string      // data directory of node i
+	infos []node.Member // identity of node i, with its last known addresses
 }
 
 func logger() *slog.Logger {
 	if os.Getenv("SYNCNODE_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(discard{}, nil))
+	return slog.New(slog.DiscardHandler)
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // newCluster starts n nodes and makes them members of one library.
 func newCluster(t *testing.T, n int, tweak func(*node.Config)) *cluster {
@@ -44,15 +46,30 @@ func newCluster(t *testing.T, n int, tweak func(*node.Config)) *cluster {
 		tweak(&c.cfg)
 	}
 	for i := 0; i < n; i++ {
-		c.dirs = append(c.dirs, t.TempDir())
-		c.nodes = append(c.nodes, c.start(i))
+		c.addNode()
 	}
-	c.addLibrary(c.nodes...)
+	c.addLibrary(c.all()...)
 	return c
 }
 
+// addNode starts a new node in a new directory, not yet a member of the
+// library, and returns its index.
+func (c *cluster) addNode() int {
+	c.t.Helper()
+	c.dirs = append(c.dirs, c.t.TempDir())
+	c.nodes = append(c.nodes, nil)
+	c.infos = append(c.infos, node.Member{})
+	i := len(c.nodes) - 1
+	c.start(i)
+	return i
+}
+
+// start starts node i on its directory.
 func (c *cluster) start(i int) *node.Node {
 	c.t.Helper()
+	if c.nodes[i] != nil {
+		c.t.Fatalf("n%d is already running", i)
+	}
 	cfg := c.cfg
 	cfg.DataDir = c.dirs[i]
 	nd, err := node.New(cfg, node.WithLogger(logger().With("node", i)))
@@ -63,40 +80,78 @@ func (c *cluster) start(i int) *node.Node {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(func() { _ = nd.Close() })
+	if old := c.infos[i]; old.Device != uuid.Nil && (old.Device != nd.Device() || old.Peer != nd.Host().ID()) {
+		c.t.Fatalf("n%d restarted as device %s peer %s, was device %s peer %s", i, nd.Device(), nd.Host().ID(), old.Device, old.Peer)
+	}
+	c.nodes[i] = nd
+	c.infos[i] = node.Member{Device: nd.Device(), Peer: nd.Host().ID(), Name: fmt.Sprintf("n%d", i), Addrs: nd.Host().Addrs()}
 	return nd
 }
 
-func (c *cluster) members(nodes ...*node.Node) []node.Member {
-	var ms []node.Member
-	for i, nd := range nodes {
-		ms = append(ms, node.Member{Device: nd.Device(), Peer: nd.Host().ID(), Name: fmt.Sprintf("n%d", i), Addrs: nd.Host().Addrs()})
+// stop closes node i; its directory stays.
+func (c *cluster) stop(i int) {
+	c.t.Helper()
+	if err := c.nodes[i].Close(); err != nil {
+		c.t.Fatalf("closing n%d: %v", i, err)
 	}
-	return ms
+	c.nodes[i] = nil
 }
 
-func (c *cluster) addLibrary(nodes ...*node.Node) {
+// restart starts the stopped node i again on its directory. It tells nobody
+// its new address: the node dials the members it knows from its store.
+func (c *cluster) restart(i int) *node.Node {
 	c.t.Helper()
-	ms := c.members(c.nodes...)
-	for _, nd := range nodes {
-		if _, err := nd.AddLibrary(context.Background(), c.lib, "test", ms...); err != nil {
-			c.t.Fatal(err)
+	return c.start(i)
+}
+
+// all returns the indices of every node ever started.
+func (c *cluster) all() []int {
+	out := make([]int, len(c.nodes))
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// running returns the indices of the running nodes.
+func (c *cluster) running() []int {
+	var out []int
+	for i, nd := range c.nodes {
+		if nd != nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// addLibrary makes every node of the cluster (running or not) a member of
+// the library, on the given running nodes. AddLibrary replaces the member
+// list, so it always names all of them.
+func (c *cluster) addLibrary(on ...int) {
+	c.t.Helper()
+	for _, i := range on {
+		if _, err := c.nodes[i].AddLibrary(context.Background(), c.lib, "test", c.infos...); err != nil {
+			c.t.Fatalf("AddLibrary on n%d: %v", i, err)
 		}
 	}
 }
 
-func (c *cluster) lib_(i int) *node.Library { return c.nodes[i].Library(c.lib) }
+// library returns node i's handle on the cluster's library.
+func (c *cluster) library(i int) *node.Library { return c.nodes[i].Library(c.lib) }
 
 // eventually waits for cond, failing with what() after the deadline.
 func eventually(t *testing.T, d time.Duration, cond func() bool, what func() string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	for {
 		if cond() {
 			return
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what())
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("after %v: %s", d, what())
 }
 
 func data(t *testing.T, v any) []byte {
@@ -106,4 +161,154 @@ func data(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// modelTypes are the model types of the default registry.
+var modelTypes = engine.DefaultRegistry().Ordered(0)
+
+// snapshot is every record of a library on one node, tombstones included, by
+// model type, in ID order.
+type snapshot map[string][]node.Record
+
+// dump lists every record of every model type of lib, tombstones included.
+func dump(ctx context.Context, lib *node.Library) (snapshot, error) {
+	out := make(snapshot)
+	for _, mt := range modelTypes {
+		var after uuid.UUID
+		for {
+			recs, err := lib.List(ctx, mt, node.ListOptions{After: after, IncludeDeleted: true})
+			if err != nil {
+				return nil, fmt.Errorf("listing %s: %w", mt, err)
+			}
+			if len(recs) == 0 {
+				break
+			}
+			out[mt] = append(out[mt], recs...)
+			after = recs[len(recs)-1].ID
+		}
+	}
+	return out, nil
+}
+
+// count returns the number of records (tombstones included).
+func (s snapshot) count() int {
+	n := 0
+	for _, recs := range s {
+		n += len(recs)
+	}
+	return n
+}
+
+// diff describes how o differs from s, in at most a few lines; "" if equal.
+func (s snapshot) diff(o snapshot) string {
+	var lines []string
+	for _, mt := range modelTypes {
+		ra, rb := index(s[mt]), index(o[mt])
+		for id, x := range ra {
+			y, ok := rb[id]
+			switch {
+			case !ok:
+				lines = append(lines, fmt.Sprintf("%s %s: %s, missing", mt, id, show(x)))
+			case !reflect.DeepEqual(x, y):
+				lines = append(lines, fmt.Sprintf("%s %s: %s vs %s", mt, id, show(x), show(y)))
+			}
+		}
+		for id, y := range rb {
+			if _, ok := ra[id]; !ok {
+				lines = append(lines, fmt.Sprintf("%s %s: missing vs %s", mt, id, show(y)))
+			}
+		}
+	}
+	if len(lines) > 5 {
+		lines = append(lines[:5], fmt.Sprintf("... %d differences in all", len(lines)))
+	}
+	return strings.Join(lines, "; ")
+}
+
+func index(recs []node.Record) map[uuid.UUID]node.Record {
+	m := make(map[uuid.UUID]node.Record, len(recs))
+	for _, r := range recs {
+		if len(r.Data) == 0 {
+			r.Data = nil
+		}
+		m[r.ID] = r
+	}
+	return m
+}
+
+func show(r node.Record) string {
+	if r.Deleted {
+		return fmt.Sprintf("deleted@%v", r.Version)
+	}
+	return fmt.Sprintf("%x@%v", r.Data, r.Version)
+}
+
+// converged reports "" when the given nodes (default: the running ones)
+// hold identical records, tombstones and versions; otherwise what differs.
+func (c *cluster) converged(idx ...int) string {
+	if len(idx) == 0 {
+		idx = c.running()
+	}
+	ctx := context.Background()
+	var first snapshot
+	for k, i := range idx {
+		s, err := dump(ctx, c.library(i))
+		if err != nil {
+			return fmt.Sprintf("n%d: %v", i, err)
+		}
+		if k == 0 {
+			first = s
+			continue
+		}
+		if d := first.diff(s); d != "" {
+			return fmt.Sprintf("n%d vs n%d: %s", idx[0], i, d)
+		}
+	}
+	return ""
+}
+
+// waitConverged waits until the given nodes (default: the running ones)
+// hold identical records and returns the common snapshot.
+func (c *cluster) waitConverged(d time.Duration, idx ...int) snapshot {
+	c.t.Helper()
+	if len(idx) == 0 {
+		idx = c.running()
+	}
+	var last string
+	eventually(c.t, d, func() bool { last = c.converged(idx...); return last == "" },
+		func() string { return "not converged: " + last })
+	s, err := dump(context.Background(), c.library(idx[0]))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return s
+}
+
+// waitRecord waits until node i holds the record with the given data (nil:
+// deleted).
+func (c *cluster) waitRecord(d time.Duration, i int, model string, id uuid.UUID, want []byte) {
+	c.t.Helper()
+	var got string
+	eventually(c.t, d, func() bool {
+		r, err := c.library(i).Get(context.Background(), model, id)
+		switch {
+		case errors.Is(err, node.ErrNotFound):
+			got = "not found"
+			return false
+		case err != nil:
+			got = err.Error()
+			return false
+		}
+		got = show(r)
+		if want == nil {
+			return r.Deleted
+		}
+		return !r.Deleted && string(r.Data) == string(want)
+	}, func() string {
+		w := "deleted"
+		if want != nil {
+			w = fmt.Sprintf("%x", want)
+		}
+		return fmt.Sprintf("n%d %s %s: want %s, have %s", i, model, id, w, got)
+	})
 }

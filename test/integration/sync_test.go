@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -10,36 +9,76 @@ import (
 	"github.com/google/uuid"
 )
 
-// Owned and shared writes on each of three nodes reach the others live.
+// Owned and shared writes on each of five nodes (puts, updates and deletes)
+// reach all the others live.
 func TestLiveWritesReachEveryNode(t *testing.T) {
-	c := newCluster(t, 3, nil)
+	const n = 5
+	c := newCluster(t, n, nil)
 	ctx := context.Background()
-	type want struct {
+	type rec struct {
 		model string
 		id    uuid.UUID
-		data  []byte
+		data  []byte // nil: deleted
 	}
-	var wants []want
+	// Round 1: every node puts two owned and two shared records.
+	recs := make([][]rec, n)
 	for i := range c.nodes {
-		id := uuid.New()
-		d := data(t, fmt.Sprintf("location of n%d", i))
-		if _, err := c.lib_(i).PutOwned(ctx, "location", id, d); err != nil {
+		for k := 0; k < 2; k++ {
+			id := uuid.New()
+			d := data(t, fmt.Sprintf("location %d of n%d", k, i))
+			if _, err := c.library(i).PutOwned(ctx, "location", id, d); err != nil {
+				t.Fatal(err)
+			}
+			recs[i] = append(recs[i], rec{"location", id, d})
+			id = uuid.New()
+			d = data(t, fmt.Sprintf("tag %d of n%d", k, i))
+			if _, err := c.library(i).PutShared(ctx, "tag", id, d); err != nil {
+				t.Fatal(err)
+			}
+			recs[i] = append(recs[i], rec{"tag", id, d})
+		}
+	}
+	waitAll := func() {
+		t.Helper()
+		for i := range c.nodes {
+			for _, rs := range recs {
+				for _, r := range rs {
+					c.waitRecord(10*time.Second, i, r.model, r.id, r.data)
+				}
+			}
+		}
+	}
+	waitAll()
+
+	// Round 2: every node updates its first location and deletes its
+	// second; updates the first tag of the next node and deletes the second
+	// tag of the node after it.
+	for i := range c.nodes {
+		lib := c.library(i)
+		r := &recs[i][0]
+		r.data = data(t, fmt.Sprintf("location 0 of n%d, updated", i))
+		if _, err := lib.PutOwned(ctx, r.model, r.id, r.data); err != nil {
 			t.Fatal(err)
 		}
-		wants = append(wants, want{"location", id, d})
-		id = uuid.New()
-		d = data(t, fmt.Sprintf("tag of n%d", i))
-		if _, err := c.lib_(i).PutShared(ctx, "tag", id, d); err != nil {
+		r = &recs[i][2]
+		if _, err := lib.DeleteOwned(ctx, r.model, r.id); err != nil {
 			t.Fatal(err)
 		}
-		wants = append(wants, want{"tag", id, d})
-	}
-	for i := range c.nodes {
-		for _, w := range wants {
-			eventually(t, 10*time.Second, func() bool {
-				r, err := c.lib_(i).Get(ctx, w.model, w.id)
-				return err == nil && bytes.Equal(r.Data, w.data)
-			}, func() string { return fmt.Sprintf("n%d lacks %s/%s", i, w.model, w.id) })
+		r.data = nil
+		r = &recs[(i+1)%n][1]
+		r.data = data(t, fmt.Sprintf("tag 0 of n%d, updated by n%d", (i+1)%n, i))
+		if _, err := lib.PutShared(ctx, r.model, r.id, r.data); err != nil {
+			t.Fatal(err)
 		}
+		r = &recs[(i+2)%n][3]
+		if _, err := lib.DeleteShared(ctx, r.model, r.id); err != nil {
+			t.Fatal(err)
+		}
+		r.data = nil
+	}
+	waitAll()
+	s := c.waitConverged(10 * time.Second)
+	if got := s.count(); got != 4*n {
+		t.Fatalf("the nodes hold %d records, want %d", got, 4*n)
 	}
 }
