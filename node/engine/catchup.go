@@ -139,7 +139,8 @@ func sortKeys(keys []streamKey) {
 	sort.Slice(keys, func(i, j int) bool { return lessKey(keys[i], keys[j]) })
 }
 
-// StepResponse feeds one response frame of request id. An error means the
+// StepResponse feeds one response frame of request id. The engine takes
+// ownership of m and its payloads. An error means the
 // response is refused: the caller resets the request stream and calls
 // RequestDone.
 func (e *Engine) StepResponse(now time.Time, id uint64, m protocol.Message) error {
@@ -242,10 +243,12 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 	// Entries too far in the future are a suffix (HLC order): quarantine
 	// them, and cap the watermark below the first of them.
 	good := len(entries)
-	for i, en := range entries {
-		if e.clock.CheckDrift(en.hlc) != nil {
-			good = i
-			break
+	if len(entries) > 0 && e.clock.CheckDrift(entries[len(entries)-1].hlc) != nil {
+		for i, en := range entries {
+			if e.clock.CheckDrift(en.hlc) != nil {
+				good = i
+				break
+			}
 		}
 	}
 	bound := hlc.Min(upTo, complete)
@@ -264,6 +267,9 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 		entries = entries[:good]
 	} else if r.frozen {
 		bound = hlc.HLC{}
+	}
+	if len(entries) > 0 {
+		_ = e.clock.Update(entries[len(entries)-1].hlc) // the newest applied; within drift
 	}
 	for _, en := range entries {
 		var err error

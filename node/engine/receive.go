@@ -108,7 +108,8 @@ func (e *Engine) watermarkList(libID uuid.UUID) ([]protocol.Watermark, error) {
 }
 
 // Step feeds one message received on the session stream of the
-// authenticated device from. It returns an error when the message is
+// authenticated device from. The engine takes ownership of m and of the
+// payloads in it: the caller must not modify them afterwards. It returns an error when the message is
 // refused; the error wraps a protocol sentinel (protocol.CodeOf gives the
 // wire code). For protocol.ErrUnknownModelType the caller answers with an
 // Error frame and keeps the session; for every other error it sends an Error
@@ -301,6 +302,7 @@ func (e *Engine) applyStateLive(lib *library, p *peer, model string, owner uuid.
 		return nil // nobody else writes this node's own records
 	}
 	s := store.Stream{Library: lib.info.ID, ModelType: model, Origin: owner}
+	_ = e.clock.Update(recs[len(recs)-1].Timestamp) // the newest; drift was checked by the caller
 	for _, r := range recs {
 		if err := e.applyOwned(s, r); err != nil {
 			return err
@@ -325,7 +327,6 @@ func (e *Engine) applyStateLive(lib *library, p *peer, model string, owner uuid.
 // applyOwned applies one device-owned record of stream s if it is newer than
 // what this node holds.
 func (e *Engine) applyOwned(s store.Stream, r protocol.StateRecord) error {
-	_ = e.clock.Update(r.Timestamp) // drift was checked by the caller
 	if held, err := e.holds(s, r.Timestamp); held || err != nil {
 		return err
 	}
@@ -339,7 +340,7 @@ func (e *Engine) applyOwned(s store.Stream, r protocol.StateRecord) error {
 	}
 	rec := store.Record{Library: s.Library, ModelType: s.ModelType, ID: r.RecordUUID, Version: r.Timestamp, Deleted: r.Deleted}
 	if !r.Deleted {
-		rec.Data = append([]byte(nil), r.Data...)
+		rec.Data = r.Data // the message is the engine's now (see Step); stores copy
 	}
 	e.ov.putRecord(rec)
 	e.emitRecordEvent(rec)
@@ -353,7 +354,11 @@ func (e *Engine) onSharedLive(lib *library, p *peer, entries []protocol.SharedCh
 			return e.refuse(fmt.Errorf("%w: %q is not a shared model type here", protocol.ErrUnknownModelType, en.ModelType))
 		}
 	}
-	// Entries are in HLC order, so the skewed ones are a suffix.
+	// Entries are in HLC order, so the skewed ones are a suffix, and if the
+	// last is fine they all are.
+	if e.clock.CheckDrift(entries[len(entries)-1].HLC) == nil {
+		return e.applySharedLive(lib, p, entries)
+	}
 	for i, en := range entries {
 		if err := e.clock.CheckDrift(en.HLC); err != nil {
 			if err := e.applySharedLive(lib, p, entries[:i]); err != nil {
@@ -368,6 +373,10 @@ func (e *Engine) onSharedLive(lib *library, p *peer, entries []protocol.SharedCh
 }
 
 func (e *Engine) applySharedLive(lib *library, p *peer, entries []protocol.SharedChangeEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	_ = e.clock.Update(entries[len(entries)-1].HLC) // the newest; drift was checked by the caller
 	for _, en := range entries {
 		s := store.Stream{Library: lib.info.ID, ModelType: en.ModelType, Origin: en.HLC.DeviceID}
 		if s.Origin == e.cfg.Device {
@@ -398,7 +407,6 @@ func (e *Engine) applySharedLive(lib *library, p *peer, entries []protocol.Share
 // applyShared keeps a shared change in its origin's log (unless this node
 // already holds the stream past it) and applies it if it wins by HLC.
 func (e *Engine) applyShared(s store.Stream, en protocol.SharedChangeEntry) error {
-	_ = e.clock.Update(en.HLC) // drift was checked by the caller
 	if held, err := e.holds(s, en.HLC); held || err != nil {
 		return err
 	}
@@ -406,7 +414,7 @@ func (e *Engine) applyShared(s store.Stream, en protocol.SharedChangeEntry) erro
 		le := store.LogEntry{Library: s.Library, ModelType: s.ModelType, HLC: en.HLC, RecordID: en.RecordUUID,
 			ChangeType: string(en.ChangeType), Prev: derefHLC(en.Prev)}
 		if en.ChangeType != protocol.Delete {
-			le.Data = append([]byte(nil), en.Data...)
+			le.Data = en.Data
 		}
 		e.ov.appendLog(le)
 		if lib := e.libs[s.Library]; lib != nil && en.HLC.After(lib.ahead[keyOf(s)]) {
@@ -424,7 +432,7 @@ func (e *Engine) applyShared(s store.Stream, en protocol.SharedChangeEntry) erro
 	rec := store.Record{Library: s.Library, ModelType: s.ModelType, ID: en.RecordUUID, Version: en.HLC,
 		Deleted: en.ChangeType == protocol.Delete}
 	if !rec.Deleted {
-		rec.Data = append([]byte(nil), en.Data...)
+		rec.Data = en.Data
 	}
 	e.ov.putRecord(rec)
 	e.emitRecordEvent(rec)
@@ -573,6 +581,7 @@ func (e *Engine) releaseQuarantine(lib *library) error {
 			err = e.applySharedLive(lib, p, m.Entries)
 		case *protocol.StateResponse: // the tail of a relayed page
 			s := store.Stream{Library: lib.info.ID, ModelType: m.ModelType, Origin: m.DeviceID}
+			_ = e.clock.Update(q.HLC)
 			for _, rec := range m.Records {
 				if err = e.applyOwned(s, rec); err != nil {
 					break
@@ -580,6 +589,7 @@ func (e *Engine) releaseQuarantine(lib *library) error {
 			}
 		case *protocol.SharedChangeResponse: // the tail of a relayed page
 			s := store.Stream{Library: lib.info.ID, ModelType: m.ModelType, Origin: m.DeviceID}
+			_ = e.clock.Update(q.HLC)
 			for _, en := range m.Entries {
 				if err = e.applyShared(s, en); err != nil {
 					break

@@ -214,6 +214,12 @@ func (o *overlay) setPrunePoint(p store.PrunePoint) {
 // batch turns the overlay into one store.Batch, each key written once.
 func (o *overlay) batch() store.Batch {
 	var b store.Batch
+	b.PutRecords = make([]store.Record, 0, len(o.recOrder))
+	nlog := 0
+	for _, s := range o.logOrder {
+		nlog += len(o.log[s])
+	}
+	b.AppendLog = make([]store.LogEntry, 0, nlog)
 	for _, k := range o.recOrder {
 		st := o.records[k]
 		if st.dropped {
