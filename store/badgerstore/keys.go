@@ -182,7 +182,11 @@ func corruptKey(kind byte, key []byte, what string) error {
 // returns the library, the model type and the rest of the key.
 func splitModel(key []byte) (lib uuid.UUID, model string, rest []byte, err error) {
 	if len(key) < 1+idSize+2 {
-		return lib, "", nil, corruptKey(key[0], key, "too short")
+		kind := byte(0)
+		if len(key) > 0 {
+			kind = key[0]
+		}
+		return lib, "", nil, corruptKey(kind, key, "too short")
 	}
 	copy(lib[:], key[1:1+idSize])
 	tail := key[1+idSize:]

@@ -234,7 +234,22 @@ func encodeLibrary(l *store.Library) ([]byte, error) {
 	return encMode.Marshal(libraryValue{Name: l.Name, Secret: l.Secret, CreatedAt: l.CreatedAt})
 }
 
+// checkCBORMap fails unless v starts with a CBOR map header (major type 5),
+// the only item encodeLibrary and encodeMember write. Unmarshal into a struct
+// accepts null and undefined as "no change" and reads through unknown tags,
+// so without this check such a value would decode as an empty library or
+// member instead of as corrupt.
+func checkCBORMap(key, v []byte) error {
+	if len(v) == 0 || v[0]>>5 != 5 {
+		return corruptValue(key, "value of %d bytes, initial byte %d, want a CBOR map", len(v), first(v))
+	}
+	return nil
+}
+
 func decodeLibrary(key, v []byte, l *store.Library) error {
+	if err := checkCBORMap(key, v); err != nil {
+		return err
+	}
 	var lv libraryValue
 	if err := decMode.Unmarshal(v, &lv); err != nil {
 		return corruptValue(key, "%v", err)
@@ -252,6 +267,9 @@ func encodeMember(m *store.Member) ([]byte, error) {
 }
 
 func decodeMember(key, v []byte, m *store.Member) error {
+	if err := checkCBORMap(key, v); err != nil {
+		return err
+	}
 	var mv memberValue
 	if err := decMode.Unmarshal(v, &mv); err != nil {
 		return corruptValue(key, "%v", err)
