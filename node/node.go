@@ -83,6 +83,7 @@ type Node struct {
 	dialing  map[peer.ID]*dialState
 	opening  map[sessionKey]bool
 	kick     chan struct{}
+	notifiee network.Notifiee // on the host's network, removed by Close
 	fatal    error
 	metrics  Metrics
 
@@ -194,10 +195,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.host.SetStreamHandler(ProtocolID, n.handleStream)
-	n.host.Network().Notify(&network.NotifyBundle{
+	n.notifiee = &network.NotifyBundle{
 		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
 		DisconnectedF: func(_ network.Network, c network.Conn) { n.onDisconnected(c) },
-	})
+	}
+	n.host.Network().Notify(n.notifiee)
 	n.wg.Add(2)
 	go n.loop()
 	go n.dialer()
@@ -206,9 +208,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 }
 
 // Close stops the node in the reverse order of Start: the protocol handler
-// is removed (late streams get ErrClosed), sessions and the loops stop, the
-// host is closed if the node built it, and the store is closed if the node
-// opened it. It is safe to call more than once.
+// and the connection notifications are removed (late streams get ErrClosed),
+// sessions and the loops stop, the host is closed if the node built it (an
+// app's host is left running, with the node's connection protections
+// lifted), and the store is closed if the node opened it. It is safe to call
+// more than once.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -226,6 +230,9 @@ func (n *Node) Close() error {
 
 	if n.host != nil {
 		n.host.RemoveStreamHandler(ProtocolID)
+		if n.notifiee != nil {
+			n.host.Network().StopNotify(n.notifiee)
+		}
 	}
 	for _, s := range sessions {
 		s.close(fmt.Errorf("%w: node closing", protocol.ErrShuttingDown))
@@ -236,6 +243,14 @@ func (n *Node) Close() error {
 	n.wg.Wait()
 	for s := range subs {
 		s.close()
+	}
+	if n.host != nil && !n.ownsHost {
+		// The loop, which protects members, has stopped.
+		n.mu.Lock()
+		for pid := range n.members {
+			n.host.ConnManager().Unprotect(pid, serviceName)
+		}
+		n.mu.Unlock()
 	}
 	var errs []error
 	if n.ownsHost && n.host != nil {
@@ -502,9 +517,15 @@ func (n *Node) refreshMembers() {
 		}
 	}
 	n.mu.Lock()
+	old := n.members
 	n.members, n.devices = members, devices
 	n.mu.Unlock()
 	if n.host != nil {
+		for pid := range old {
+			if _, still := members[pid]; !still {
+				n.host.ConnManager().Unprotect(pid, serviceName)
+			}
+		}
 		for pid := range members {
 			n.host.ConnManager().Protect(pid, serviceName)
 		}

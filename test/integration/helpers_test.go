@@ -312,3 +312,15 @@ func (c *cluster) waitRecord(d time.Duration, i int, model string, id uuid.UUID,
 		return fmt.Sprintf("n%d %s %s: want %s, have %s", i, model, id, w, got)
 	})
 }
+
+// adopt adds a node built and started by the test (say on an app's host)
+// to the cluster; it cannot be restarted by the harness. It is not yet a
+// member of the library.
+func (c *cluster) adopt(nd *node.Node, name string) int {
+	c.t.Helper()
+	c.t.Cleanup(func() { _ = nd.Close() })
+	c.dirs = append(c.dirs, "")
+	c.nodes = append(c.nodes, nd)
+	c.infos = append(c.infos, node.Member{Device: nd.Device(), Peer: nd.Host().ID(), Name: name, Addrs: nd.Host().Addrs()})
+	return len(c.nodes) - 1
+}
