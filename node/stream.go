@@ -32,6 +32,7 @@ type session struct {
 	peer   peer.ID
 	stream network.Stream
 	queue  chan protocol.Message
+	wmu    sync.Mutex // held while a frame is written
 	once   sync.Once
 	done   chan struct{}
 }
@@ -103,8 +104,11 @@ func (s *session) writeLoop() {
 		case <-s.done:
 			return
 		case m := <-s.queue:
+			s.wmu.Lock()
 			_ = s.stream.SetWriteDeadline(time.Now().Add(s.n.cfg.StreamTimeout))
-			if err := w.WriteMessage(m); err != nil {
+			err := w.WriteMessage(m)
+			s.wmu.Unlock()
+			if err != nil {
 				s.close(fmt.Errorf("writing %s: %w", m.Name(), err))
 				return
 			}
@@ -156,31 +160,46 @@ func (s *session) queueError(err error) {
 	}
 }
 
-// refuse answers a protocol error with an Error frame and resets the stream
-// with the error's code.
+// refuse answers a protocol error with an Error frame and ends the session
+// (see sendError). A transport failure (the peer reset the stream) is not a
+// refusal: there is nobody to answer.
 func (s *session) refuse(err error) {
-	if errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) {
-		s.close(err)
+	var se *network.StreamError
+	if errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) || errors.As(err, &se) {
+		s.closeWith(err, true)
 		return
 	}
 	s.n.countRefusal(err)
 	s.n.log.Warn("session refused", "library", s.key.lib, "device", s.key.device, "peer", s.peer, "err", err)
-	if code := protocol.CodeOf(err); code != protocol.CodeOf(protocol.ErrMalformed) || true {
-		_ = s.stream.SetWriteDeadline(time.Now().Add(time.Second))
-		_ = protocol.NewWriter(s.stream, s.n.cfg.MaxFrameSize).WriteMessage(protocol.NewError(s.key.lib, err))
+	if s.finish(nil) {
+		s.wmu.Lock() // a frame the writer is still writing goes first
+		defer s.wmu.Unlock()
+		s.n.sendError(s.stream, s.key.lib, err)
 	}
-	s.closeWith(err, true)
 }
 
 func (s *session) close(reason error) { s.closeWith(reason, false) }
 
 func (s *session) closeWith(reason error, reset bool) {
-	s.once.Do(func() {
-		close(s.done)
+	s.finish(func() {
 		if reset || (reason != nil && !errors.Is(reason, protocol.ErrShuttingDown)) {
 			_ = s.stream.ResetWithError(network.StreamErrorCode(protocol.CodeOf(reason)))
 		} else {
 			_ = s.stream.Close()
+		}
+	})
+}
+
+// finish ends the session once: it stops the writer, ends the stream with
+// endStream (if not nil, else the caller ends it), unregisters the session
+// and tells the engine. It reports whether this call ended the session.
+func (s *session) finish(endStream func()) bool {
+	ran := false
+	s.once.Do(func() {
+		ran = true
+		close(s.done)
+		if endStream != nil {
+			endStream()
 		}
 		n := s.n
 		n.mu.Lock()
@@ -200,7 +219,49 @@ func (s *session) closeWith(reason error, reset bool) {
 			}()
 		}
 	})
+	return ran
 }
+
+// sendError writes an Error frame for err and ends the stream so that the
+// frame arrives. Resetting right after the write would lose it: yamux and
+// QUIC discard what the peer has not read yet when a reset arrives. So the
+// write side is closed, the peer's frames are discarded until it ends its
+// side (the stream is then closed), and the stream is reset with the error's
+// code only if the peer does not end it within errorLinger.
+func (n *Node) sendError(s network.Stream, lib uuid.UUID, err error) {
+	code := network.StreamErrorCode(protocol.CodeOf(err))
+	_ = s.SetWriteDeadline(time.Now().Add(errorLinger))
+	if werr := protocol.NewWriter(s, n.cfg.MaxFrameSize).WriteMessage(protocol.NewError(lib, err)); werr != nil {
+		_ = s.ResetWithError(code)
+		return
+	}
+	if s.CloseWrite() != nil {
+		_ = s.ResetWithError(code)
+		return
+	}
+	_ = s.SetReadDeadline(time.Now().Add(errorLinger))
+	buf := make([]byte, 4096)
+	for read := 0; read <= maxLingerRead; {
+		k, rerr := s.Read(buf)
+		read += k
+		if errors.Is(rerr, io.EOF) {
+			_ = s.Close()
+			return
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	_ = s.ResetWithError(code)
+}
+
+// errorLinger is how long sendError waits for a refused peer to read the
+// Error frame and end its side; maxLingerRead bounds what it discards
+// meanwhile, in bytes.
+const (
+	errorLinger   = time.Second
+	maxLingerRead = 1 << 20
+)
 
 // ---- inbound streams ----
 
@@ -252,13 +313,12 @@ func (n *Node) handleStream(s network.Stream) {
 	}
 }
 
-// refuseStream sends an Error frame (best effort) and resets the stream.
+// refuseStream answers err with an Error frame and ends the stream (see
+// sendError).
 func (n *Node) refuseStream(s network.Stream, lib uuid.UUID, err error) {
 	n.countRefusal(err)
 	n.log.Warn("stream refused", "peer", s.Conn().RemotePeer(), "err", err)
-	_ = s.SetWriteDeadline(time.Now().Add(time.Second))
-	_ = protocol.NewWriter(s, n.cfg.MaxFrameSize).WriteMessage(protocol.NewError(lib, err))
-	_ = s.ResetWithError(network.StreamErrorCode(protocol.CodeOf(err)))
+	n.sendError(s, lib, err)
 }
 
 // serveRequest answers a catch-up request with response frames, read from
