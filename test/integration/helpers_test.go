@@ -41,14 +41,20 @@ func logger() *slog.Logger {
 // newCluster starts n nodes and makes them members of one library.
 func newCluster(t *testing.T, n int, tweak func(*node.Config)) *cluster {
 	t.Helper()
-	c := &cluster{t: t, lib: uuid.New(), cfg: node.DefaultLocalConfig()}
-	if tweak != nil {
-		tweak(&c.cfg)
-	}
+	c := emptyCluster(t, tweak)
 	for i := 0; i < n; i++ {
 		c.addNode()
 	}
 	c.addLibrary(c.all()...)
+	return c
+}
+
+// emptyCluster returns a cluster with no node yet, for the library it names.
+func emptyCluster(t *testing.T, tweak func(*node.Config)) *cluster {
+	c := &cluster{t: t, lib: uuid.New(), cfg: node.DefaultLocalConfig()}
+	if tweak != nil {
+		tweak(&c.cfg)
+	}
 	return c
 }
 
