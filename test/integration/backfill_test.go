@@ -17,8 +17,42 @@ import (
 // later, every one with its version, and the new node then sees the writer
 // as live.
 func TestBackfillTenThousandRecords(t *testing.T) {
-	const total = 10000
 	c := newCluster(t, 1, nil)
+	versions := writeOwned(t, c, 0, 10000)
+	started := time.Now()
+	n := c.addNode()
+	c.addLibrary(0, n)
+	s := c.waitConverged(60*time.Second, 0, n)
+	t.Logf("%d records backfilled in %v", len(versions), time.Since(started))
+	checkBackfill(t, c, n, s, versions)
+}
+
+// A backfill cut short by a restart of the new node resumes from the pages
+// it stored and completes.
+func TestBackfillResumesAfterRestart(t *testing.T) {
+	c := newCluster(t, 1, func(cfg *node.Config) { cfg.PageSize = 100 })
+	versions := writeOwned(t, c, 0, 5000)
+	n := c.addNode()
+	c.addLibrary(0, n)
+	var held int
+	eventually(t, 30*time.Second, func() bool {
+		s, err := dump(context.Background(), c.library(n))
+		if err == nil {
+			held = s.count()
+		}
+		return held > 0
+	}, func() string { return "the backfill never started" })
+	c.stop(n)
+	t.Logf("stopped the new node holding %d of %d records", held, len(versions))
+	c.restart(n)
+	s := c.waitConverged(60*time.Second, 0, n)
+	checkBackfill(t, c, n, s, versions)
+}
+
+// writeOwned writes total device-owned records (a tenth locations, the rest
+// entries) on node i and returns their versions.
+func writeOwned(t *testing.T, c *cluster, i, total int) map[uuid.UUID]hlc.HLC {
+	t.Helper()
 	ctx := context.Background()
 
 	// Several writers at once, so that the node stores them in groups.
@@ -39,7 +73,7 @@ func TestBackfillTenThousandRecords(t *testing.T) {
 					model = "location"
 				}
 				id := uuid.New()
-				h, err := c.library(0).PutOwned(ctx, model, id, []byte{0x19, byte(k >> 8), byte(k)}) // CBOR uint16 k
+				h, err := c.library(i).PutOwned(ctx, model, id, []byte{0x19, byte(k >> 8), byte(k)}) // CBOR uint16 k
 				if err != nil {
 					errs <- fmt.Errorf("writing record %d: %w", k, err)
 					return
@@ -55,12 +89,15 @@ func TestBackfillTenThousandRecords(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	return versions
+}
 
-	started := time.Now()
-	n := c.addNode()
-	c.addLibrary(0, n)
-	s := c.waitConverged(60*time.Second, 0, n)
-	t.Logf("%d records backfilled in %v", total, time.Since(started))
+// checkBackfill checks that node n holds exactly the records versions
+// names, at those versions, and that n and n0 then see each other live.
+func checkBackfill(t *testing.T, c *cluster, n int, s snapshot, versions map[uuid.UUID]hlc.HLC) {
+	t.Helper()
+	ctx := context.Background()
+	total := len(versions)
 	if got := s.count(); got != total {
 		t.Fatalf("the new node holds %d records, want %d", got, total)
 	}

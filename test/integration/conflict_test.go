@@ -14,8 +14,9 @@ import (
 	"github.com/syncnode/syncnode/node"
 )
 
-// Three nodes update one shared record at once, many rounds: every node
-// ends with the same winner, the write with the greatest HLC.
+// Three nodes update (and now and then delete) one shared record at once,
+// many rounds: every node ends with the same winner, the write with the
+// greatest HLC.
 func TestConcurrentSharedUpdatesPickOneWinner(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	ctx := context.Background()
@@ -27,7 +28,7 @@ func TestConcurrentSharedUpdatesPickOneWinner(t *testing.T) {
 		c.waitRecord(10*time.Second, i, "tag", id, data(t, "first"))
 	}
 
-	const rounds = 50
+	const rounds = 100
 	var (
 		mu     sync.Mutex
 		newest hlc.HLC
@@ -43,12 +44,17 @@ func TestConcurrentSharedUpdatesPickOneWinner(t *testing.T) {
 			defer wg.Done()
 			<-start
 			for r := 0; r < rounds; r++ {
-				d, err := cbor.Marshal(fmt.Sprintf("n%d round %d", i, r))
-				if err != nil {
-					errs <- err
-					return
+				var (
+					d   []byte // nil: a delete
+					h   hlc.HLC
+					err error
+				)
+				if (r+i)%7 == 3 {
+					h, err = lib.DeleteShared(ctx, "tag", id)
+				} else {
+					d, _ = cbor.Marshal(fmt.Sprintf("n%d round %d", i, r))
+					h, err = lib.PutShared(ctx, "tag", id, d)
 				}
-				h, err := lib.PutShared(ctx, "tag", id, d)
 				if err != nil {
 					errs <- fmt.Errorf("n%d round %d: %w", i, r, err)
 					return
@@ -74,8 +80,8 @@ func TestConcurrentSharedUpdatesPickOneWinner(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Version != newest || string(r.Data) != string(winner) {
-			t.Errorf("n%d holds %s, want the newest write %s", i, show(r), show(node.Record{Version: newest, Data: winner}))
+		if r.Version != newest || r.Deleted != (winner == nil) || string(r.Data) != string(winner) {
+			t.Errorf("n%d holds %s, want the newest write %s", i, show(r), show(node.Record{Version: newest, Data: winner, Deleted: winner == nil}))
 		}
 	}
 }
