@@ -18,7 +18,7 @@ import (
 // many rounds: every node ends with the same winner, the write with the
 // greatest HLC.
 func TestConcurrentSharedUpdatesPickOneWinner(t *testing.T) {
-	c := newCluster(t, 3, nil)
+	c := newCluster(t, 3, keepTombstones)
 	ctx := context.Background()
 	id := uuid.New()
 	if _, err := c.library(0).PutShared(ctx, "tag", id, data(t, "first")); err != nil {

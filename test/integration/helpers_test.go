@@ -49,6 +49,13 @@ func newCluster(t *testing.T, n int, tweak func(*node.Config)) *cluster {
 	return c
 }
 
+// keepTombstones is a Config tweak for tests that check deleted flags: it
+// keeps tombstones for the test to see. With the local config's prune
+// interval of one second, a tombstone is purged everywhere about a second
+// after every member holds it, and a Get of it then says ErrNotFound.
+// TestPurgedTombstonesStayDeleted checks purging.
+func keepTombstones(cfg *node.Config) { cfg.PruneInterval = time.Hour }
+
 // emptyCluster returns a cluster with no node yet, for the library it names.
 func emptyCluster(t *testing.T, tweak func(*node.Config)) *cluster {
 	c := &cluster{t: t, lib: uuid.New(), cfg: node.DefaultLocalConfig()}

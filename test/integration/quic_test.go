@@ -15,6 +15,7 @@ import (
 func TestQUICOnlyPair(t *testing.T) {
 	c := newCluster(t, 2, func(cfg *node.Config) {
 		cfg.ListenAddrs = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
+		keepTombstones(cfg)
 	})
 	for i, info := range c.infos {
 		if len(info.Addrs) == 0 {

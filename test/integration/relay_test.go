@@ -12,7 +12,7 @@ import (
 // A's records reach a new member D through B and C while A stays offline:
 // any member relays any other member's changes (DESIGN.md §4).
 func TestRelayToNewMemberWhileOriginIsOffline(t *testing.T) {
-	c := newCluster(t, 3, nil)
+	c := newCluster(t, 3, keepTombstones)
 	ctx := context.Background()
 	const a = 0
 	libA := c.library(a)

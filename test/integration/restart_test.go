@@ -13,7 +13,7 @@ import (
 // deletes of records it already held, owned and shared) converges after a
 // restart on the same directory, without being told anything.
 func TestRestartedNodeConverges(t *testing.T) {
-	c := newCluster(t, 3, nil)
+	c := newCluster(t, 3, keepTombstones)
 	ctx := context.Background()
 	const down = 2
 

@@ -13,7 +13,7 @@ import (
 // reach all the others live.
 func TestLiveWritesReachEveryNode(t *testing.T) {
 	const n = 5
-	c := newCluster(t, n, nil)
+	c := newCluster(t, n, keepTombstones)
 	ctx := context.Background()
 	type rec struct {
 		model string
