@@ -335,6 +335,13 @@ func (e *Engine) applyOwned(s store.Stream, r protocol.StateRecord) error {
 	if err != nil {
 		return err
 	}
+	if ok && cur.Version.DeviceID != s.Origin {
+		// Invariant 6: a device-owned record belongs to the device that
+		// wrote it first here; another device's write of the same record
+		// ID (a collision, or a member trying to take it over) is ignored.
+		e.stats.Refused["ownership"]++
+		return nil
+	}
 	if ok && !r.Timestamp.After(cur.Version) {
 		return nil
 	}
