@@ -103,30 +103,30 @@ func recordOf(r store.Record) Record {
 // every connected member. It returns once the write is durable, with the
 // record's new version.
 func (l *Library) PutOwned(ctx context.Context, model string, id uuid.UUID, data []byte) (hlc.HLC, error) {
-	return l.write(ctx, func(now time.Time) (hlc.HLC, error) { return l.n.eng.PutOwned(now, l.id, model, id, data) })
+	return l.write(ctx, writeCost(data), func(now time.Time) (hlc.HLC, error) { return l.n.eng.PutOwned(now, l.id, model, id, data) })
 }
 
 // DeleteOwned deletes a device-owned record of this device (a tombstone).
 func (l *Library) DeleteOwned(ctx context.Context, model string, id uuid.UUID) (hlc.HLC, error) {
-	return l.write(ctx, func(now time.Time) (hlc.HLC, error) { return l.n.eng.DeleteOwned(now, l.id, model, id) })
+	return l.write(ctx, writeCost(nil), func(now time.Time) (hlc.HLC, error) { return l.n.eng.DeleteOwned(now, l.id, model, id) })
 }
 
 // PutShared inserts or updates a shared record (last writer wins by HLC)
 // and pushes the change to every connected member. It returns once the change
 // is durable, with its HLC.
 func (l *Library) PutShared(ctx context.Context, model string, id uuid.UUID, data []byte) (hlc.HLC, error) {
-	return l.write(ctx, func(now time.Time) (hlc.HLC, error) { return l.n.eng.PutShared(now, l.id, model, id, data) })
+	return l.write(ctx, writeCost(data), func(now time.Time) (hlc.HLC, error) { return l.n.eng.PutShared(now, l.id, model, id, data) })
 }
 
 // DeleteShared deletes a shared record (a tombstone, which wins over any
 // older write).
 func (l *Library) DeleteShared(ctx context.Context, model string, id uuid.UUID) (hlc.HLC, error) {
-	return l.write(ctx, func(now time.Time) (hlc.HLC, error) { return l.n.eng.DeleteShared(now, l.id, model, id) })
+	return l.write(ctx, writeCost(nil), func(now time.Time) (hlc.HLC, error) { return l.n.eng.DeleteShared(now, l.id, model, id) })
 }
 
-func (l *Library) write(ctx context.Context, fn func(now time.Time) (hlc.HLC, error)) (hlc.HLC, error) {
+func (l *Library) write(ctx context.Context, cost int, fn func(now time.Time) (hlc.HLC, error)) (hlc.HLC, error) {
 	var h hlc.HLC
-	err := l.n.do(ctx, func(now time.Time) error {
+	err := l.n.doCost(ctx, cost, func(now time.Time) error {
 		var err error
 		h, err = fn(now)
 		return err

@@ -371,14 +371,80 @@ func (n *Node) loadHostKey() (crypto.PrivKey, error) {
 // ---- the engine loop ----
 
 // input is one call into the engine, run on the loop goroutine. done
-// receives fn's error, or the error persisting its effects.
+// receives fn's error, or the error persisting its effects. cost bounds the
+// bytes fn may add to the store batch (see groupBudget).
 type input struct {
 	fn   func(now time.Time) error
+	cost int
 	done chan error
+}
+
+// groupBudget bounds the estimated store bytes of one group of inputs, so
+// that the group's batch stays within store.MaxBatchSize: half of it, the
+// rest left for what the engine adds on its own (watermarks, acks, the
+// clock). An input costlier than the budget runs in a group of its own.
+const groupBudget = store.MaxBatchSize / 2
+
+// Costs of inputs, in estimated store bytes. A record costs its payload
+// twice (a shared change is stored as the record and as a log entry) plus
+// recordCost for its keys (store.Batch.Size charges about 700 bytes for a
+// record's keys and 250 for a log entry's); any input costs at least
+// baseCost.
+const (
+	baseCost   = 1 << 10
+	recordCost = 1 << 10
+)
+
+// writeCost is the cost of a local write of data.
+func writeCost(data []byte) int { return baseCost + recordCost + 2*len(data) }
+
+// messageCost is the cost of feeding m to the engine.
+func messageCost(m protocol.Message) int {
+	c := baseCost
+	recs := func(n int) { c += n * recordCost }
+	data := func(d []byte) { c += 2 * len(d) }
+	switch m := m.(type) {
+	case *protocol.StateChange:
+		recs(1)
+		data(m.Data)
+	case *protocol.StateBatch:
+		recs(len(m.Records))
+		for _, r := range m.Records {
+			data(r.Data)
+		}
+	case *protocol.StateResponse:
+		recs(len(m.Records))
+		for _, r := range m.Records {
+			data(r.Data)
+		}
+	case *protocol.SharedChange:
+		recs(1)
+		data(m.Data)
+	case *protocol.SharedChangeBatch:
+		recs(len(m.Entries))
+		for _, e := range m.Entries {
+			data(e.Data)
+		}
+	case *protocol.SharedChangeResponse:
+		recs(len(m.Entries))
+		for _, e := range m.Entries {
+			data(e.Data)
+		}
+	case *protocol.Hello:
+		c += len(m.Watermarks) * (recordCost / 4)
+	case *protocol.Heartbeat:
+		c += len(m.Watermarks) * (recordCost / 4)
+	}
+	return c
 }
 
 // do runs fn on the engine loop and waits until its effects are durable.
 func (n *Node) do(ctx context.Context, fn func(now time.Time) error) error {
+	return n.doCost(ctx, baseCost, fn)
+}
+
+// doCost is do for an input that may write up to cost bytes to the store.
+func (n *Node) doCost(ctx context.Context, cost int, fn func(now time.Time) error) error {
 	n.mu.Lock()
 	started, closed, fatal := n.started && n.eng != nil, n.closed, n.fatal
 	n.mu.Unlock()
@@ -390,7 +456,7 @@ func (n *Node) do(ctx context.Context, fn func(now time.Time) error) error {
 	case !started:
 		return ErrNotStarted
 	}
-	in := &input{fn: fn, done: make(chan error, 1)}
+	in := &input{fn: fn, cost: cost, done: make(chan error, 1)}
 	select {
 	case n.inputs <- in:
 	case <-ctx.Done():
@@ -407,33 +473,56 @@ func (n *Node) do(ctx context.Context, fn func(now time.Time) error) error {
 }
 
 // loop owns the engine. It runs inputs in groups (a group shares one store
-// batch, which is also what batches live pushes under load), ticks the
-// engine, and handles each Ready in the order its doc gives.
+// batch, which is also what batches live pushes under load; its cost stays
+// within groupBudget), ticks the engine, and handles each Ready in the order
+// its doc gives.
 func (n *Node) loop() {
 	defer n.wg.Done()
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	group := make([]*input, 0, 256)
+	var next *input // taken from inputs, but beyond the last group's budget
 	for {
 		group = group[:0]
-		select {
-		case <-n.ctx.Done():
-			return
-		case in := <-n.inputs:
-			group = append(group, in)
+		first, tick := next, false
+		next = nil
+		if first == nil {
+			select {
+			case <-n.ctx.Done():
+				return
+			case first = <-n.inputs:
+			case <-ticker.C:
+				tick = true
+			}
+		} else {
+			select { // inputs carried over must not starve the timers
+			case <-ticker.C:
+				tick = true
+			default:
+			}
+		}
+		if tick {
+			if err := n.eng.Tick(n.wall.Now()); err != nil {
+				n.fail(fmt.Errorf("node: engine tick: %w", err))
+				return
+			}
+		}
+		if first != nil {
+			group = append(group, first)
+			cost := first.cost
 		drain:
 			for len(group) < cap(group) {
 				select {
 				case in := <-n.inputs:
+					if cost+in.cost > groupBudget {
+						next = in
+						break drain
+					}
 					group = append(group, in)
+					cost += in.cost
 				default:
 					break drain
 				}
-			}
-		case <-ticker.C:
-			if err := n.eng.Tick(n.wall.Now()); err != nil {
-				n.fail(fmt.Errorf("node: engine tick: %w", err))
-				return
 			}
 		}
 		results := make([]error, len(group))

@@ -89,7 +89,7 @@ func (n *Node) runSession(key sessionKey, s network.Stream, r *bufio.Reader, fir
 		sess.writeLoop()
 	}()
 	if first != nil {
-		if err := n.do(n.ctx, func(now time.Time) error { return n.eng.Step(now, key.device, first) }); err != nil {
+		if err := n.doCost(n.ctx, messageCost(first), func(now time.Time) error { return n.eng.Step(now, key.device, first) }); err != nil {
 			sess.refuse(err)
 			return
 		}
@@ -135,7 +135,7 @@ func (s *session) readLoop(br *bufio.Reader) {
 			s.refuse(fmt.Errorf("%w: session of library %s carries a message of library %s", protocol.ErrUnexpected, s.key.lib, m.Library()))
 			return
 		}
-		err = s.n.do(s.n.ctx, func(now time.Time) error { return s.n.eng.Step(now, s.key.device, m) })
+		err = s.n.doCost(s.n.ctx, messageCost(m), func(now time.Time) error { return s.n.eng.Step(now, s.key.device, m) })
 		switch {
 		case err == nil:
 		case errors.Is(err, protocol.ErrUnknownModelType):
@@ -419,7 +419,7 @@ func (n *Node) runRequest(r engine.Request) error {
 			_ = s.Reset()
 			return fmt.Errorf("peer refused: %w", e.Err())
 		}
-		if err := n.do(n.ctx, func(now time.Time) error { return n.eng.StepResponse(now, r.ID, m) }); err != nil {
+		if err := n.doCost(n.ctx, messageCost(m), func(now time.Time) error { return n.eng.StepResponse(now, r.ID, m) }); err != nil {
 			_ = s.ResetWithError(network.StreamErrorCode(protocol.CodeOf(err)))
 			return err
 		}

@@ -253,7 +253,11 @@ func show(r node.Record) string {
 	if r.Deleted {
 		return fmt.Sprintf("deleted@%v", r.Version)
 	}
-	return fmt.Sprintf("%x@%v", r.Data, r.Version)
+	d := r.Data
+	if len(d) > 16 {
+		return fmt.Sprintf("%x...(%d bytes)@%v", d[:16], len(d), r.Version)
+	}
+	return fmt.Sprintf("%x@%v", d, r.Version)
 }
 
 // converged reports "" when the given nodes (default: the running ones)
