@@ -164,8 +164,12 @@ func (s *session) queueError(err error) {
 // (see sendError). A transport failure (the peer reset the stream) is not a
 // refusal: there is nobody to answer.
 func (s *session) refuse(err error) {
-	var se *network.StreamError
-	if errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) || errors.As(err, &se) {
+	select {
+	case <-s.done:
+		return // ended already, by this node (its read then fails)
+	default:
+	}
+	if errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) || transportFailure(err) {
 		s.closeWith(err, true)
 		return
 	}
@@ -220,6 +224,15 @@ func (s *session) finish(endStream func()) bool {
 		}
 	})
 	return ran
+}
+
+// transportFailure reports whether err says that the stream or its
+// connection broke (a reset, the connection closed), rather than that the
+// peer sent something wrong.
+func transportFailure(err error) bool {
+	var se *network.StreamError
+	var ce *network.ConnError
+	return errors.As(err, &se) || errors.As(err, &ce) || errors.Is(err, network.ErrReset)
 }
 
 // sendError writes an Error frame for err and ends the stream so that the
@@ -281,35 +294,53 @@ func (n *Node) handleStream(s network.Stream) {
 		n.refuseStream(s, uuid.Nil, fmt.Errorf("%w: resource limit: %v", protocol.ErrRateLimited, err))
 		return
 	}
-	if err := s.Scope().ReserveMemory(n.cfg.MaxFrameSize, network.ReservationPriorityMedium); err != nil {
+	// The first frame may be as large as a frame can be. A session keeps the
+	// reservation for its reads; a request, or a refusal (which may linger,
+	// see sendError), gives it back at once. High priority: a member's
+	// session and its two catch-up requests (one per strategy) fit in
+	// libp2p's default limit per protocol and peer (16 MiB), where medium
+	// priority (60% of it) refused the second request.
+	if err := s.Scope().ReserveMemory(n.cfg.MaxFrameSize, network.ReservationPriorityHigh); err != nil {
 		n.refuseStream(s, uuid.Nil, fmt.Errorf("%w: cannot reserve a frame's memory: %v", protocol.ErrRateLimited, err))
 		return
 	}
-	defer s.Scope().ReleaseMemory(n.cfg.MaxFrameSize)
+	reserved := true
+	release := func() {
+		if reserved {
+			reserved = false
+			s.Scope().ReleaseMemory(n.cfg.MaxFrameSize)
+		}
+	}
+	defer release()
+	refuse := func(lib uuid.UUID, err error) {
+		release()
+		n.refuseStream(s, lib, err)
+	}
 	_ = s.SetReadDeadline(time.Now().Add(n.cfg.StreamTimeout))
 	br := bufio.NewReader(s)
 	first, err := protocol.NewReader(br, n.cfg.MaxFrameSize).ReadMessage()
 	if err != nil {
-		n.refuseStream(s, uuid.Nil, fmt.Errorf("reading the first frame: %w", err))
+		refuse(uuid.Nil, fmt.Errorf("reading the first frame: %w", err))
 		return
 	}
 	lib := first.Library()
 	device, ok := n.memberDevice(s.Conn().RemotePeer(), lib)
 	if !ok {
-		n.refuseStream(s, lib, fmt.Errorf("%w: peer %s in library %s", protocol.ErrNotMember, s.Conn().RemotePeer(), lib))
+		refuse(lib, fmt.Errorf("%w: peer %s in library %s", protocol.ErrNotMember, s.Conn().RemotePeer(), lib))
 		return
 	}
 	switch m := first.(type) {
 	case *protocol.Hello:
 		if m.DeviceID != device {
-			n.refuseStream(s, lib, fmt.Errorf("%w: Hello claims device %s, the peer is device %s", protocol.ErrOwnership, m.DeviceID, device))
+			refuse(lib, fmt.Errorf("%w: Hello claims device %s, the peer is device %s", protocol.ErrOwnership, m.DeviceID, device))
 			return
 		}
 		n.runSession(sessionKey{lib: lib, device: device}, s, br, m)
 	case *protocol.StateRequest, *protocol.SharedChangeRequest:
+		release() // nothing more is read
 		n.serveRequest(s, device, first)
 	default:
-		n.refuseStream(s, lib, fmt.Errorf("%w: a stream must start with Hello or a request, not %s", protocol.ErrUnexpected, first.Name()))
+		refuse(lib, fmt.Errorf("%w: a stream must start with Hello or a request, not %s", protocol.ErrUnexpected, first.Name()))
 	}
 }
 

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -13,18 +14,36 @@ import (
 	"github.com/syncnode/syncnode/node"
 )
 
-// 10,000 device-owned records written on one node reach a member added
-// later, every one with its version, and the new node then sees the writer
-// as live.
+// 10,000 device-owned records (and 500 shared ones) written on one node
+// reach a member added later, every one with its version, nothing is
+// refused on the way, and the nodes then see each other live.
 func TestBackfillTenThousandRecords(t *testing.T) {
 	c := newCluster(t, 1, nil)
 	versions := writeOwned(t, c, 0, 10000)
-	started := time.Now()
+	for k := 0; k < 500; k++ { // shared ones too: both kinds of catch-up at once
+		id := uuid.New()
+		h, err := c.library(0).PutShared(context.Background(), "tag", id, data(t, k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions[id] = h
+	}
+	// The new node has the smaller device ID, so it opens the session: n0
+	// then holds the session's inbound stream while it serves both
+	// catch-ups (owned and shared) at once.
 	n := c.addNode()
+	for bytes.Compare(c.infos[n].Device[:], c.infos[0].Device[:]) > 0 {
+		c.discardLast()
+		n = c.addNode()
+	}
+	started := time.Now()
 	c.addLibrary(0, n)
 	s := c.waitConverged(60*time.Second, 0, n)
 	t.Logf("%d records backfilled in %v", len(versions), time.Since(started))
 	checkBackfill(t, c, n, s, versions)
+	// The library may reach n0 before the new node: it may refuse n0's
+	// first Hello. Nothing else is refused.
+	c.noRefusals("not_member")
 }
 
 // A backfill cut short by a restart of the new node resumes from the pages

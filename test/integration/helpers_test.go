@@ -110,6 +110,17 @@ func (c *cluster) stop(i int) {
 	c.nodes[i] = nil
 }
 
+// discardLast stops the node added last and forgets it: it is no member of
+// anything the cluster sets up afterwards.
+func (c *cluster) discardLast() {
+	c.t.Helper()
+	i := len(c.nodes) - 1
+	if c.nodes[i] != nil {
+		c.stop(i)
+	}
+	c.nodes, c.dirs, c.infos = c.nodes[:i], c.dirs[:i], c.infos[:i]
+}
+
 // restart starts the stopped node i again on its directory. It tells nobody
 // its new address: the node dials the members it knows from its store.
 func (c *cluster) restart(i int) *node.Node {
@@ -340,4 +351,20 @@ func (c *cluster) adopt(nd *node.Node, name string) int {
 	c.nodes = append(c.nodes, nd)
 	c.infos = append(c.infos, node.Member{Device: nd.Device(), Peer: nd.Host().ID(), Name: name, Addrs: nd.Host().Addrs()})
 	return len(c.nodes) - 1
+}
+
+// noRefusals fails if a running node refused a stream or message for a
+// reason other than the given codes (by name): among members in good health
+// there is nothing to refuse.
+func (c *cluster) noRefusals(allowed ...string) {
+	c.t.Helper()
+	for _, i := range c.running() {
+		r := c.nodes[i].Metrics().Refused
+		for _, code := range allowed {
+			delete(r, code)
+		}
+		if len(r) > 0 {
+			c.t.Errorf("n%d refused %v", i, r)
+		}
+	}
 }
