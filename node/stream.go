@@ -252,6 +252,10 @@ func (n *Node) sendError(s network.Stream, lib uuid.UUID, err error) {
 		_ = s.ResetWithError(code)
 		return
 	}
+	if n.ctx != nil { // Close does not wait for a lingering refusal
+		stop := context.AfterFunc(n.ctx, func() { _ = s.ResetWithError(code) })
+		defer stop()
+	}
 	_ = s.SetReadDeadline(time.Now().Add(errorLinger))
 	buf := make([]byte, 4096)
 	for read := 0; read <= maxLingerRead; {
