@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -101,8 +102,10 @@ func recordOf(r store.Record) Record {
 
 // PutOwned writes a device-owned record of this device and pushes it to
 // every connected member. It returns once the write is durable, with the
-// record's new version.
+// record's new version. data is copied: the caller may reuse it at once.
 func (l *Library) PutOwned(ctx context.Context, model string, id uuid.UUID, data []byte) (hlc.HLC, error) {
+	// The engine keeps the slice in the live push, sent after this returns.
+	data = bytes.Clone(data)
 	return l.write(ctx, writeCost(data), func(now time.Time) (hlc.HLC, error) { return l.n.eng.PutOwned(now, l.id, model, id, data) })
 }
 
@@ -113,8 +116,9 @@ func (l *Library) DeleteOwned(ctx context.Context, model string, id uuid.UUID) (
 
 // PutShared inserts or updates a shared record (last writer wins by HLC)
 // and pushes the change to every connected member. It returns once the change
-// is durable, with its HLC.
+// is durable, with its HLC. data is copied: the caller may reuse it at once.
 func (l *Library) PutShared(ctx context.Context, model string, id uuid.UUID, data []byte) (hlc.HLC, error) {
+	data = bytes.Clone(data) // see PutOwned
 	return l.write(ctx, writeCost(data), func(now time.Time) (hlc.HLC, error) { return l.n.eng.PutShared(now, l.id, model, id, data) })
 }
 
