@@ -22,6 +22,9 @@ type Config struct {
 	// DataDir is the directory of the node's Badger store. Required unless
 	// the node is given a store with WithStore.
 	DataDir string
+	// DeviceName is how this device names itself in the libraries it
+	// creates or joins; default "device " and the start of its ID.
+	DeviceName string
 	// SyncWrites makes every store write reach the disk before it counts as
 	// done (survives power loss; kill -9 safety holds either way). Default
 	// true.

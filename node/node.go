@@ -25,6 +25,7 @@ import (
 
 	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/node/pairing"
 	"github.com/syncnode/syncnode/protocol"
 	"github.com/syncnode/syncnode/store"
 	"github.com/syncnode/syncnode/store/badgerstore"
@@ -84,8 +85,12 @@ type Node struct {
 	opening  map[sessionKey]bool
 	kick     chan struct{}
 	notifiee network.Notifiee // on the host's network, removed by Close
-	fatal    error
-	metrics  Metrics
+	// pairMu serialises the use of invites; pairFails limits failed
+	// pairing attempts per peer.
+	pairMu    sync.Mutex
+	pairFails map[peer.ID]*pairAttempts
+	fatal     error
+	metrics   Metrics
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -118,15 +123,16 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, opts: o, log: o.logger, wall: o.wall,
-		inputs:   make(chan *input, 1024),
-		sessions: make(map[sessionKey]*session),
-		members:  make(map[peer.ID]map[uuid.UUID]uuid.UUID),
-		devices:  make(map[uuid.UUID]peer.ID),
-		serving:  make(map[peer.ID]int),
-		subs:     make(map[*subscriber]struct{}),
-		dialing:  make(map[peer.ID]*dialState),
-		opening:  make(map[sessionKey]bool),
-		metrics:  Metrics{Refused: make(map[string]int)},
+		inputs:    make(chan *input, 1024),
+		sessions:  make(map[sessionKey]*session),
+		members:   make(map[peer.ID]map[uuid.UUID]uuid.UUID),
+		devices:   make(map[uuid.UUID]peer.ID),
+		serving:   make(map[peer.ID]int),
+		subs:      make(map[*subscriber]struct{}),
+		dialing:   make(map[peer.ID]*dialState),
+		opening:   make(map[sessionKey]bool),
+		pairFails: make(map[peer.ID]*pairAttempts),
+		metrics:   Metrics{Refused: make(map[string]int)},
 	}
 	if n.log == nil {
 		n.log = slog.Default()
@@ -195,6 +201,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.host.SetStreamHandler(ProtocolID, n.handleStream)
+	n.host.SetStreamHandler(p2pproto.ID(pairing.ProtocolID), n.handlePairing)
 	n.notifiee = &network.NotifyBundle{
 		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
 		DisconnectedF: func(_ network.Network, c network.Conn) { n.onDisconnected(c) },
@@ -230,6 +237,7 @@ func (n *Node) Close() error {
 
 	if n.host != nil {
 		n.host.RemoveStreamHandler(ProtocolID)
+		n.host.RemoveStreamHandler(p2pproto.ID(pairing.ProtocolID))
 		if n.notifiee != nil {
 			n.host.Network().StopNotify(n.notifiee)
 		}
@@ -553,15 +561,30 @@ func (n *Node) fail(err error) {
 }
 
 // flush handles the engine's Ready: persist, send, request, disconnect,
-// deliver events, advance.
+// deliver events, advance. When device records changed, the member lists
+// follow them, and the Ready that makes is handled too.
 func (n *Node) flush() error {
-	if !n.eng.HasReady() {
-		return nil
+	for i := 0; i < 3 && n.eng.HasReady(); i++ {
+		libs, err := n.flushOnce()
+		if err != nil {
+			return err
+		}
+		for _, lib := range libs {
+			if err := n.syncMembership(n.wall.Now(), lib); err != nil {
+				return fmt.Errorf("node: updating members of %s: %w", lib, err)
+			}
+		}
 	}
+	return nil
+}
+
+// flushOnce handles one Ready and returns the libraries whose device
+// records changed in it.
+func (n *Node) flushOnce() ([]uuid.UUID, error) {
 	rd := n.eng.Ready()
 	if !rd.Batch.Empty() {
 		if err := n.st.Apply(&rd.Batch); err != nil {
-			return fmt.Errorf("node: persisting: %w", err)
+			return nil, fmt.Errorf("node: persisting: %w", err)
 		}
 	}
 	for _, env := range rd.Messages {
@@ -580,7 +603,7 @@ func (n *Node) flush() error {
 		n.publish(rd.Events)
 	}
 	n.eng.Advance()
-	return nil
+	return deviceEvents(rd.Events), nil
 }
 
 // refreshMembers rebuilds the peer/device index from the engine's member

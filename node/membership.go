@@ -1,0 +1,248 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/store"
+)
+
+// DeviceModel is the shared model type whose records are a library's
+// members: record ID = device ID, payload = DeviceRecord. Every member
+// replicates it like any shared record, so every member knows every member,
+// and deleting a device's record removes it everywhere.
+const DeviceModel = "device"
+
+// DeviceRecord is the payload of a device record.
+type DeviceRecord struct {
+	PeerID  string `cbor:"peer_id" json:"peer_id"`
+	Name    string `cbor:"name" json:"name"`
+	AddedBy string `cbor:"added_by,omitempty" json:"added_by,omitempty"`
+	// AddedAt is in ms since the epoch.
+	AddedAt int64 `cbor:"added_at" json:"added_at"`
+}
+
+func encodeDevice(d DeviceRecord) []byte {
+	b, err := cbor.Marshal(d)
+	if err != nil {
+		panic("node: encoding a device record cannot fail: " + err.Error())
+	}
+	return b
+}
+
+// effectiveMembers computes a library's members: every live device record,
+// plus every configured member that has no device record at all yet (a
+// joiner knows the members from its invite before their records reach it).
+// A deleted device record removes its device, whatever the configuration.
+func (n *Node) effectiveMembers(lib uuid.UUID, configured []store.Member) ([]store.Member, error) {
+	records := make(map[uuid.UUID]store.Record)
+	after := uuid.Nil
+	for {
+		page, err := n.st.List(lib, DeviceModel, after, 500)
+		if err != nil {
+			return nil, fmt.Errorf("node: reading device records: %w", err)
+		}
+		for _, r := range page {
+			records[r.ID] = r
+		}
+		if len(page) < 500 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	byDevice := make(map[uuid.UUID]store.Member)
+	for _, m := range configured {
+		if _, has := records[m.DeviceID]; !has {
+			byDevice[m.DeviceID] = m
+		}
+	}
+	for id, r := range records {
+		if r.Deleted {
+			continue
+		}
+		var d DeviceRecord
+		if err := cbor.Unmarshal(r.Data, &d); err != nil {
+			n.log.Warn("ignoring a malformed device record", "library", lib, "device", id, "err", err)
+			continue
+		}
+		if _, err := peer.Decode(d.PeerID); err != nil {
+			n.log.Warn("ignoring a device record with a bad peer ID", "library", lib, "device", id, "peer", d.PeerID)
+			continue
+		}
+		m := store.Member{Library: lib, DeviceID: id, PeerID: d.PeerID, Name: d.Name, AddedAt: uint64(d.AddedAt)}
+		if by, err := uuid.Parse(d.AddedBy); err == nil {
+			m.AddedBy = by
+		}
+		for _, c := range configured {
+			if c.DeviceID == id {
+				m.LastSeen = c.LastSeen
+			}
+		}
+		byDevice[id] = m
+	}
+	out := make([]store.Member, 0, len(byDevice))
+	for _, m := range byDevice {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b store.Member) int { return compareUUID(a.DeviceID, b.DeviceID) })
+	return out, nil
+}
+
+func compareUUID(a, b uuid.UUID) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return 0
+}
+
+// syncMembership brings the engine's member list of lib in line with its
+// device records. It runs on the loop goroutine.
+func (n *Node) syncMembership(now time.Time, lib uuid.UUID) error {
+	configured, err := n.eng.Members(lib)
+	if err != nil {
+		return err
+	}
+	eff, err := n.effectiveMembers(lib, configured)
+	if err != nil {
+		return err
+	}
+	if sameMembers(configured, eff) {
+		return nil
+	}
+	if err := n.eng.SetMembers(now, lib, eff); err != nil {
+		return err
+	}
+	n.refreshMembers()
+	self := false
+	for _, m := range eff {
+		self = self || m.DeviceID == n.device
+	}
+	if !self {
+		n.log.Warn("this device was removed from the library", "library", lib)
+	}
+	n.kickDialer()
+	return nil
+}
+
+func sameMembers(a, b []store.Member) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].DeviceID != b[i].DeviceID || a[i].PeerID != b[i].PeerID || a[i].Name != b[i].Name {
+			return false
+		}
+	}
+	return true
+}
+
+// deviceEvents returns the libraries whose device records changed.
+func deviceEvents(events []engine.Event) []uuid.UUID {
+	var libs []uuid.UUID
+	for _, ev := range events {
+		if ev.ModelType == DeviceModel && !slices.Contains(libs, ev.Library) {
+			libs = append(libs, ev.Library)
+		}
+	}
+	return libs
+}
+
+// CreateLibrary creates a new library with a random secret, with this
+// device as its only member (its device record is the first change of the
+// library). Invite other devices with Library.Invite.
+func (n *Node) CreateLibrary(ctx context.Context, name string) (*Library, error) {
+	if len(name) > 256 {
+		return nil, errors.New("node: a library name is at most 256 bytes")
+	}
+	id := uuid.New()
+	secret := make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, secret); err != nil {
+		return nil, fmt.Errorf("node: making a library secret: %w", err)
+	}
+	if n.host == nil {
+		return nil, ErrNotStarted
+	}
+	self := store.Member{Library: id, DeviceID: n.device, PeerID: n.host.ID().String(), Name: n.deviceName()}
+	err := n.do(ctx, func(now time.Time) error {
+		if err := n.eng.AddLibrary(now, store.Library{ID: id, Name: name, Secret: secret, CreatedAt: uint64(now.UnixMilli())}, []store.Member{self}); err != nil {
+			return err
+		}
+		rec := DeviceRecord{PeerID: self.PeerID, Name: self.Name, AddedAt: now.UnixMilli()}
+		if _, err := n.eng.PutShared(now, id, DeviceModel, n.device, encodeDevice(rec)); err != nil {
+			return fmt.Errorf("node: writing this device's record: %w", err)
+		}
+		n.refreshMembers()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Library{n: n, id: id}, nil
+}
+
+// deviceName is the name this device gives itself in device records.
+func (n *Node) deviceName() string {
+	if n.cfg.DeviceName != "" {
+		return n.cfg.DeviceName
+	}
+	return "device " + n.device.String()[:8]
+}
+
+// RemoveDevice removes a device from the library: its device record is
+// deleted (a tombstone that every member receives), after which every
+// member refuses its streams and stops dialling it.
+func (l *Library) RemoveDevice(ctx context.Context, device uuid.UUID) error {
+	if device == l.n.device {
+		return errors.New("node: a device cannot remove itself; use Leave")
+	}
+	return l.n.do(ctx, func(now time.Time) error {
+		if !l.n.eng.IsMember(l.id, device) {
+			return fmt.Errorf("node: device %s is not a member of library %s", device, l.id)
+		}
+		_, err := l.n.eng.DeleteShared(now, l.id, DeviceModel, device)
+		if errors.Is(err, engine.ErrNotFound) {
+			// A configured member without a record: write one to delete it,
+			// so that the removal travels like any other.
+			ms, _ := l.n.eng.Members(l.id)
+			rec := DeviceRecord{AddedBy: l.n.device.String(), AddedAt: now.UnixMilli()}
+			for _, m := range ms {
+				if m.DeviceID == device {
+					rec.PeerID, rec.Name = m.PeerID, m.Name
+				}
+			}
+			if _, err = l.n.eng.PutShared(now, l.id, DeviceModel, device, encodeDevice(rec)); err == nil {
+				_, err = l.n.eng.DeleteShared(now, l.id, DeviceModel, device)
+			}
+		}
+		return err
+	})
+}
+
+// Members returns the library's member devices.
+func (l *Library) Members(ctx context.Context) ([]Member, error) {
+	var out []Member
+	err := l.n.do(ctx, func(time.Time) error {
+		ms, err := l.n.eng.Members(l.id)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			pid, _ := peer.Decode(m.PeerID)
+			out = append(out, Member{Device: m.DeviceID, Peer: pid, Name: m.Name, Addrs: l.n.host.Peerstore().Addrs(pid)})
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,346 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/syncnode/syncnode/node/pairing"
+	"github.com/syncnode/syncnode/protocol"
+	"github.com/syncnode/syncnode/store"
+)
+
+const metaInvite = "node/invite/" // + hex token ID: a stored invite
+
+// storedInvite is what the inviter keeps of an invite (the token is needed
+// to check proofs; it lives in the data directory, like the host key).
+type storedInvite struct {
+	Library   uuid.UUID `cbor:"1,keyasint"`
+	Token     []byte    `cbor:"2,keyasint"`
+	Expires   int64     `cbor:"3,keyasint"`
+	SingleUse bool      `cbor:"4,keyasint"`
+	Uses      int       `cbor:"5,keyasint"`
+}
+
+// Invite issues an invite code for the library: one copyable string with a
+// join token valid for ttl (default 1 hour), usable once if singleUse.
+func (l *Library) Invite(ctx context.Context, ttl time.Duration, singleUse bool) (string, error) {
+	if err := l.check(ctx); err != nil {
+		return "", err
+	}
+	if ttl <= 0 {
+		ttl = time.Hour
+	}
+	n := l.n
+	inv, err := pairing.NewInvite(l.id, n.host.ID(), n.host.Addrs(), ttl, singleUse, n.wall.Now())
+	if err != nil {
+		return "", err
+	}
+	id := inv.TokenID()
+	b, err := cbor.Marshal(storedInvite{Library: l.id, Token: inv.Token[:], Expires: inv.Expires, SingleUse: singleUse})
+	if err != nil {
+		return "", fmt.Errorf("node: encoding invite: %w", err)
+	}
+	if err := n.st.Apply(&store.Batch{PutMeta: map[string][]byte{metaInvite + hex.EncodeToString(id[:]): b}}); err != nil {
+		return "", fmt.Errorf("node: storing invite: %w", err)
+	}
+	return inv.Code(), nil
+}
+
+// Join uses an invite code: it dials the inviter, proves it holds the token
+// over the authenticated connection, receives the library's secret and
+// member list, and becomes a member; catch-up and backfill follow as with any
+// member. A wrong, expired or used code is refused with an error that says
+// which (errors.Is with pairing.ErrExpired, pairing.ErrUsed,
+// pairing.ErrBadProof, pairing.ErrUnknown).
+func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
+	inv, err := pairing.ParseCode(code)
+	if err != nil {
+		return nil, err
+	}
+	if n.host == nil {
+		return nil, ErrNotStarted
+	}
+	if now := n.wall.Now(); now.After(inv.ExpiresAt()) {
+		return nil, fmt.Errorf("%w at %s", pairing.ErrExpired, inv.ExpiresAt().Format(time.RFC3339))
+	}
+	info, err := inv.InviterInfo()
+	if err != nil {
+		return nil, err
+	}
+	if info.ID == n.host.ID() {
+		return nil, errors.New("node: this invite was issued by this device")
+	}
+	n.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
+	if err := n.host.Connect(ctx, info); err != nil {
+		return nil, fmt.Errorf("node: reaching the inviter %s: %w", info.ID, err)
+	}
+	s, err := n.host.NewStream(ctx, info.ID, p2pproto.ID(pairing.ProtocolID))
+	if err != nil {
+		return nil, fmt.Errorf("node: opening the pairing stream: %w", err)
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(n.cfg.StreamTimeout))
+	tid := inv.TokenID()
+	req := &pairing.JoinRequest{LibraryID: inv.Library, TokenID: tid[:], Device: n.device, Name: n.deviceName(),
+		Proof: pairing.Proof(inv.Token, inv.Library, n.host.ID(), info.ID)}
+	b, err := pairing.Encode(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := protocol.WriteFrame(s, b); err != nil {
+		return nil, fmt.Errorf("node: sending the join request: %w", err)
+	}
+	_ = s.CloseWrite()
+	frame, err := protocol.ReadFrame(bufio.NewReader(s), pairing.MaxFrameSize)
+	if err != nil {
+		return nil, fmt.Errorf("node: reading the inviter's answer: %w", err)
+	}
+	m, err := pairing.Decode(frame)
+	if err != nil {
+		return nil, err
+	}
+	switch m := m.(type) {
+	case *pairing.JoinRefused:
+		return nil, refusalError(m)
+	case *pairing.JoinAccept:
+		if m.LibraryID != inv.Library {
+			return nil, fmt.Errorf("node: the inviter answered for library %s, the invite is for %s", m.LibraryID, inv.Library)
+		}
+		return n.acceptJoin(ctx, m)
+	default:
+		return nil, fmt.Errorf("node: unexpected pairing answer %T", m)
+	}
+}
+
+func refusalError(r *pairing.JoinRefused) error {
+	var base error
+	switch r.Code {
+	case "expired":
+		base = pairing.ErrExpired
+	case "used":
+		base = pairing.ErrUsed
+	case "bad_token":
+		base = pairing.ErrBadProof
+	default:
+		base = pairing.ErrUnknown
+	}
+	return fmt.Errorf("%w: the inviter says: %s", base, r.Reason)
+}
+
+// acceptJoin stores the library and its members as the inviter sent them.
+func (n *Node) acceptJoin(ctx context.Context, a *pairing.JoinAccept) (*Library, error) {
+	members := []store.Member{{Library: a.LibraryID, DeviceID: n.device, PeerID: n.host.ID().String(), Name: n.deviceName()}}
+	for _, mi := range a.Members {
+		if mi.Device == n.device {
+			continue
+		}
+		members = append(members, store.Member{Library: a.LibraryID, DeviceID: mi.Device, PeerID: mi.PeerID, Name: mi.Name})
+		pid, _ := peer.Decode(mi.PeerID)
+		for _, s := range mi.Addrs {
+			if addr, err := ma.NewMultiaddr(s); err == nil {
+				n.host.Peerstore().AddAddr(pid, addr, peerstore.PermanentAddrTTL)
+				n.rememberAddr(pid, s)
+			}
+		}
+	}
+	err := n.do(ctx, func(now time.Time) error {
+		lib := store.Library{ID: a.LibraryID, Name: a.Name, Secret: a.Secret, CreatedAt: uint64(now.UnixMilli())}
+		if err := n.eng.AddLibrary(now, lib, members); err != nil {
+			return err
+		}
+		n.refreshMembers()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.kickDialer()
+	return &Library{n: n, id: a.LibraryID}, nil
+}
+
+// handlePairing serves the inviter's side of a pairing stream.
+func (n *Node) handlePairing(s network.Stream) {
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		_ = s.Reset()
+		return
+	}
+	if err := s.Scope().SetService(serviceName); err != nil {
+		_ = s.Reset()
+		return
+	}
+	if err := s.Scope().ReserveMemory(pairing.MaxFrameSize, network.ReservationPriorityLow); err != nil {
+		_ = s.Reset()
+		return
+	}
+	defer s.Scope().ReleaseMemory(pairing.MaxFrameSize)
+	_ = s.SetDeadline(time.Now().Add(n.cfg.StreamTimeout))
+	joiner := s.Conn().RemotePeer()
+	refuse := func(code, reason string) {
+		n.countRefusal(fmt.Errorf("%w: pairing refused (%s)", protocol.ErrNotMember, code))
+		n.log.Warn("pairing refused", "peer", joiner, "code", code, "reason", reason)
+		if b, err := pairing.Encode(&pairing.JoinRefused{Code: code, Reason: reason}); err == nil {
+			_ = protocol.WriteFrame(s, b)
+		}
+		_ = s.Close()
+	}
+	if !n.allowPairing(joiner) {
+		refuse("rate_limited", "too many pairing attempts from this peer; try again in a minute")
+		return
+	}
+	frame, err := protocol.ReadFrame(bufio.NewReader(s), pairing.MaxFrameSize)
+	if err != nil {
+		refuse("malformed", "could not read the join request: "+err.Error())
+		return
+	}
+	m, err := pairing.Decode(frame)
+	if err != nil {
+		refuse("malformed", err.Error())
+		return
+	}
+	req, ok := m.(*pairing.JoinRequest)
+	if !ok {
+		refuse("malformed", "the first frame must be a JoinRequest")
+		return
+	}
+	accept, code, reason := n.admit(joiner, req)
+	if accept == nil {
+		n.failedPairing(joiner)
+		refuse(code, reason)
+		return
+	}
+	b, err := pairing.Encode(accept)
+	if err != nil {
+		refuse("malformed", "internal error: "+err.Error())
+		return
+	}
+	if err := protocol.WriteFrame(s, b); err != nil {
+		_ = s.Reset()
+		return
+	}
+	_ = s.Close()
+	n.log.Info("device joined", "library", req.LibraryID, "device", req.Device, "peer", joiner)
+}
+
+// admit checks a join request and, if it is good, adds the joiner's device
+// record and returns what to send it. Otherwise it returns a refusal code.
+func (n *Node) admit(joiner peer.ID, req *pairing.JoinRequest) (*pairing.JoinAccept, string, string) {
+	n.pairMu.Lock()
+	defer n.pairMu.Unlock()
+	key := metaInvite + hex.EncodeToString(req.TokenID)
+	b, err := n.st.Meta(key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "unknown", "no invite with this token exists on this device"
+	}
+	if err != nil {
+		return nil, "unknown", "reading invites failed"
+	}
+	var inv storedInvite
+	if err := cbor.Unmarshal(b, &inv); err != nil || len(inv.Token) != pairing.TokenSize {
+		return nil, "unknown", "the stored invite is unreadable"
+	}
+	var token [pairing.TokenSize]byte
+	copy(token[:], inv.Token)
+	switch {
+	case inv.Library != req.LibraryID:
+		return nil, "unknown", "the invite is for another library"
+	case !pairing.CheckProof(token, req.LibraryID, joiner, n.host.ID(), req.Proof):
+		return nil, "bad_token", "the proof of the invite token is wrong"
+	case n.wall.Now().Unix() > inv.Expires:
+		return nil, "expired", fmt.Sprintf("the invite expired at %s", time.Unix(inv.Expires, 0).UTC().Format(time.RFC3339))
+	case inv.SingleUse && inv.Uses > 0:
+		return nil, "used", "the invite was for one use and has been used"
+	}
+	inv.Uses++
+	if nb, err := cbor.Marshal(inv); err == nil {
+		if err := n.st.Apply(&store.Batch{PutMeta: map[string][]byte{key: nb}}); err != nil {
+			return nil, "unknown", "storing the invite's use failed"
+		}
+	}
+	var accept *pairing.JoinAccept
+	err = n.do(n.ctx, func(now time.Time) error {
+		rec := DeviceRecord{PeerID: joiner.String(), Name: req.Name, AddedBy: n.device.String(), AddedAt: now.UnixMilli()}
+		if _, err := n.eng.PutShared(now, req.LibraryID, DeviceModel, req.Device, encodeDevice(rec)); err != nil {
+			return err
+		}
+		libs, err := n.st.Libraries()
+		if err != nil {
+			return err
+		}
+		accept = &pairing.JoinAccept{LibraryID: req.LibraryID, AddedBy: n.device}
+		for _, l := range libs {
+			if l.ID == req.LibraryID {
+				accept.Name, accept.Secret = l.Name, l.Secret
+			}
+		}
+		ms, err := n.eng.Members(req.LibraryID)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.DeviceID == req.Device {
+				continue
+			}
+			mi := pairing.MemberInfo{Device: m.DeviceID, PeerID: m.PeerID, Name: m.Name}
+			var addrs []ma.Multiaddr
+			if m.DeviceID == n.device {
+				addrs = n.host.Addrs()
+			} else if pid, err := peer.Decode(m.PeerID); err == nil {
+				addrs = n.host.Peerstore().Addrs(pid)
+			}
+			for _, a := range addrs {
+				if len(mi.Addrs) < pairing.MaxAddrs {
+					mi.Addrs = append(mi.Addrs, a.String())
+				}
+			}
+			accept.Members = append(accept.Members, mi)
+		}
+		return nil
+	})
+	if err != nil || len(accept.Secret) == 0 {
+		return nil, "unknown", "this device cannot add members to the library"
+	}
+	return accept, "", ""
+}
+
+// Pairing attempts are limited per peer: a peer with 5 failed attempts in a
+// minute is refused until the minute is over.
+type pairAttempts struct {
+	since time.Time
+	fails int
+}
+
+func (n *Node) allowPairing(p peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	a := n.pairFails[p]
+	return a == nil || time.Since(a.since) > time.Minute || a.fails < 5
+}
+
+func (n *Node) failedPairing(p peer.ID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	a := n.pairFails[p]
+	if a == nil || time.Since(a.since) > time.Minute {
+		if len(n.pairFails) > 4096 {
+			n.pairFails = make(map[peer.ID]*pairAttempts)
+		}
+		a = &pairAttempts{since: time.Now()}
+		n.pairFails[p] = a
+	}
+	a.fails++
+}

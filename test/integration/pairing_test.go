@@ -1,0 +1,195 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/syncnode/syncnode/node"
+	"github.com/syncnode/syncnode/node/pairing"
+)
+
+// startPaired starts a node with its own data directory and no library.
+func startPaired(t *testing.T, name string) *node.Node {
+	t.Helper()
+	cfg := node.DefaultLocalConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.DeviceName = name
+	n, err := node.New(cfg, node.WithLogger(logger().With("node", name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+func waitRecord(t *testing.T, lib *node.Library, model string, id uuid.UUID, want []byte) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() bool {
+		r, err := lib.Get(context.Background(), model, id)
+		return err == nil && bytes.Equal(r.Data, want)
+	}, func() string { return fmt.Sprintf("%s/%s never arrived", model, id) })
+}
+
+// Two strangers become members of one library with one invite code and
+// sync; a third device joins with a code from the second, and all three sync.
+func TestPairingTwoStrangersSync(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := startPaired(t, "laptop"), startPaired(t, "phone"), startPaired(t, "tablet")
+	onA, err := a.CreateLibrary(ctx, "photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := onA.Invite(ctx, time.Hour, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onB, err := b.Join(ctx, code)
+	if err != nil {
+		t.Fatalf("joining with a fresh code: %v", err)
+	}
+	if onB.ID() != onA.ID() {
+		t.Fatalf("joined library %s, invited to %s", onB.ID(), onA.ID())
+	}
+	tag := uuid.New()
+	if _, err := onA.PutShared(ctx, "tag", tag, data(t, "from the laptop")); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, onB, "tag", tag, data(t, "from the laptop"))
+	loc := uuid.New()
+	if _, err := onB.PutOwned(ctx, "location", loc, data(t, "phone's disk")); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, onA, "location", loc, data(t, "phone's disk"))
+
+	// Any member can invite.
+	code2, err := onB.Invite(ctx, time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onC, err := c.Join(ctx, code2)
+	if err != nil {
+		t.Fatalf("joining through the second member: %v", err)
+	}
+	waitRecord(t, onC, "tag", tag, data(t, "from the laptop"))
+	fromC := uuid.New()
+	if _, err := onC.PutShared(ctx, "album", fromC, data(t, "from the tablet")); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, onA, "album", fromC, data(t, "from the tablet")) // A learned C from B's device record
+	waitRecord(t, onB, "album", fromC, data(t, "from the tablet"))
+	eventually(t, 10*time.Second, func() bool {
+		ms, err := onA.Members(ctx)
+		return err == nil && len(ms) == 3
+	}, func() string { ms, _ := onA.Members(ctx); return fmt.Sprintf("A knows %d members, want 3", len(ms)) })
+}
+
+// A wrong, expired or used code is refused with a clear error on both sides.
+func TestPairingRefusals(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := startPaired(t, "laptop"), startPaired(t, "phone"), startPaired(t, "tablet")
+	onA, err := a.CreateLibrary(ctx, "photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	expired, err := onA.Invite(ctx, time.Millisecond, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // expiry has a resolution of one second
+	if _, err := b.Join(ctx, expired); !errors.Is(err, pairing.ErrExpired) {
+		t.Fatalf("joining with an expired code: %v, want ErrExpired", err)
+	}
+
+	once, err := onA.Invite(ctx, time.Hour, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join(ctx, once); err != nil {
+		t.Fatalf("first use of a single-use code: %v", err)
+	}
+	if _, err := c.Join(ctx, once); !errors.Is(err, pairing.ErrUsed) {
+		t.Fatalf("second use of a single-use code: %v, want ErrUsed", err)
+	}
+
+	// A code whose token was changed names no invite the inviter knows.
+	inv, err := pairing.ParseCode(once)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Token[0] ^= 0xff
+	if _, err := c.Join(ctx, inv.Code()); !errors.Is(err, pairing.ErrUnknown) {
+		t.Fatalf("joining with a forged token: %v, want ErrUnknown", err)
+	}
+	if _, err := c.Join(ctx, "syncnode1-not-a-code"); !errors.Is(err, pairing.ErrMalformed) {
+		t.Fatalf("joining with garbage: %v, want ErrMalformed", err)
+	}
+	if a.Metrics().Refused["not_member"] < 2 {
+		t.Fatalf("the inviter counted %v refusals, want the expired and used attempts", a.Metrics().Refused)
+	}
+	// The refused devices are no members: nothing of the library reaches them.
+	if _, err := c.Library(onA.ID()).Get(ctx, "device", a.Device()); !errors.Is(err, node.ErrUnknownLibrary) {
+		t.Fatalf("a refused device holds the library: %v", err)
+	}
+}
+
+// A removed member is refused on its next stream and on reconnect, and its
+// writes no longer reach the others.
+func TestRemovedMemberIsRefused(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := startPaired(t, "laptop"), startPaired(t, "phone"), startPaired(t, "tablet")
+	onA, _ := a.CreateLibrary(ctx, "photos")
+	code, _ := onA.Invite(ctx, time.Hour, false)
+	onB, err := b.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onC, err := c.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := uuid.New()
+	if _, err := onB.PutShared(ctx, "tag", probe, data(t, "before")); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, onC, "tag", probe, data(t, "before"))
+
+	if err := onA.RemoveDevice(ctx, b.Device()); err != nil {
+		t.Fatal(err)
+	}
+	// Every member learns the removal through the device records.
+	eventually(t, 10*time.Second, func() bool {
+		ms, err := onC.Members(ctx)
+		if err != nil {
+			return false
+		}
+		for _, m := range ms {
+			if m.Device == b.Device() {
+				return false
+			}
+		}
+		return true
+	}, func() string { return "C still counts the removed device as a member" })
+	after := uuid.New()
+	if _, err := onB.PutShared(ctx, "tag", after, data(t, "after removal")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // give a forbidden write every chance to travel
+	for name, lib := range map[string]*node.Library{"A": onA, "C": onC} {
+		if _, err := lib.Get(ctx, "tag", after); !errors.Is(err, node.ErrNotFound) {
+			t.Fatalf("%s received a write of the removed device: %v", name, err)
+		}
+	}
+	if a.Metrics().Refused["not_member"] == 0 && c.Metrics().Refused["not_member"] == 0 {
+		t.Fatalf("no refusal counted: A %v, C %v", a.Metrics().Refused, c.Metrics().Refused)
+	}
+}
