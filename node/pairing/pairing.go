@@ -337,3 +337,13 @@ func validate(m any) error {
 	}
 	return nil
 }
+
+// Rendezvous returns the name under which a library's members advertise
+// and look for each other in the DHT: derived from the library's secret
+// (HMAC-SHA256 of a fixed label), so nobody without the secret can find, or
+// even recognise, a library's members there.
+func Rendezvous(secret []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("syncnode rendezvous v1"))
+	return "/syncnode/rv/" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}

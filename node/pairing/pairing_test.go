@@ -168,3 +168,10 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestRendezvousNeedsTheSecret(t *testing.T) {
+	a, b := Rendezvous([]byte("secret one")), Rendezvous([]byte("secret two"))
+	if a == b || a != Rendezvous([]byte("secret one")) || !strings.HasPrefix(a, "/syncnode/rv/") {
+		t.Fatalf("rendezvous names %q and %q", a, b)
+	}
+}
