@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -331,6 +332,10 @@ func (n *Node) buildHost() (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: connection manager: %w", err)
 	}
+	rm, err := n.resourceManager()
+	if err != nil {
+		return nil, err
+	}
 	h, err := libp2p.New(
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(n.cfg.ListenAddrs...),
@@ -340,12 +345,37 @@ func (n *Node) buildHost() (host.Host, error) {
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
 		libp2p.UserAgent("syncnode"),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("node: building libp2p host: %w", err)
 	}
 	return h, nil
+}
+
+// resourceManager is libp2p's default resource manager, with limits of its
+// own for the syncnode service: a peer may hold at most 16 inbound and 16
+// outbound streams of it and as much memory as 16 largest frames, and all
+// peers together 1,024 streams and 64 largest frames. Each stream reserves
+// one frame's memory before it reads, so a flood of streams from one peer is
+// refused by libp2p itself before it costs memory, and the other peers keep
+// their share.
+func (n *Node) resourceManager() (network.ResourceManager, error) {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	frame := int64(n.cfg.MaxFrameSize)
+	limits.AddServiceLimit(serviceName, rcmgr.BaseLimit{
+		Streams: 2048, StreamsInbound: 1024, StreamsOutbound: 1024, Memory: 64 * frame,
+	}, rcmgr.BaseLimitIncrease{})
+	limits.AddServicePeerLimit(serviceName, rcmgr.BaseLimit{
+		Streams: 32, StreamsInbound: 16, StreamsOutbound: 16, Memory: 16 * frame,
+	}, rcmgr.BaseLimitIncrease{})
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	if err != nil {
+		return nil, fmt.Errorf("node: resource manager: %w", err)
+	}
+	return rm, nil
 }
 
 // loadHostKey reads the host's private key from the store, creating it on
