@@ -33,7 +33,7 @@ func (e *Engine) Serve(now time.Time, from uuid.UUID, m protocol.Message) (*Resp
 	if err := m.Validate(); err != nil {
 		return nil, e.refuse(err)
 	}
-	r := &Responder{st: e.st, lib: lib.info.ID, positions: make(map[streamKey]hlc.HLC)}
+	r := &Responder{st: e.st, lib: lib.info.ID, positions: make(map[streamKey]hlc.HLC), budget: e.cfg.MaxBatchBytes}
 	var types []string
 	var wms []protocol.Watermark
 	switch m := m.(type) {
@@ -81,6 +81,10 @@ type Responder struct {
 	since     hlc.HLC
 	positions map[streamKey]hlc.HLC
 	limit     int
+	// budget is the most payload bytes of one page (at least one record is
+	// always sent), so that a page fits in a frame, and its records with
+	// their log entries in one store batch at the receiver.
+	budget int
 
 	streams []store.Stream // of the current model type, not yet served
 	typeIdx int
@@ -287,6 +291,10 @@ func (r *Responder) readPage(s store.Stream) (protocol.Message, bool, error) {
 		}
 	}
 	more := n == r.limit
+	if cut := r.cutByBytes(msg); cut < n {
+		n, more = cut, true
+		last = truncatePage(msg, cut)
+	}
 	upTo := last
 	if !more && complete.After(upTo) {
 		upTo = complete
@@ -303,4 +311,42 @@ func (r *Responder) readPage(s store.Stream) (protocol.Message, bool, error) {
 		m.UpTo, m.Complete = upTo, complete
 	}
 	return msg, more, nil
+}
+
+// cutByBytes returns how many entries of a page fit in the byte budget
+// (at least one).
+func (r *Responder) cutByBytes(m protocol.Message) int {
+	var sizes []int
+	switch m := m.(type) {
+	case *protocol.StateResponse:
+		for _, rec := range m.Records {
+			sizes = append(sizes, len(rec.Data)+64)
+		}
+	case *protocol.SharedChangeResponse:
+		for _, en := range m.Entries {
+			sizes = append(sizes, len(en.Data)+96)
+		}
+	}
+	total := 0
+	for i, sz := range sizes {
+		total += sz
+		if total > r.budget && i > 0 {
+			return i
+		}
+	}
+	return len(sizes)
+}
+
+// truncatePage keeps the first n entries of a page and returns the HLC of
+// the last one kept.
+func truncatePage(m protocol.Message, n int) hlc.HLC {
+	switch m := m.(type) {
+	case *protocol.StateResponse:
+		m.Records = m.Records[:n]
+		return m.Records[n-1].Timestamp
+	case *protocol.SharedChangeResponse:
+		m.Entries = m.Entries[:n]
+		return m.Entries[n-1].HLC
+	}
+	return hlc.HLC{}
 }
