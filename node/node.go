@@ -483,27 +483,44 @@ func (n *Node) do(ctx context.Context, fn func(now time.Time) error) error {
 
 // doCost is do for an input that may write up to cost bytes to the store.
 func (n *Node) doCost(ctx context.Context, cost int, fn func(now time.Time) error) error {
+	done, err := n.submit(ctx, cost, fn)
+	if err != nil {
+		return err
+	}
+	return n.wait(done)
+}
+
+// submit queues fn for the engine loop without waiting for it; wait on the
+// returned channel (with wait) for its result. Inputs run in the order they
+// were submitted.
+func (n *Node) submit(ctx context.Context, cost int, fn func(now time.Time) error) (<-chan error, error) {
 	n.mu.Lock()
 	started, closed, fatal := n.started && n.eng != nil, n.closed, n.fatal
 	n.mu.Unlock()
 	switch {
 	case closed:
-		return ErrClosed
+		return nil, ErrClosed
 	case fatal != nil:
-		return fatal
+		return nil, fatal
 	case !started:
-		return ErrNotStarted
+		return nil, ErrNotStarted
 	}
 	in := &input{fn: fn, cost: cost, done: make(chan error, 1)}
 	select {
 	case n.inputs <- in:
+		return in.done, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	case <-n.ctx.Done():
-		return ErrClosed
+		return nil, ErrClosed
 	}
+}
+
+// wait returns the result of a submitted input, once its effects are
+// durable.
+func (n *Node) wait(done <-chan error) error {
 	select {
-	case err := <-in.done:
+	case err := <-done:
 		return err
 	case <-n.ctx.Done():
 		return ErrClosed

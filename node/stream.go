@@ -97,8 +97,12 @@ func (n *Node) runSession(key sessionKey, s network.Stream, r *bufio.Reader, fir
 	sess.readLoop(r)
 }
 
+// writeLoop writes queued messages through a buffer that it flushes
+// whenever the queue is empty: a burst goes out in few writes, a single
+// message at once.
 func (s *session) writeLoop() {
-	w := protocol.NewWriter(s.stream, s.n.cfg.MaxFrameSize)
+	bw := bufio.NewWriterSize(s.stream, 64<<10)
+	w := protocol.NewWriter(bw, s.n.cfg.MaxFrameSize)
 	for {
 		select {
 		case <-s.done:
@@ -107,6 +111,9 @@ func (s *session) writeLoop() {
 			s.wmu.Lock()
 			_ = s.stream.SetWriteDeadline(time.Now().Add(s.n.cfg.StreamTimeout))
 			err := w.WriteMessage(m)
+			if err == nil && len(s.queue) == 0 {
+				err = bw.Flush()
+			}
 			s.wmu.Unlock()
 			if err != nil {
 				s.close(fmt.Errorf("writing %s: %w", m.Name(), err))
@@ -116,14 +123,53 @@ func (s *session) writeLoop() {
 	}
 }
 
+// maxInFlight is how many frames of one session may wait for the engine at
+// once: frames read while earlier ones are being applied join the engine's
+// next group, so a burst of pushes costs one store batch, not one each.
+const maxInFlight = 64
+
 func (s *session) readLoop(br *bufio.Reader) {
 	r := protocol.NewReader(br, s.n.cfg.MaxFrameSize)
+	var pending []<-chan error // results of submitted frames, in order
+	// settle takes the results of submitted frames, waiting for all (or only
+	// for those already done); it reports whether the session goes on.
+	settle := func(all bool) bool {
+		for len(pending) > 0 {
+			var err error
+			if all || len(pending) >= maxInFlight {
+				err = s.n.wait(pending[0])
+			} else {
+				select {
+				case err = <-pending[0]:
+				default:
+					return true
+				}
+			}
+			pending = pending[1:]
+			switch {
+			case err == nil:
+			case errors.Is(err, protocol.ErrUnknownModelType):
+				s.n.countRefusal(err)
+				s.queueError(err) // a newer peer may know more model types: keep the session
+			default:
+				s.refuse(err)
+				return false
+			}
+		}
+		return true
+	}
 	for {
+		if !settle(br.Buffered() == 0) { // nothing more to read at once: wait for the results
+			return
+		}
 		// A live peer sends at least a heartbeat per interval; the engine
 		// times it out after PeerTimeout, the read deadline is a backstop.
 		_ = s.stream.SetReadDeadline(time.Now().Add(s.n.cfg.PeerTimeout + s.n.cfg.StreamTimeout))
 		m, err := r.ReadMessage()
 		if err != nil {
+			if !settle(true) {
+				return
+			}
 			if errors.Is(err, io.EOF) {
 				s.close(nil)
 			} else {
@@ -135,16 +181,12 @@ func (s *session) readLoop(br *bufio.Reader) {
 			s.refuse(fmt.Errorf("%w: session of library %s carries a message of library %s", protocol.ErrUnexpected, s.key.lib, m.Library()))
 			return
 		}
-		err = s.n.doCost(s.n.ctx, messageCost(m), func(now time.Time) error { return s.n.eng.Step(now, s.key.device, m) })
-		switch {
-		case err == nil:
-		case errors.Is(err, protocol.ErrUnknownModelType):
-			s.n.countRefusal(err)
-			s.queueError(err) // a newer peer may know more model types: keep the session
-		default:
+		done, err := s.n.submit(s.n.ctx, messageCost(m), func(now time.Time) error { return s.n.eng.Step(now, s.key.device, m) })
+		if err != nil {
 			s.refuse(err)
 			return
 		}
+		pending = append(pending, done)
 		select {
 		case <-s.done:
 			return

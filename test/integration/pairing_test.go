@@ -12,6 +12,7 @@ import (
 
 	"github.com/syncnode/syncnode/node"
 	"github.com/syncnode/syncnode/node/pairing"
+	"github.com/syncnode/syncnode/protocol"
 )
 
 // startPaired starts a node with its own data directory and no library.
@@ -189,7 +190,15 @@ func TestRemovedMemberIsRefused(t *testing.T) {
 			t.Fatalf("%s received a write of the removed device: %v", name, err)
 		}
 	}
-	if a.Metrics().Refused["not_member"] == 0 && c.Metrics().Refused["not_member"] == 0 {
-		t.Fatalf("no refusal counted: A %v, C %v", a.Metrics().Refused, c.Metrics().Refused)
+	// Its next stream is refused (whichever side would have opened the
+	// session, the removed device now opens one itself).
+	before := a.Metrics().Refused["not_member"]
+	hello := &protocol.Hello{LibraryID: onA.ID(), DeviceID: b.Device(), Versions: []uint32{protocol.Version}}
+	got, _ := exchange(t, b.Host(), a.Host().ID(), hello)
+	if code, ok := errorCode(got); !ok || code != "not_member" {
+		t.Fatalf("the removed device's stream got %d frames (error %q), want a not_member Error", len(got), code)
+	}
+	if a.Metrics().Refused["not_member"] <= before {
+		t.Fatalf("the refusal was not counted: %v", a.Metrics().Refused)
 	}
 }
