@@ -328,6 +328,9 @@ type Store interface {
 	// part is durable. An error wrapping ErrInvalid or ErrTooBig means nothing
 	// was written. An error from PruneLog or PurgeTombstones comes after the
 	// atomic part was written; asking for the same deletions again is safe.
+	// An implementation may also run PruneLog and PurgeTombstones after Apply
+	// returns (badgerstore does, in the background): then a read right after
+	// Apply can still see what they delete, and their errors are not Apply's.
 	Apply(b *Batch) error
 	// Close releases the store; later calls return ErrClosed.
 	Close() error

@@ -1,7 +1,6 @@
 package badgerstore
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
@@ -11,15 +10,12 @@ import (
 	"github.com/syncnode/syncnode/store"
 )
 
-// deleteChunk is how many keys one transaction of PruneLog or
-// PurgeTombstones deletes at most.
-const deleteChunk = 1000
-
 // Apply implements store.Store. It validates b, writes its atomic part in one
-// Badger transaction (retried on conflict; never split), then runs PruneLog
-// and PurgeTombstones in transactions of at most 1,000 deletions each. A
-// failure in the deletions leaves the atomic part written; they are
-// idempotent and can be asked for again.
+// Badger transaction (retried on conflict; never split) and returns once that
+// is committed. PruneLog and PurgeTombstones run later, in the store's
+// pruning goroutine (see prune.go and WaitPruned): Apply only hands their
+// marks over, so it returns no error of theirs and never waits for them
+// (unless tens of thousands of streams are waiting to be pruned).
 func (s *Store) Apply(b *store.Batch) error {
 	if err := b.Validate(); err != nil {
 		return err
@@ -40,16 +36,13 @@ func (s *Store) Apply(b *store.Batch) error {
 		if err != nil {
 			return err
 		}
+		s.pr.wrote(b)
 	}
-	for _, m := range b.PruneLog {
-		if err := s.pruneLog(m); err != nil {
-			return fmt.Errorf("pruning log of %s/%s/%s: %w", m.Library, m.ModelType, m.Origin, err)
-		}
+	if len(b.PruneLog) > 0 {
+		s.pr.request(kindLog, b.PruneLog)
 	}
-	for _, m := range b.PurgeTombstones {
-		if err := s.purgeTombstones(m); err != nil {
-			return fmt.Errorf("purging tombstones of %s/%s/%s: %w", m.Library, m.ModelType, m.Origin, err)
-		}
+	if len(b.PurgeTombstones) > 0 {
+		s.pr.request(kindIndex, b.PurgeTombstones)
 	}
 	return nil
 }
@@ -262,118 +255,4 @@ func (w *writer) raiseClock(bound uint64) error {
 	start := len(w.arena)
 	w.arena = appendUint64Value(w.arena, bound)
 	return w.txn.Set(clockKey, w.take(start))
-}
-
-// pruneLog deletes the log entries of m's stream at or below m.HLC, in
-// transactions of at most deleteChunk deletions, resuming each from where the
-// last stopped.
-func (s *Store) pruneLog(m store.Mark) error {
-	prefix := streamPrefix(nil, kindLog, m.Stream)
-	last := m.HLC.AppendKey(bytes.Clone(prefix)) // the greatest key to delete
-	cursor := bytes.Clone(prefix)
-	for cursor != nil {
-		var next []byte // where the next transaction starts; set only by a whole run
-		err := s.update(func(txn *badger.Txn) error {
-			next = nil
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-			defer it.Close()
-			n := 0
-			for it.Seek(cursor); it.ValidForPrefix(prefix); it.Next() {
-				key := it.Item().KeyCopy(nil)
-				if bytes.Compare(key, last) > 0 {
-					break
-				}
-				if n == deleteChunk {
-					next = key
-					return nil
-				}
-				if err := txn.Delete(key); err != nil {
-					return err
-				}
-				n++
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		cursor = next
-	}
-	return nil
-}
-
-// purgeTombstones drops the tombstones of m's stream with versions at or
-// below m.HLC (record and index entry), at most deleteChunk keys per
-// transaction. Each deletion re-reads the record in its transaction, so a
-// record rewritten meanwhile is left alone (or the transaction conflicts and
-// is retried).
-func (s *Store) purgeTombstones(m store.Mark) error {
-	prefix := streamPrefix(nil, kindIndex, m.Stream)
-	last := m.HLC.AppendKey(bytes.Clone(prefix)) // index keys up to here, plus an ID
-	cursor := bytes.Clone(prefix)
-	for cursor != nil {
-		var next []byte // where the next transaction starts; set only by a whole run
-		err := s.update(func(txn *badger.Txn) error {
-			next = nil
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-			defer it.Close()
-			n := 0
-			for it.Seek(cursor); it.ValidForPrefix(prefix); it.Next() {
-				item := it.Item()
-				key := item.KeyCopy(nil)
-				if len(key) != len(prefix)+hlc.KeySize+idSize {
-					return corruptKey(kindIndex, key, "wrong length")
-				}
-				if bytes.Compare(key[:len(last)], last) > 0 {
-					break
-				}
-				if n >= deleteChunk {
-					next = key
-					return nil
-				}
-				var flags byte
-				if err := item.Value(func(v []byte) error {
-					if len(v) != 1 {
-						return corruptValue(key, "index value of %d bytes", len(v))
-					}
-					flags = v[0]
-					return nil
-				}); err != nil {
-					return err
-				}
-				if flags&flagTombstone == 0 {
-					continue
-				}
-				v, _ := hlc.FromKey(key[len(prefix):])
-				rk := recordKey(nil, m.Library, m.ModelType, [16]byte(key[len(prefix)+hlc.KeySize:]))
-				ritem, err := txn.Get(rk)
-				if err != nil {
-					if errors.Is(err, badger.ErrKeyNotFound) {
-						return corruptValue(key, "index entry of a missing record")
-					}
-					return err
-				}
-				var r store.Record
-				if err := ritem.Value(func(val []byte) error { return decodeRecord(rk, val, &r) }); err != nil {
-					return err
-				}
-				if r.Version != v || !r.Deleted {
-					return corruptValue(key, "index entry says tombstone at %s, record is at %s (tombstone %v)", v, r.Version, r.Deleted)
-				}
-				if err := txn.Delete(rk); err != nil {
-					return err
-				}
-				if err := txn.Delete(key); err != nil {
-					return err
-				}
-				n += 2
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		cursor = next
-	}
-	return nil
 }

@@ -10,6 +10,19 @@
 // the write is in the operating system's page cache and Badger's write-ahead
 // log replays it on the next Open. Either way, a transaction is replayed
 // whole or not at all.
+//
+// Pruning: Apply does not run a batch's PruneLog and PurgeTombstones itself.
+// It commits the atomic part (which sets the prune points that make them
+// safe), hands the marks to the store's pruning goroutine and returns, as
+// store.Batch allows. The goroutine deletes in the background, in
+// transactions of at most 1,000 deletions, and each run of a stream starts
+// where the previous one of that stream ended (see prune.go). So a read right
+// after Apply may still see entries and tombstones the batch asked to delete;
+// WaitPruned waits until they are gone and returns the errors of failed runs
+// (which are also logged; Apply never returns them). The deletions are not
+// durable requests: Close lets waiting ones run for up to a second and
+// abandons the rest, and a crash loses them; a later prune of the stream
+// (with the same or a higher mark) deletes everything they would have.
 package badgerstore
 
 import (
@@ -24,6 +37,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/syncnode/syncnode/store"
 )
@@ -34,6 +48,32 @@ const SchemaVersion = 1
 
 // Options configures a Store. Start from DefaultOptions; a zero numeric field
 // takes its default.
+//
+// Memory: Badger, not syncnode, holds nearly all of a store's memory. The
+// defaults are sized for phones and laptops. The bulk is the memtables: each
+// takes MemTableSize plus about twice Badger's transaction limit (15% of
+// MemTableSize) of Go heap for its skip list, and as much again of its
+// memory-mapped write-ahead log file as has been written; up to
+// NumMemtables + 2 of them exist at once (the one being written, NumMemtables
+// full ones waiting, the one being flushed). Flushing a memtable builds its
+// table in memory (about one memtable's worth, twice that with Compression)
+// and compactions build smaller tables. Then come the block cache
+// (BlockCacheSize) and the table indexes and Bloom filters, which Badger
+// reads in place from the memory-mapped table files (its index cache only
+// serves encrypted tables, which this store never writes; it is bounded at
+// 4 MiB all the same). The Go collector lets the heap grow to twice what is
+// live (GOGC) before it collects the memtables and table buffers let go of,
+// unless the process sets a memory limit. Tables are written and read
+// through memory maps, so the RSS also counts the pages of the database's
+// files that were touched: page cache that the kernel reclaims when memory
+// is short, which grows with the database.
+//
+// Measured with BenchmarkIngestRSS (a million records of 256 bytes, in
+// pages of 1,000): the defaults peak at about 950 MB of RSS, of which about
+// 470 MB anonymous (heap) and 500 MB mapped files; the defaults before these
+// (three 64 MiB memtables, Snappy, a 16 MiB block cache) peaked at about
+// 1,250 MB, 880 MB anonymous. With GOMEMLIMIT=256MiB the anonymous part
+// peaks at about 280 MB.
 type Options struct {
 	// SyncWrites makes every Apply fsync before it returns, so that an Apply
 	// that returned nil survives power loss. Default true. Safety against a
@@ -47,18 +87,30 @@ type Options struct {
 	// Logger receives Badger's warnings and errors and the store's own. Nil
 	// discards them. Badger's informational chatter is never passed on.
 	Logger *slog.Logger
-	// MemTableSize is the size of one Badger memtable in bytes. Default 64
-	// MiB, minimum MinMemTableSize: Badger caps a transaction at 15% of it,
-	// and every batch up to store.MaxBatchSize must fit. Memory in use is up
-	// to NumMemtables × MemTableSize plus BlockCacheSize plus table indexes.
+	// MemTableSize is the size of one Badger memtable in bytes. Default and
+	// minimum MinMemTableSize (60 MiB): Badger caps a transaction at 15% of
+	// it, and every batch up to store.MaxBatchSize must fit. A larger one
+	// costs memory (see above) and buys fewer, larger level-0 tables.
 	MemTableSize int64
-	// NumMemtables is how many memtables Badger keeps (one being written,
-	// the others waiting to be flushed). Default 3, minimum 1. More absorb
-	// longer write bursts at the cost of memory.
+	// NumMemtables is how many full memtables may wait to be flushed
+	// (besides the one being flushed) before writes stall. Default 2,
+	// minimum 1. More absorb longer write bursts at the cost of a memtable
+	// each (see above).
 	NumMemtables int
-	// BlockCacheSize is the size in bytes of the cache of decompressed table
-	// blocks. Default 16 MiB, minimum 1 MiB.
+	// BlockCacheSize is the size in bytes of Badger's cache of table blocks.
+	// Default 8 MiB, minimum 1 MiB. Without Compression, blocks are read in
+	// place from the memory-mapped table files (the operating system's page
+	// cache does the caching), so a large cache buys little; with it, every
+	// block read is decompressed into a fresh buffer and the cache saves
+	// doing that again.
 	BlockCacheSize int64
+	// Compression Snappy-compresses table blocks. Default off: record
+	// payloads are small CBOR values, often already compressed, so it saves
+	// little disk, and it costs CPU, a second buffer for every table being
+	// built, and a decompressed copy of every block read. Badger records each
+	// table's compression, so a directory written with either setting opens
+	// with the other.
+	Compression bool
 	// ValueLogFileSize is the size in bytes of one value-log file, which
 	// holds values of 1 MiB and more (smaller ones live in the LSM tree).
 	// Default 64 MiB; Badger accepts 1 MiB up to 2 GiB.
@@ -68,17 +120,23 @@ type Options struct {
 // Option defaults and bounds.
 const (
 	DefaultGCInterval       = 5 * time.Minute
-	DefaultMemTableSize     = 64 << 20
-	DefaultNumMemtables     = 3
-	DefaultBlockCacheSize   = 16 << 20
+	DefaultMemTableSize     = MinMemTableSize
+	DefaultNumMemtables     = 2
+	DefaultBlockCacheSize   = 8 << 20
 	DefaultValueLogFileSize = 64 << 20
 	// MinMemTableSize is the smallest MemTableSize whose transaction limit
-	// (15%) holds store.MaxBatchSize with a margin of 1 MiB.
+	// (15%) holds store.MaxBatchSize with a margin of 1 MiB: 60 MiB.
 	MinMemTableSize = (store.MaxBatchSize + 1<<20) * 100 / 15
 )
 
+// indexCacheSize bounds Badger's index cache. Badger uses it only for
+// encrypted tables, which this store never writes; see Options.
+const indexCacheSize = 4 << 20
+
 // DefaultOptions returns the options for production: synced writes, GC every
-// 5 minutes, small memory (suited to phones and laptops), logs discarded.
+// 5 minutes, small memory (suited to phones and laptops: the smallest
+// memtables, two of them, no compression, a small block cache), logs
+// discarded.
 func DefaultOptions() Options {
 	return Options{
 		SyncWrites:       true,
@@ -136,6 +194,8 @@ type Store struct {
 	mu     sync.RWMutex
 	closed bool
 
+	pr *pruner // runs PruneLog and PurgeTombstones; see prune.go
+
 	gcStop chan struct{} // closed by Close; nil when GC is disabled
 	gcDone chan struct{} // closed when the GC goroutine has returned
 	gcRuns atomic.Int64  // GC ticks completed (a test hook)
@@ -146,8 +206,8 @@ var _ store.Store = (*Store)(nil)
 // Open opens (creating it with mode 0700 if needed) the store in dir. An
 // empty directory is initialised with the current SchemaVersion; a directory
 // with a newer schema, or with data but no schema version, is refused with
-// an error wrapping store.ErrSchema. Open starts the value-log GC goroutine;
-// Close stops it.
+// an error wrapping store.ErrSchema. Open starts the value-log GC goroutine
+// and the pruning goroutine; Close stops them.
 func Open(dir string, opts Options) (*Store, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -160,11 +220,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("badgerstore: opening %s: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, log: opts.Logger}
+	s := &Store{db: db, dir: dir, log: opts.Logger, pr: newPruner()}
 	if err := s.checkSchema(); err != nil {
 		db.Close()
 		return nil, err
 	}
+	go s.runPruner()
 	if opts.GCInterval > 0 {
 		s.gcStop, s.gcDone = make(chan struct{}), make(chan struct{})
 		go s.runGC(opts.GCInterval)
@@ -174,12 +235,18 @@ func Open(dir string, opts Options) (*Store, error) {
 
 // badgerOptions returns the Badger options for opts (with defaults filled).
 func badgerOptions(dir string, opts Options) badger.Options {
+	compression := options.None
+	if opts.Compression {
+		compression = options.Snappy
+	}
 	return badger.DefaultOptions(dir).
 		WithSyncWrites(opts.SyncWrites).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithMemTableSize(opts.MemTableSize).
 		WithNumMemtables(opts.NumMemtables).
 		WithBlockCacheSize(opts.BlockCacheSize).
+		WithIndexCacheSize(indexCacheSize).
+		WithCompression(compression).
 		WithValueLogFileSize(opts.ValueLogFileSize).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false)
@@ -224,10 +291,15 @@ func (s *Store) checkSchema() error {
 	return err
 }
 
-// Close stops the GC goroutine and closes the database. Later calls return
-// store.ErrClosed; a second Close returns nil. Close waits for calls in
-// progress to finish.
+// Close stops the pruning and GC goroutines and closes the database. Later
+// calls return store.ErrClosed; a second Close returns nil. Close waits for
+// calls in progress to finish. Prunes still waiting run for up to a second
+// more; the rest are abandoned (see the package comment).
 func (s *Store) Close() error {
+	// Before taking mu: the pruning goroutine takes it for reading.
+	if n := s.pr.stop(); n > 0 {
+		s.log.Info("badgerstore: closing with prunes not run; a later prune of their streams deletes what they would have", "abandoned", n)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/google/uuid"
 
 	"github.com/syncnode/syncnode/hlc"
@@ -42,8 +43,21 @@ func openTest(t *testing.T, dir string, o Options) *Store {
 	return s
 }
 
+// TestConformance runs the suite on a Store whose Apply also waits for the
+// batch's pruning (which a Store runs in the background), because the suite
+// reads right after Apply what PruneLog and PurgeTombstones deleted.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, t.TempDir(), testOptions()) })
+	storetest.Run(t, func(t *testing.T) store.Store { return waitingStore{openTest(t, t.TempDir(), testOptions())} })
+}
+
+// waitingStore is a Store whose Apply returns once the batch's pruning ran.
+type waitingStore struct{ *Store }
+
+func (w waitingStore) Apply(b *store.Batch) error {
+	if err := w.Store.Apply(b); err != nil {
+		return err
+	}
+	return w.WaitPruned()
 }
 
 var (
@@ -144,6 +158,11 @@ func fill(t *testing.T, s store.Store) {
 		PutMembers:      []store.Member{{Library: lib, DeviceID: devA, PeerID: "12D3KooWA", Name: "desktop", AddedAt: 1, LastSeen: 2}, {Library: lib, DeviceID: devB, AddedBy: devA}},
 		PutMeta:         map[string][]byte{"k": []byte("v")},
 	})
+	if bs, ok := s.(*Store); ok {
+		if err := bs.WaitPruned(); err != nil {
+			t.Fatalf("WaitPruned: %v", err)
+		}
+	}
 }
 
 func apply(t *testing.T, s store.Store, b *store.Batch) {
@@ -177,6 +196,44 @@ func TestReopenKeepsEverything(t *testing.T) {
 	s = openTest(t, dir, o)
 	if after := readAll(t, s); !reflect.DeepEqual(after, before) {
 		t.Errorf("after reopening, the store reads differently")
+	}
+}
+
+func TestDefaultOptions(t *testing.T) {
+	o, err := DefaultOptions().withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bo := badgerOptions(t.TempDir(), o)
+	got := fmt.Sprint(bo.MemTableSize, bo.NumMemtables, bo.Compression, bo.BlockCacheSize, bo.IndexCacheSize, bo.SyncWrites)
+	want := fmt.Sprint(int64(MinMemTableSize), 2, options.None, int64(8<<20), int64(4<<20), true)
+	if got != want {
+		t.Errorf("Badger options from DefaultOptions: %s, want %s", got, want)
+	}
+}
+
+// TestCompressionSwitch writes tables with Compression and reads them
+// without it, and the other way round.
+func TestCompressionSwitch(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions()
+	o.Compression = true
+	s := openTest(t, dir, o)
+	fill(t, s)
+	before := readAll(t, s)
+	if err := s.Close(); err != nil { // flushes the memtable to a table
+		t.Fatal(err)
+	}
+	for _, compress := range []bool{false, true} {
+		o.Compression = compress
+		s = openTest(t, dir, o)
+		if after := readAll(t, s); !reflect.DeepEqual(after, before) {
+			t.Fatalf("reopened with Compression %v, the store reads differently", compress)
+		}
+		apply(t, s, &store.Batch{PutMeta: map[string][]byte{fmt.Sprint(compress): []byte("x")}})
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -5,7 +5,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"runtime"
+	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,4 +154,251 @@ func ingestRaw(b *testing.B, dir string, o Options, pages int, payload []byte) t
 		b.Fatal(err)
 	}
 	return time.Since(start)
+}
+
+// BenchmarkIngestRSS measures the memory an ingest costs: a child process
+// (this test binary, re-executed) opens a store with DefaultOptions and
+// ingests N records as BenchmarkIngest's Store side does, then reports its
+// peak RSS (VmHWM from /proc/self/status) and, sampled every 100 ms, the peaks
+// of its anonymous RSS (Go heap and runtime), of its file-backed RSS (Badger's
+// memory-mapped tables, write-ahead logs and value logs: page cache the kernel
+// can reclaim, but counted in RSS) and of its Go heap in use. The metrics are
+// "peak-RSS-MB", "peak-anon-MB", "peak-file-MB" and "peak-heap-MB".
+//
+//	BADGERSTORE_BENCH_RECORDS=1000000 go test -run '^$' -bench IngestRSS -benchtime 1x ./store/badgerstore/
+func BenchmarkIngestRSS(b *testing.B) {
+	n := envInt("BADGERSTORE_BENCH_RECORDS", *benchRecords)
+	syncWrites := *benchSync
+	if v := os.Getenv("BADGERSTORE_BENCH_SYNC"); v != "" {
+		syncWrites = v != "0" && v != "false"
+	}
+	var res rssResult
+	for b.Loop() {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestIngestRSSHelper$", "-test.count=1")
+		cmd.Env = append(os.Environ(), rssDirEnv+"="+b.TempDir(), rssRecordsEnv+"="+strconv.Itoa(n), rssSyncEnv+"="+strconv.FormatBool(syncWrites))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("child: %v\n%s", err, out)
+		}
+		line, ok := "", false
+		for l := range strings.Lines(string(out)) {
+			if strings.HasPrefix(l, "rss ") {
+				line, ok = l, true
+			}
+		}
+		if !ok {
+			b.Fatalf("child printed no result:\n%s", out)
+		}
+		if _, err := fmt.Sscanf(line, "rss %d %d %d %d %d", &res.vmHWMkB, &res.heapPeak, &res.elapsedMs, &res.anonPeakKB, &res.filePeakKB); err != nil {
+			b.Fatalf("child printed %q: %v", line, err)
+		}
+	}
+	fmt.Printf("ingest of %d records (SyncWrites=%v) in a child process: peak RSS (VmHWM) %.0f MB; sampled peaks: RssAnon %.0f MB, RssFile %.0f MB (memory-mapped files), Go HeapInuse %.0f MB; %.2f s\n",
+		n, syncWrites, float64(res.vmHWMkB)/1024, float64(res.anonPeakKB)/1024, float64(res.filePeakKB)/1024, float64(res.heapPeak)/(1<<20), float64(res.elapsedMs)/1000)
+	b.ReportMetric(float64(res.vmHWMkB)/1024, "peak-RSS-MB")
+	b.ReportMetric(float64(res.anonPeakKB)/1024, "peak-anon-MB")
+	b.ReportMetric(float64(res.filePeakKB)/1024, "peak-file-MB")
+	b.ReportMetric(float64(res.heapPeak)/(1<<20), "peak-heap-MB")
+}
+
+const (
+	rssDirEnv     = "BADGERSTORE_RSS_DIR"
+	rssRecordsEnv = "BADGERSTORE_RSS_RECORDS"
+	rssSyncEnv    = "BADGERSTORE_RSS_SYNC"
+)
+
+type rssResult struct {
+	vmHWMkB, heapPeak, elapsedMs, anonPeakKB, filePeakKB int64
+}
+
+// TestIngestRSSHelper is BenchmarkIngestRSS's child: it runs only when the
+// benchmark starts it.
+func TestIngestRSSHelper(t *testing.T) {
+	dir := os.Getenv(rssDirEnv)
+	if dir == "" {
+		t.Skip("run by BenchmarkIngestRSS")
+	}
+	n, err := strconv.Atoi(os.Getenv(rssRecordsEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := DefaultOptions()
+	o.SyncWrites = os.Getenv(rssSyncEnv) == "true"
+	o.GCInterval = -1
+	payload := make([]byte, 1<<20)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := range payload {
+		payload[i] = byte(rng.Uint32())
+	}
+	// Sample the Go heap and the anonymous and file-backed parts of the RSS
+	// while the ingest runs.
+	var heapPeak, anonPeak, filePeak atomic.Uint64
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > heapPeak.Load() {
+				heapPeak.Store(ms.HeapInuse)
+			}
+			if kb := uint64(procStatusKB("RssAnon")); kb > anonPeak.Load() {
+				anonPeak.Store(kb)
+			}
+			if kb := uint64(procStatusKB("RssFile")); kb > filePeak.Load() {
+				filePeak.Store(kb)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	s, err := Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	recs := make([]store.Record, benchPage)
+	for p := range (n + benchPage - 1) / benchPage {
+		for i := range recs {
+			recs[i] = benchRecord(uint64(p*benchPage+i+1), payload)
+		}
+		batch := store.Batch{
+			PutRecords:    recs,
+			SetWatermarks: []store.Mark{{Stream: benchStream, HLC: recs[len(recs)-1].Version}},
+		}
+		if err := s.Apply(&batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	close(stop)
+	<-sampled
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("rss %d %d %d %d %d\n", procStatusKB("VmHWM"), heapPeak.Load(), elapsed.Milliseconds(), anonPeak.Load(), filePeak.Load())
+}
+
+// procStatusKB reads a kB field of /proc/self/status (0 if it cannot).
+func procStatusKB(field string) int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for l := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb)
+			return kb
+		}
+	}
+	return 0
+}
+
+// BenchmarkPrune measures what pruning costs the caller of Apply, as a node
+// prunes: a stream of N records (one in ten a tombstone) and N log entries,
+// then 20 Applies that each move the stream's prune point by N/20 and ask
+// for PruneLog and PurgeTombstones up to it, each followed by 5 pages of
+// 1,000 new records (as a node goes on receiving while it prunes). It
+// reports the longest and the mean Apply of a pruning batch
+// ("prune-apply-max-ms", "prune-apply-mean-ms"), the median, 99th percentile
+// and longest Apply of a page ("page-apply-p50-ms", "page-apply-p99-ms",
+// "page-apply-max-ms") and the time until all the pruning was done
+// ("total-s"; a store that prunes in the background is waited for with its
+// WaitPruned method).
+//
+//	BADGERSTORE_BENCH_RECORDS=100000 go test -run '^$' -bench Prune -benchtime 1x ./store/badgerstore/
+func BenchmarkPrune(b *testing.B) {
+	n := envInt("BADGERSTORE_BENCH_RECORDS", 100_000)
+	o := DefaultOptions()
+	o.SyncWrites = false
+	o.GCInterval = -1
+	payload := make([]byte, 1<<20)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := range payload {
+		payload[i] = byte(rng.Uint32())
+	}
+	const steps = 20
+	var pruneMax, pruneSum time.Duration
+	var pages []time.Duration
+	var total time.Duration
+	for range b.N {
+		b.StopTimer()
+		s, err := Open(b.TempDir(), o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		page := func(first int) *store.Batch {
+			var batch store.Batch
+			for i := first; i < first+benchPage; i++ {
+				r := benchRecord(uint64(i), payload)
+				if i%10 == 0 {
+					r.Data, r.Deleted = nil, true
+				}
+				batch.PutRecords = append(batch.PutRecords, r)
+				batch.AppendLog = append(batch.AppendLog, store.LogEntry{Library: r.Library, ModelType: r.ModelType, HLC: r.Version, RecordID: r.ID, ChangeType: "Insert", Data: r.Data})
+			}
+			return &batch
+		}
+		for p := 0; p < n/benchPage; p++ {
+			if err := s.Apply(page(p*benchPage + 1)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		waiter, _ := any(s).(interface{ WaitPruned() error })
+		b.StartTimer()
+		start := time.Now()
+		pruneMax, pruneSum, pages = 0, 0, nil
+		next := n + 1
+		for i := 1; i <= steps; i++ {
+			mark := hlc.HLC{Timestamp: 1_700_000_000_000 + uint64(n*i/steps), DeviceID: benchStream.Origin}
+			t0 := time.Now()
+			err := s.Apply(&store.Batch{
+				SetPrunePoints:  []store.PrunePoint{{Stream: benchStream, Log: mark, Tombstones: mark}},
+				PruneLog:        []store.Mark{{Stream: benchStream, HLC: mark}},
+				PurgeTombstones: []store.Mark{{Stream: benchStream, HLC: mark}},
+			})
+			d := time.Since(t0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pruneMax, pruneSum = max(pruneMax, d), pruneSum+d
+			for range 5 {
+				t0 = time.Now()
+				if err := s.Apply(page(next)); err != nil {
+					b.Fatal(err)
+				}
+				pages = append(pages, time.Since(t0))
+				next += benchPage
+			}
+		}
+		if waiter != nil {
+			if err := waiter.WaitPruned(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		total = time.Since(start)
+		b.StopTimer()
+		if p, err := s.LogPage(benchStream, hlc.HLC{}, 1); err != nil || len(p.Entries) != 1 || p.Entries[0].HLC.Timestamp != 1_700_000_000_000+uint64(n)+1 {
+			b.Fatalf("after pruning everything, the log starts with %v (%v)", p.Entries[0].HLC, err)
+		}
+		s.Close()
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	slices.Sort(pages)
+	pct := func(q float64) time.Duration { return pages[min(len(pages)-1, int(q*float64(len(pages))))] }
+	fmt.Printf("prune %d records and log entries in %d steps: Apply of a pruning batch max %.1f ms, mean %.1f ms; Apply of a page p50 %.1f ms, p99 %.1f ms, max %.1f ms; all pruned after %.2f s\n",
+		n, steps, ms(pruneMax), ms(pruneSum/steps), ms(pct(0.5)), ms(pct(0.99)), ms(pages[len(pages)-1]), total.Seconds())
+	b.ReportMetric(ms(pruneMax), "prune-apply-max-ms")
+	b.ReportMetric(ms(pruneSum/steps), "prune-apply-mean-ms")
+	b.ReportMetric(ms(pct(0.5)), "page-apply-p50-ms")
+	b.ReportMetric(ms(pct(0.99)), "page-apply-p99-ms")
+	b.ReportMetric(ms(pages[len(pages)-1]), "page-apply-max-ms")
+	b.ReportMetric(total.Seconds(), "total-s")
 }
