@@ -152,8 +152,8 @@ func (l *memLibrary) tidy(k streamKey) {
 }
 
 // Apply validates b and then applies it whole; see Batch. On Mem the
-// PruneLog and PurgeTombstones deletions run under the same lock, so they
-// too are atomic with the rest.
+// PruneLog, PurgeTombstones and PurgeLibraries deletions run under the same
+// lock, so they too are atomic with the rest.
 func (m *Mem) Apply(b *Batch) error {
 	if err := b.Validate(); err != nil {
 		return err
@@ -210,6 +210,12 @@ func (m *Mem) Apply(b *Batch) error {
 			delete(l.members, k.DeviceID)
 		}
 	}
+	for _, id := range b.DropLibraries {
+		delete(m.libraries, id)
+		if l := m.lib(id, false); l != nil {
+			clear(l.members)
+		}
+	}
 	for k, v := range b.PutMeta {
 		m.meta[k] = clone(v)
 	}
@@ -222,7 +228,24 @@ func (m *Mem) Apply(b *Batch) error {
 	for _, mk := range b.PurgeTombstones {
 		m.purgeTombstones(mk)
 	}
+	for _, id := range b.PurgeLibraries {
+		m.purgeLibrary(id)
+	}
 	return nil
+}
+
+// purgeLibrary forgets every per-library value of a library except its
+// members (which are configuration: see Batch.DropLibraries).
+func (m *Mem) purgeLibrary(id uuid.UUID) {
+	l := m.lib(id, false)
+	if l == nil {
+		return
+	}
+	members := l.members
+	delete(m.libs, id)
+	if len(members) > 0 {
+		m.lib(id, true).members = members
+	}
 }
 
 func (m *Mem) putRecord(r *Record) {

@@ -262,9 +262,10 @@ type Reader interface {
 }
 
 // Batch is one atomic write. Apply writes all of its fields in one
-// transaction, except PruneLog and PurgeTombstones, which are deletions that
-// may run after it in several smaller transactions (they are idempotent, and
-// the prune points that make them safe are set by the atomic part first).
+// transaction, except PruneLog, PurgeTombstones and PurgeLibraries, which
+// are deletions that may run after it in several smaller transactions (they
+// are idempotent, and the prune points that make the first two safe are set
+// by the atomic part first).
 //
 // Apply validates the whole batch first (see Validate): an invalid element
 // fails the batch with ErrInvalid, a batch over MaxBatchSize with ErrTooBig,
@@ -300,6 +301,12 @@ type Batch struct {
 	PutLibraries []Library
 	PutMembers   []Member
 	DropMembers  []MemberKey
+	// DropLibraries removes each library's configuration: its Library entry
+	// and all of its members (Libraries and Members no longer list them).
+	// It leaves the library's data (records, logs, marks, quarantine): a
+	// dropped library's data stays readable by key until PurgeLibraries
+	// deletes it. IDs are non-nil; an unknown library is fine.
+	DropLibraries []uuid.UUID
 	// PutMeta and DropMeta change node-wide values (keys of 1 to
 	// MaxMetaKeyLen bytes). PutMeta applies before DropMeta.
 	PutMeta  map[string][]byte
@@ -310,6 +317,17 @@ type Batch struct {
 	// PurgeTombstones drops tombstones (and only tombstones) of each stream
 	// with versions at or below the mark, as DropRecords would.
 	PurgeTombstones []Mark
+	// PurgeLibraries deletes every key of each library except its
+	// configuration (see DropLibraries, usually applied first or in the same
+	// batch): records, the stream index, log entries, watermarks,
+	// acknowledgements, prune points and quarantined messages. Once it has
+	// run, every per-library read of the library returns nothing; other
+	// libraries are untouched. Like PruneLog it may run after the atomic
+	// part, in several transactions, even after Apply returns: a later
+	// write to the library may be deleted or survive, in part. Write to it
+	// again only once the purge is done (badgerstore: WaitPruned). IDs are
+	// non-nil; purging an unknown or already purged library is fine.
+	PurgeLibraries []uuid.UUID
 }
 
 // Empty reports whether the batch writes nothing.
@@ -318,7 +336,8 @@ func (b *Batch) Empty() bool {
 		len(b.SetWatermarks) == 0 && len(b.SetAcks) == 0 && len(b.SetPrunePoints) == 0 &&
 		len(b.PutQuarantine) == 0 && len(b.DropQuarantine) == 0 && b.ClockBound == 0 &&
 		len(b.PutLibraries) == 0 && len(b.PutMembers) == 0 && len(b.DropMembers) == 0 &&
-		len(b.PutMeta) == 0 && len(b.DropMeta) == 0 && len(b.PruneLog) == 0 && len(b.PurgeTombstones) == 0
+		len(b.DropLibraries) == 0 && len(b.PutMeta) == 0 && len(b.DropMeta) == 0 &&
+		len(b.PruneLog) == 0 && len(b.PurgeTombstones) == 0 && len(b.PurgeLibraries) == 0
 }
 
 // Store is a Reader that can also write.
@@ -326,9 +345,9 @@ type Store interface {
 	Reader
 	// Apply writes b atomically (see Batch). When it returns nil, the atomic
 	// part is durable. An error wrapping ErrInvalid or ErrTooBig means nothing
-	// was written. An error from PruneLog or PurgeTombstones comes after the
-	// atomic part was written; asking for the same deletions again is safe.
-	// An implementation may also run PruneLog and PurgeTombstones after Apply
+	// was written. An error from PruneLog, PurgeTombstones or PurgeLibraries
+	// comes after the atomic part was written; asking for the same deletions
+	// again is safe. An implementation may also run them after Apply
 	// returns (badgerstore does, in the background): then a read right after
 	// Apply can still see what they delete, and their errors are not Apply's.
 	Apply(b *Batch) error
@@ -459,6 +478,11 @@ func (b *Batch) Validate() error {
 			return fmt.Errorf("DropMembers[%d]: %w: nil library or device ID", i, ErrInvalid)
 		}
 	}
+	for i, id := range b.DropLibraries {
+		if id == uuid.Nil {
+			return fmt.Errorf("DropLibraries[%d]: %w: nil library ID", i, ErrInvalid)
+		}
+	}
 	for k := range b.PutMeta {
 		if err := validateMetaKey(k); err != nil {
 			return fmt.Errorf("PutMeta: %w", err)
@@ -479,6 +503,11 @@ func (b *Batch) Validate() error {
 			return fmt.Errorf("PurgeTombstones[%d]: %w", i, err)
 		}
 	}
+	for i, id := range b.PurgeLibraries {
+		if id == uuid.Nil {
+			return fmt.Errorf("PurgeLibraries[%d]: %w: nil library ID", i, ErrInvalid)
+		}
+	}
 	if n := b.Size(); n > MaxBatchSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooBig, n, MaxBatchSize)
 	}
@@ -497,12 +526,20 @@ func validateQuarantineKey(k QuarantineKey) error {
 // up to 128 bytes of fixed-size key and value parts (IDs, HLCs, flags).
 const keyCost = 96 + 128
 
+// dropLibraryMembers is how many members Size charges for each library of
+// DropLibraries.
+const dropLibraryMembers = 16
+
 // Size returns the cost of the atomic part of b in bytes, as MaxBatchSize
 // counts it: an upper bound, for every Store, of what the batch takes in one
 // transaction. Each written or deleted key costs keyCost plus its variable
 // parts (model type, payload, names); a put record touches three keys (the
 // record, its new index entry, its old one), a dropped record two. PruneLog
-// and PurgeTombstones cost nothing: they run in transactions of their own.
+// and PurgeTombstones cost nothing: they run in transactions of their own;
+// so does PurgeLibraries. A dropped library costs its Library entry and
+// dropLibraryMembers members: a library's members are not known before the
+// transaction reads them, and a store keeps a margin above MaxBatchSize for
+// any beyond that (badgerstore's is 1 MiB, thousands of members).
 func (b *Batch) Size() int {
 	n := 0
 	for _, r := range b.PutRecords {
@@ -537,6 +574,7 @@ func (b *Batch) Size() int {
 		n += keyCost + len(m.PeerID) + len(m.Name)
 	}
 	n += keyCost * len(b.DropMembers)
+	n += (1 + dropLibraryMembers) * keyCost * len(b.DropLibraries)
 	for k, v := range b.PutMeta {
 		n += keyCost + len(k) + len(v)
 	}

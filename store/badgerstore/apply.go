@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
 
 	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/store"
@@ -12,10 +13,10 @@ import (
 
 // Apply implements store.Store. It validates b, writes its atomic part in one
 // Badger transaction (retried on conflict; never split) and returns once that
-// is committed. PruneLog and PurgeTombstones run later, in the store's
-// pruning goroutine (see prune.go and WaitPruned): Apply only hands their
-// marks over, so it returns no error of theirs and never waits for them
-// (unless tens of thousands of streams are waiting to be pruned).
+// is committed. PruneLog, PurgeTombstones and PurgeLibraries run later, in
+// the store's pruning goroutine (see prune.go and WaitPruned): Apply only
+// hands their marks over, so it returns no error of theirs and never waits
+// for them (unless tens of thousands of streams are waiting to be pruned).
 func (s *Store) Apply(b *store.Batch) error {
 	if err := b.Validate(); err != nil {
 		return err
@@ -44,13 +45,16 @@ func (s *Store) Apply(b *store.Batch) error {
 	if len(b.PurgeTombstones) > 0 {
 		s.pr.request(kindIndex, b.PurgeTombstones)
 	}
+	if len(b.PurgeLibraries) > 0 {
+		s.pr.requestPurge(b.PurgeLibraries)
+	}
 	return nil
 }
 
 // atomicPart reports whether b writes anything besides its deletions.
 func atomicPart(b *store.Batch) bool {
 	c := *b
-	c.PruneLog, c.PurgeTombstones = nil, nil
+	c.PruneLog, c.PurgeTombstones, c.PurgeLibraries = nil, nil, nil
 	return !c.Empty()
 }
 
@@ -149,6 +153,11 @@ func (w *writer) write(b *store.Batch) error {
 			return err
 		}
 	}
+	for _, id := range b.DropLibraries {
+		if err := w.dropLibrary(id); err != nil {
+			return err
+		}
+	}
 	for k, v := range b.PutMeta {
 		if err := w.set(metaKey(w.arena, k), func(dst []byte) []byte { return appendBytesValue(dst, v) }); err != nil {
 			return err
@@ -231,6 +240,31 @@ func (w *writer) dropRecord(k store.RecordKey) error {
 		return err
 	}
 	return w.delete(indexKey(w.arena, k.Library, k.ModelType, old, k.ID))
+}
+
+// dropLibrary deletes a library's configuration: its library key and every
+// member key (those the transaction sees, its own writes included).
+func (w *writer) dropLibrary(id uuid.UUID) error {
+	if err := w.delete(libPrefix(w.arena, kindLibrary, id)); err != nil {
+		return err
+	}
+	prefix := libPrefix(nil, kindMember, id)
+	var keys [][]byte
+	it := w.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	for it.Rewind(); it.ValidForPrefix(prefix); it.Next() {
+		start := len(w.arena)
+		w.arena = append(w.arena, it.Item().Key()...)
+		keys = append(keys, w.take(start))
+	}
+	it.Close()
+	// Deleted after the iterator is closed: it reads the transaction's
+	// pending writes.
+	for _, k := range keys {
+		if err := w.txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (w *writer) raiseClock(bound uint64) error {

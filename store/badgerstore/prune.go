@@ -39,6 +39,18 @@ import (
 // tombstone's record in its deleting transaction and leaves it alone unless
 // it is still that tombstone; a record rewritten meanwhile either is seen so
 // or makes the transaction conflict, and it is retried.
+//
+// PurgeLibraries goes through the same queue (a key of kind kindLibrary, no
+// mark) and runs the same way: per key kind of the library, snapshots of
+// up to deleteChunk keys deleted in transactions of their own, paced, and
+// abandoned by Close like any run (see purgeLibrary). It does not use
+// badger's DB.DropPrefix, which would be quicker for a big library: that
+// blocks every write of the store (it stops the memtable writes and the
+// compactions, flushes the memtables and rewrites the tables holding the
+// prefix) for as long as it takes, cannot be paced or cut short by Close,
+// and deletes outside transactions, so that an Apply racing with it could
+// leave a record without its index entry. Deleting in transactions keeps
+// Apply running and every record in step with its index.
 
 const (
 	// deleteChunk is how many keys one transaction of PruneLog or
@@ -62,7 +74,8 @@ const (
 var errStopped = errors.New("badgerstore: pruning stopped by Close")
 
 // pruneKey names one kind of pruning of one stream: kindLog for PruneLog,
-// kindIndex for PurgeTombstones.
+// kindIndex for PurgeTombstones; or, with kind kindLibrary and only
+// stream.Library set, the PurgeLibraries of a library.
 type pruneKey struct {
 	kind   byte
 	stream store.Stream
@@ -70,8 +83,11 @@ type pruneKey struct {
 
 func (k pruneKey) String() string {
 	what := "pruning log"
-	if k.kind == kindIndex {
+	switch k.kind {
+	case kindIndex:
 		what = "purging tombstones"
+	case kindLibrary:
+		return fmt.Sprintf("purging library %s", k.stream.Library)
 	}
 	return fmt.Sprintf("%s of %s/%s/%s", what, k.stream.Library, k.stream.ModelType, k.stream.Origin)
 }
@@ -154,6 +170,29 @@ func (p *pruner) request(kind byte, marks []store.Mark) {
 	p.cond.Broadcast()
 }
 
+// requestPurge adds the PurgeLibraries of one Apply (a library already
+// waiting is not added twice). Like request, it waits for room and drops
+// them once Close began.
+func (p *pruner) requestPurge(libs []uuid.UUID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range libs {
+		k := pruneKey{kind: kindLibrary, stream: store.Stream{Library: id}}
+		if _, ok := p.pending[k]; ok {
+			continue
+		}
+		for len(p.pending) >= maxPendingPrunes && !p.stopping {
+			p.cond.Wait()
+		}
+		if p.stopping {
+			return
+		}
+		p.pending[k] = hlc.HLC{}
+		p.queue = append(p.queue, k)
+	}
+	p.cond.Broadcast()
+}
+
 // wrote records the writes of a committed batch that land below a stream's
 // progress point (or at or below a running mark), so that the next run of
 // the stream starts low enough to see them.
@@ -231,6 +270,16 @@ func (p *pruner) finish(k pruneKey, mark hlc.HLC, gen uint64, err error) {
 	defer p.mu.Unlock()
 	prog := p.progress[k]
 	prog.running = false
+	if k.kind == kindLibrary {
+		// Forget the library's progress points, this purge's included: a
+		// point is only a place to start from, and starting a later prune
+		// at the start of its stream is always correct.
+		for pk := range p.progress {
+			if pk.stream.Library == k.stream.Library && !p.progress[pk].running {
+				delete(p.progress, pk)
+			}
+		}
+	}
 	switch {
 	case err == nil:
 		if prog.gen == gen && mark.After(prog.from) {
@@ -286,7 +335,8 @@ func (p *pruner) stop() (abandoned int) {
 	return len(p.queue) + p.abandoned
 }
 
-// WaitPruned waits until the PruneLog and PurgeTombstones of every Apply
+// WaitPruned waits until the PruneLog, PurgeTombstones and PurgeLibraries
+// of every Apply
 // that returned before the call have run (it waits until no prune is waiting
 // or running, so under a steady stream of new ones it can wait long), and
 // returns the errors of the runs that failed since the previous call (a
@@ -326,10 +376,13 @@ func (s *Store) runPruner() {
 		}
 		var err error
 		if !mark.Less(from) {
-			if k.kind == kindLog {
+			switch k.kind {
+			case kindLog:
 				err = s.pruneLog(k.stream, from, mark)
-			} else {
+			case kindIndex:
 				err = s.purgeTombstones(k.stream, from, mark)
+			case kindLibrary:
+				err = s.purgeLibrary(k.stream.Library)
 			}
 		}
 		if err != nil && !errors.Is(err, errStopped) {
@@ -554,4 +607,103 @@ func checkIndexEntry(txn *badger.Txn, ik []byte, v, cur hlc.HLC, deleted, found 
 		return corruptValue(ik, "index entry says version %s (tombstone %v), record is at %s (tombstone %v)", v, flags&flagTombstone != 0, cur, deleted)
 	}
 	return nil
+}
+
+// purgeKinds are the key kinds PurgeLibraries deletes, in the order it
+// deletes them: records first, each with its index entry (so that a record
+// is never left without it), then what is left of the index (entries of
+// records written meanwhile stay), then the rest. Libraries and members are
+// configuration: DropLibraries deletes them.
+var purgeKinds = []byte{kindRecord, kindIndex, kindLog, kindWatermark, kindAck, kindPrune, kindQuarantine}
+
+// purgeLibrary deletes every key of library lib of purgeKinds: for each
+// kind it reads up to deleteChunk keys in a snapshot, deletes them in one
+// transaction, and goes on after the last until the prefix is empty.
+func (s *Store) purgeLibrary(lib uuid.UUID) error {
+	for _, kind := range purgeKinds {
+		prefix := libPrefix(nil, kind, lib)
+		cursor := bytes.Clone(prefix)
+		for {
+			if s.pr.abandoning() {
+				return errStopped
+			}
+			start := time.Now()
+			var buf []byte
+			keys := make([][]byte, 0, deleteChunk)
+			err := s.view(func(txn *badger.Txn) error {
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+				defer it.Close()
+				for it.Seek(cursor); it.ValidForPrefix(prefix) && len(keys) < deleteChunk; it.Next() {
+					s.pr.examined.Add(1)
+					start := len(buf)
+					buf = append(buf, it.Item().Key()...)
+					keys = append(keys, buf[start:len(buf):len(buf)])
+				}
+				return nil
+			})
+			if err != nil || len(keys) == 0 {
+				if err != nil {
+					return err
+				}
+				break
+			}
+			err = s.deleteIn(func(txn *badger.Txn) error {
+				for _, k := range keys {
+					if err := s.purgeKey(txn, kind, k); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if len(keys) < deleteChunk {
+				break
+			}
+			cursor = append(bytes.Clone(keys[len(keys)-1]), 0) // the next key
+			s.pr.pace(start)
+		}
+	}
+	return nil
+}
+
+// purgeKey deletes key k of the given kind in txn. A record goes with its
+// index entry, read from the record as txn sees it; an index entry goes
+// only if it has no record at its version (it is then a leftover: a record
+// written after the record pass keeps its entry). Other kinds just go. A
+// malformed key or record value does not stop the purge: it goes too (an
+// index entry it leaves has no record and goes in the index pass).
+func (s *Store) purgeKey(txn *badger.Txn, kind byte, k []byte) error {
+	switch kind {
+	case kindRecord:
+		lib, model, rest, err := splitModel(k)
+		if err != nil || len(rest) != idSize {
+			break
+		}
+		v, _, found, err := recordState(txn, k)
+		if errors.Is(err, store.ErrCorrupt) {
+			break
+		}
+		if err != nil || !found {
+			return err
+		}
+		if err := txn.Delete(indexKey(nil, lib, model, v, uuid.UUID(rest))); err != nil {
+			return err
+		}
+	case kindIndex:
+		lib, model, rest, err := splitModel(k)
+		if err != nil || len(rest) != idSize+hlc.KeySize+idSize {
+			break
+		}
+		v, _ := hlc.FromKey(rest[idSize:])
+		cur, _, found, err := recordState(txn, recordKey(nil, lib, model, uuid.UUID(rest[idSize+hlc.KeySize:])))
+		if err != nil && !errors.Is(err, store.ErrCorrupt) {
+			return err
+		}
+		if err == nil && found && cur == v {
+			return nil // the entry of a record written since the record pass
+		}
+	}
+	return txn.Delete(k)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
 
 	"github.com/syncnode/syncnode/hlc"
@@ -486,5 +487,148 @@ func TestPurgeReportsCorruption(t *testing.T) {
 	}
 	if err := s.WaitPruned(); err != nil {
 		t.Errorf("a second WaitPruned: %v, want nil (errors are reported once)", err)
+	}
+}
+
+// libraryKeys returns every key of the store that names library id.
+func libraryKeys(t *testing.T, s *Store, id uuid.UUID) [][]byte {
+	t.Helper()
+	var keys [][]byte
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if k := it.Item().Key(); len(k) >= 1+idSize && uuid.UUID(k[1:1+idSize]) == id {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// fillLibrary writes n records (every other a tombstone) and n log entries
+// of stream (id, model, devA), and something of every other kind.
+func fillLibrary(t *testing.T, s store.Store, id uuid.UUID, n int) {
+	t.Helper()
+	st := store.Stream{Library: id, ModelType: model, Origin: devA}
+	var b store.Batch
+	for i := 1; i <= n; i++ {
+		r := store.Record{Library: id, ModelType: model, ID: storetest.ID(0x7e, uint64(i)), Version: ver(uint64(i), devA), Deleted: i%2 == 0}
+		if !r.Deleted {
+			r.Data = []byte("data")
+		}
+		b.PutRecords = append(b.PutRecords, r)
+		b.AppendLog = append(b.AppendLog, store.LogEntry{Library: id, ModelType: model, HLC: ver(uint64(i), devA), RecordID: r.ID, ChangeType: "Insert"})
+	}
+	b.SetWatermarks = []store.Mark{{Stream: st, HLC: ver(uint64(n), devA)}}
+	b.SetAcks = []store.Ack{{Stream: st, Member: devB, HLC: ver(1, devA)}}
+	b.SetPrunePoints = []store.PrunePoint{{Stream: st, Log: ver(1, devA)}}
+	b.PutQuarantine = []store.Quarantined{{Library: id, HLC: ver(9, devB), From: devB, Message: []byte("m")}}
+	b.PutLibraries = []store.Library{{ID: id, Name: "lib"}}
+	b.PutMembers = []store.Member{{Library: id, DeviceID: devA}, {Library: id, DeviceID: devB}}
+	apply(t, s, &b)
+}
+
+func TestPurgeLibraryLeavesNoKey(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, testOptions())
+	other := storetest.ID(0x11, 2)
+	fillLibrary(t, s, lib, 2500)
+	fillLibrary(t, s, other, 10)
+	before := len(libraryKeys(t, s, other))
+	s.Close()
+	// Leftovers of a corrupt store go too: an index entry without its
+	// record, and a record value that does not decode.
+	rawSet(t, dir,
+		indexKey(nil, lib, model, ver(2, devA), storetest.ID(0x7e, 9999)), []byte{flagTombstone},
+		recordKey(nil, lib, "album", storetest.ID(0x7e, 1)), []byte{0xff})
+	s = openTest(t, dir, testOptions())
+	apply(t, s, &store.Batch{DropLibraries: []uuid.UUID{lib}, PurgeLibraries: []uuid.UUID{lib}})
+	waitPruned(t, s)
+	if keys := libraryKeys(t, s, lib); len(keys) != 0 {
+		t.Errorf("after DropLibraries and PurgeLibraries: %d keys of the library left, the first %x", len(keys), keys[0])
+	}
+	if n := len(libraryKeys(t, s, other)); n != before {
+		t.Errorf("the other library has %d keys, had %d", n, before)
+	}
+	s.pr.mu.Lock()
+	defer s.pr.mu.Unlock()
+	for k := range s.pr.progress {
+		if k.stream.Library == lib {
+			t.Errorf("progress of %s kept after the purge", k)
+		}
+	}
+}
+
+func TestPurgeLibraryKeepsConcurrentWrites(t *testing.T) {
+	s := openTest(t, t.TempDir(), testOptions())
+	fillLibrary(t, s, lib, 3000)
+	apply(t, s, &store.Batch{PurgeLibraries: []uuid.UUID{lib}})
+	// Rewrite records while the purge runs: whatever survives, every record
+	// stays in step with its index entry.
+	for i := 1; i <= 200; i++ {
+		id := storetest.ID(0x7e, uint64(1+(i*37)%3000))
+		apply(t, s, &store.Batch{PutRecords: []store.Record{{Library: lib, ModelType: model, ID: id, Version: ver(uint64(5000+i), devB), Data: []byte("new")}}})
+	}
+	waitPruned(t, s)
+	for _, dev := range []uuid.UUID{devA, devB} {
+		page, err := s.StatePage(store.Stream{Library: lib, ModelType: model, Origin: dev}, hlc.HLC{}, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Records {
+			if r.Version.DeviceID != dev {
+				t.Fatalf("record %s at %s in the index of %s", r.ID, r.Version, dev)
+			}
+		}
+	}
+	all, err := s.List(lib, model, uuid.Nil, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.StatePage(store.Stream{Library: lib, ModelType: model, Origin: devB}, hlc.HLC{}, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(page.Records) {
+		t.Errorf("List has %d records, the index %d", len(all), len(page.Records))
+	}
+	for _, r := range all {
+		if r.Version.DeviceID != devB {
+			t.Errorf("record %s at %s survived the purge", r.ID, r.Version)
+		}
+	}
+}
+
+func TestCloseAbandonsPurge(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, testOptions())
+	fillLibrary(t, s, lib, 100)
+	s.pr.drain = 0
+	gate(s) // never opened
+	apply(t, s, &store.Batch{PurgeLibraries: []uuid.UUID{lib}})
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if err := s.WaitPruned(); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("WaitPruned after a Close that abandoned a purge: %v, want ErrClosed", err)
+	}
+	// Abandoned, not done: asking again after reopening purges.
+	s = openTest(t, dir, testOptions())
+	if keys := libraryKeys(t, s, lib); len(keys) == 0 {
+		t.Fatal("an abandoned purge deleted everything")
+	}
+	apply(t, s, &store.Batch{PurgeLibraries: []uuid.UUID{lib}})
+	waitPruned(t, s)
+	if keys := libraryKeys(t, s, lib); len(keys) != 3 { // the library and two members
+		t.Errorf("after purging again: %d keys left, want 3 (the configuration)", len(keys))
 	}
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -81,6 +82,13 @@ func (m *refModel) apply(b *store.Batch) {
 				delete(m.records, k)
 			}
 		}
+	}
+	for _, id := range b.PurgeLibraries {
+		maps.DeleteFunc(m.records, func(k store.RecordKey, _ store.Record) bool { return k.Library == id })
+		maps.DeleteFunc(m.log, func(_ logKey, e store.LogEntry) bool { return e.Library == id })
+		maps.DeleteFunc(m.watermarks, func(s store.Stream, _ hlc.HLC) bool { return s.Library == id })
+		maps.DeleteFunc(m.prune, func(s store.Stream, _ store.PrunePoint) bool { return s.Library == id })
+		maps.DeleteFunc(m.quarantine, func(k store.QuarantineKey, _ []byte) bool { return k.Library == id })
 	}
 }
 
@@ -253,9 +261,12 @@ func testRandom(t *testing.T, s store.Store) {
 			case 7:
 				b.SetPrunePoints = append(b.SetPrunePoints, store.PrunePoint{Stream: randStream(), Log: randHLC(), Tombstones: randHLC()})
 			case 8:
-				if pick(2) == 0 {
+				switch r := pick(40); {
+				case r == 0: // rare: it empties a library
+					b.PurgeLibraries = append(b.PurgeLibraries, libs[pick(2)])
+				case r < 20:
 					b.PruneLog = append(b.PruneLog, store.Mark{Stream: randStream(), HLC: randHLC()})
-				} else {
+				default:
 					b.PurgeTombstones = append(b.PurgeTombstones, store.Mark{Stream: randStream(), HLC: randHLC()})
 				}
 			case 9:

@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Config", testConfig},
 		{"PruneLog", testPruneLog},
 		{"PurgeTombstones", testPurgeTombstones},
+		{"DropLibraries", testDropLibraries},
+		{"PurgeLibraries", testPurgeLibraries},
 		{"Copies", testCopies},
 		{"Concurrent", testConcurrent},
 		{"Random", testRandom},
@@ -296,6 +298,8 @@ func testValidation(t *testing.T, s store.Store) {
 		{"drop meta empty key", store.Batch{DropMeta: []string{""}}},
 		{"prune log nil origin", store.Batch{PruneLog: []store.Mark{{Stream: stream(lib1, model, uuid.Nil), HLC: ver(1, devA)}}}},
 		{"purge tombstones bad model type", store.Batch{PurgeTombstones: []store.Mark{{Stream: stream(lib1, "a\x00", devA), HLC: ver(1, devA)}}}},
+		{"drop library nil ID", store.Batch{DropLibraries: []uuid.UUID{lib1, uuid.Nil}}},
+		{"purge library nil ID", store.Batch{PurgeLibraries: []uuid.UUID{uuid.Nil}}},
 	}
 	for _, tc := range cases {
 		// Put a valid record first: validation happens before any write, so
@@ -1092,6 +1096,162 @@ func testPurgeTombstones(t *testing.T, s store.Store) {
 	if r, err := s.Record(store.RecordKey{Library: lib1, ModelType: model, ID: rid(2001)}); err != nil || r.Version != ver(5000, devA) {
 		t.Errorf("tombstone moved above the mark: %s, %v", show(r), err)
 	}
+}
+
+// writeLibrary fills library lib of s with something of every per-library
+// kind, the same model type, IDs, streams and HLCs whatever lib is: n
+// records of devA (every third a tombstone) with n log entries, one record
+// of devB, marks, an acknowledgement, a quarantined message, the library
+// and a member. Data is tagged with tag.
+func writeLibrary(t *testing.T, s store.Store, lib uuid.UUID, tag string, n int) {
+	t.Helper()
+	sa, sb := stream(lib, model, devA), stream(lib, model, devB)
+	for start := 1; start <= n; start += 500 {
+		var b store.Batch
+		for i := start; i < start+500 && i <= n; i++ {
+			if i%3 == 0 {
+				b.PutRecords = append(b.PutRecords, tomb(lib, model, uint64(i), ver(uint64(i), devA)))
+			} else {
+				b.PutRecords = append(b.PutRecords, rec(lib, model, uint64(i), ver(uint64(i), devA), tag))
+			}
+			b.AppendLog = append(b.AppendLog, entry(lib, model, ver(uint64(i), devA), uint64(i), tag))
+		}
+		apply(t, s, &b)
+	}
+	apply(t, s, &store.Batch{
+		PutRecords:     []store.Record{rec(lib, "album", 1, ver(5, devB), tag)},
+		SetWatermarks:  []store.Mark{{Stream: sa, HLC: ver(uint64(n), devA)}, {Stream: sb, HLC: ver(5, devB)}},
+		SetAcks:        []store.Ack{{Stream: sa, Member: devB, HLC: ver(uint64(n), devA)}},
+		SetPrunePoints: []store.PrunePoint{{Stream: sa, Log: ver(1, devA)}},
+		PutQuarantine:  []store.Quarantined{{Library: lib, HLC: ver(99, devB), From: devB, Message: []byte(tag)}},
+		PutLibraries:   []store.Library{{ID: lib, Name: tag}},
+		PutMembers:     []store.Member{{Library: lib, DeviceID: devA, Name: tag}, {Library: lib, DeviceID: devB, Name: tag}},
+	})
+}
+
+// checkLibraryData fails unless library lib holds what writeLibrary wrote
+// (its configuration aside).
+func checkLibraryData(t *testing.T, s store.Store, lib uuid.UUID, tag string, n int) {
+	t.Helper()
+	sa, sb := stream(lib, model, devA), stream(lib, "album", devB)
+	r := must[store.Record](t, "Record")(s.Record(store.RecordKey{Library: lib, ModelType: model, ID: rid(1)}))
+	equal(t, tag+": Record", string(r.Data), tag)
+	equal(t, tag+": List", len(must[[]store.Record](t, "List")(s.List(lib, model, uuid.Nil, 2*n))), n)
+	sp := must[store.StatePage](t, "StatePage")(s.StatePage(sa, hlc.HLC{}, 2*n))
+	if len(sp.Records) != n || string(sp.Records[0].Data) != tag || sp.Watermark != ver(uint64(n), devA) || sp.PrunePoint.Log != ver(1, devA) {
+		t.Errorf("%s: StatePage: %d records, watermark %v, prune point %+v", tag, len(sp.Records), sp.Watermark, sp.PrunePoint)
+	}
+	equal(t, tag+": devB's StatePage", len(must[store.StatePage](t, "StatePage")(s.StatePage(sb, hlc.HLC{}, 10)).Records), 1)
+	lp := must[store.LogPage](t, "LogPage")(s.LogPage(sa, hlc.HLC{}, 2*n))
+	if len(lp.Entries) != n || string(lp.Entries[0].Data) != tag {
+		t.Errorf("%s: LogPage: %d entries", tag, len(lp.Entries))
+	}
+	equal(t, tag+": Streams", must[[]store.Stream](t, "Streams")(s.Streams(lib)), []store.Stream{sb, sa, stream(lib, model, devB)})
+	equal(t, tag+": Watermarks", len(must[[]store.Mark](t, "Watermarks")(s.Watermarks(lib))), 2)
+	equal(t, tag+": Acks", must[[]store.Ack](t, "Acks")(s.Acks(lib)), []store.Ack{{Stream: sa, Member: devB, HLC: ver(uint64(n), devA)}})
+	equal(t, tag+": PrunePoints", must[[]store.PrunePoint](t, "PrunePoints")(s.PrunePoints(lib)), []store.PrunePoint{{Stream: sa, Log: ver(1, devA)}})
+	equal(t, tag+": Quarantined", must[[]store.Quarantined](t, "Quarantined")(s.Quarantined(lib, 10)), []store.Quarantined{{Library: lib, HLC: ver(99, devB), From: devB, Message: []byte(tag)}})
+}
+
+// checkLibraryConfig fails unless lib's configuration is listed (listed)
+// or gone (!listed).
+func checkLibraryConfig(t *testing.T, s store.Store, lib uuid.UUID, tag string, listed bool) {
+	t.Helper()
+	found := false
+	for _, l := range must[[]store.Library](t, "Libraries")(s.Libraries()) {
+		if l.ID == lib {
+			found = true
+		}
+	}
+	equal(t, tag+": listed by Libraries", found, listed)
+	ms := must[[]store.Member](t, "Members")(s.Members(lib))
+	if listed {
+		equal(t, tag+": Members", ms, []store.Member{{Library: lib, DeviceID: devA, Name: tag}, {Library: lib, DeviceID: devB, Name: tag}})
+	} else {
+		equal(t, tag+": Members", len(ms), 0)
+	}
+}
+
+// checkLibraryPurged fails unless every per-library read of lib is empty.
+func checkLibraryPurged(t *testing.T, s store.Store, lib uuid.UUID, n int) {
+	t.Helper()
+	_, err := s.Record(store.RecordKey{Library: lib, ModelType: model, ID: rid(1)})
+	wantErr(t, "Record of a purged library", err, store.ErrNotFound)
+	for _, m := range []string{model, "album"} {
+		if rs := must[[]store.Record](t, "List")(s.List(lib, m, uuid.Nil, 2*n)); len(rs) != 0 {
+			t.Errorf("List(%s) of a purged library: %d records", m, len(rs))
+		}
+	}
+	for _, st := range []store.Stream{stream(lib, model, devA), stream(lib, model, devB), stream(lib, "album", devB)} {
+		equal(t, "StatePage of a purged library", must[store.StatePage](t, "StatePage")(s.StatePage(st, hlc.HLC{}, 2*n)), store.StatePage{PrunePoint: store.PrunePoint{Stream: st}})
+		equal(t, "LogPage of a purged library", must[store.LogPage](t, "LogPage")(s.LogPage(st, hlc.HLC{}, 2*n)), store.LogPage{PrunePoint: store.PrunePoint{Stream: st}})
+		equal(t, "Watermark of a purged library", must[hlc.HLC](t, "Watermark")(s.Watermark(st)), hlc.HLC{})
+	}
+	equal(t, "Streams of a purged library", len(must[[]store.Stream](t, "Streams")(s.Streams(lib))), 0)
+	equal(t, "Watermarks of a purged library", len(must[[]store.Mark](t, "Watermarks")(s.Watermarks(lib))), 0)
+	equal(t, "Acks of a purged library", len(must[[]store.Ack](t, "Acks")(s.Acks(lib))), 0)
+	equal(t, "PrunePoints of a purged library", len(must[[]store.PrunePoint](t, "PrunePoints")(s.PrunePoints(lib))), 0)
+	equal(t, "Quarantined of a purged library", len(must[[]store.Quarantined](t, "Quarantined")(s.Quarantined(lib, 10))), 0)
+	equal(t, "CountQuarantined of a purged library", must[int](t, "CountQuarantined")(s.CountQuarantined(lib)), 0)
+}
+
+func testDropLibraries(t *testing.T, s store.Store) {
+	const n = 30
+	writeLibrary(t, s, lib1, "one", n)
+	writeLibrary(t, s, lib2, "two", n)
+	// A member put in the same batch goes too (fields apply in order); an
+	// unknown library is fine.
+	apply(t, s, &store.Batch{
+		PutMembers:    []store.Member{{Library: lib1, DeviceID: devC}},
+		DropLibraries: []uuid.UUID{lib1, ID(0x11, 77)},
+	})
+	checkLibraryConfig(t, s, lib1, "one", false)
+	checkLibraryConfig(t, s, lib2, "two", true)
+	// Without a purge the data stays readable.
+	checkLibraryData(t, s, lib1, "one", n)
+	checkLibraryData(t, s, lib2, "two", n)
+	// Dropping again is fine; the library can come back.
+	apply(t, s, &store.Batch{DropLibraries: []uuid.UUID{lib1}})
+	apply(t, s, &store.Batch{
+		PutLibraries: []store.Library{{ID: lib1, Name: "one"}},
+		PutMembers:   []store.Member{{Library: lib1, DeviceID: devA, Name: "one"}, {Library: lib1, DeviceID: devB, Name: "one"}},
+	})
+	checkLibraryConfig(t, s, lib1, "one", true)
+	// A library put in the same batch as its drop is dropped: PutLibraries
+	// applies before DropLibraries.
+	apply(t, s, &store.Batch{PutLibraries: []store.Library{{ID: lib1, Name: "again"}}, DropLibraries: []uuid.UUID{lib1}})
+	checkLibraryConfig(t, s, lib1, "one", false)
+}
+
+func testPurgeLibraries(t *testing.T, s store.Store) {
+	// More than one deletion chunk of a store that chunks.
+	const n = 1200
+	writeLibrary(t, s, lib1, "one", n)
+	writeLibrary(t, s, lib2, "two", n)
+	apply(t, s, &store.Batch{DropLibraries: []uuid.UUID{lib1}, PurgeLibraries: []uuid.UUID{lib1}})
+	checkLibraryPurged(t, s, lib1, n)
+	checkLibraryConfig(t, s, lib1, "one", false)
+	checkLibraryData(t, s, lib2, "two", n)
+	checkLibraryConfig(t, s, lib2, "two", true)
+	// Idempotent; an unknown library is fine.
+	apply(t, s, &store.Batch{PurgeLibraries: []uuid.UUID{lib1, lib1, ID(0x11, 77)}})
+	checkLibraryPurged(t, s, lib1, n)
+	checkLibraryData(t, s, lib2, "two", n)
+	// A purge without a drop keeps the configuration; writes after it land.
+	writeLibrary(t, s, lib1, "one", 10)
+	apply(t, s, &store.Batch{PurgeLibraries: []uuid.UUID{lib1}})
+	checkLibraryPurged(t, s, lib1, n)
+	checkLibraryConfig(t, s, lib1, "one", true)
+	writeLibrary(t, s, lib1, "back", 10)
+	checkLibraryData(t, s, lib1, "back", 10)
+	// What the batch itself writes is purged too: the purge runs after it.
+	apply(t, s, &store.Batch{
+		PutRecords:     []store.Record{rec(lib1, model, 1, ver(5000, devA), "x")},
+		AppendLog:      []store.LogEntry{entry(lib1, model, ver(5000, devA), 1, "x")},
+		PurgeLibraries: []uuid.UUID{lib1},
+	})
+	checkLibraryPurged(t, s, lib1, n)
+	checkLibraryData(t, s, lib2, "two", n)
 }
 
 func testCopies(t *testing.T, s store.Store) {
