@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
 	"github.com/syncnode/syncnode/store"
 )
@@ -245,4 +246,62 @@ func (l *Library) Members(ctx context.Context) ([]Member, error) {
 		return nil
 	})
 	return out, err
+}
+
+// Leave takes this device out of the library. Its device record is deleted,
+// so every member drops it once the tombstone reaches them; Leave waits (at
+// most 10 s, or until ctx ends) until every connected member has
+// acknowledged the tombstone or closed its session, then forgets the
+// library. With deleteData it also deletes the local copy of the library's
+// records and history, in the same store batch that forgets the library (the
+// deletion itself runs in the background; a crash before it finishes leaves
+// the data on disk, unlisted); otherwise they stay on disk, unsynced.
+func (l *Library) Leave(ctx context.Context, deleteData bool) error {
+	n := l.n
+	var h hlc.HLC
+	err := n.do(ctx, func(now time.Time) error {
+		var err error
+		h, err = n.eng.DeleteShared(now, l.id, DeviceModel, n.device)
+		if errors.Is(err, engine.ErrNotFound) {
+			return nil // a configured member without a record: nothing to withdraw
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !h.IsZero() {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			done := true
+			err := n.do(ctx, func(time.Time) error {
+				states, err := n.eng.Peers(l.id)
+				if err != nil {
+					return err
+				}
+				for _, s := range states {
+					if s.Connected && n.eng.Acked(l.id, s.Device, DeviceModel, n.device).Less(h) {
+						done = false
+					}
+				}
+				return nil
+			})
+			if err != nil || done {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	err = n.do(ctx, func(now time.Time) error {
+		if err := n.eng.RemoveLibrary(now, l.id, deleteData); err != nil {
+			return err
+		}
+		n.refreshMembers()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	n.log.Info("left library", "library", l.id, "deleted", deleteData)
+	return nil
 }

@@ -457,3 +457,43 @@ func (e *Engine) refuse(err error) error {
 	e.stats.Refused[protocol.CodeOf(err).String()]++
 	return err
 }
+
+// RemoveLibrary forgets a library: its sessions are closed and its
+// catch-ups dropped, and the engine refuses its messages from then on. Its
+// Ready's batch drops the library's configuration from the store
+// (store.Batch.DropLibraries) and, with purge, all its data too
+// (store.Batch.PurgeLibraries).
+func (e *Engine) RemoveLibrary(now time.Time, libID uuid.UUID, purge bool) error {
+	lib, err := e.libraryFor(libID)
+	if err != nil {
+		return err
+	}
+	e.setNow(now)
+	for _, id := range sortedIDs(lib.peers) {
+		if lib.peers[id].connected {
+			e.out.disconnect(Disconnect{Library: libID, Device: id, Reason: fmt.Errorf("%w: this device left the library", protocol.ErrShuttingDown)})
+		}
+		e.dropPeer(lib, id)
+	}
+	for id, r := range e.reqs {
+		if r.lib == libID {
+			delete(e.reqs, id)
+		}
+	}
+	delete(e.libs, libID)
+	e.ov.dropLibraries = append(e.ov.dropLibraries, libID)
+	if purge {
+		e.ov.purgeLibraries = append(e.ov.purgeLibraries, libID)
+	}
+	return nil
+}
+
+// Acked returns what member device last reported holding of the stream
+// (model, origin) in a library (the zero HLC if nothing).
+func (e *Engine) Acked(libID, device uuid.UUID, model string, origin uuid.UUID) hlc.HLC {
+	lib, ok := e.libs[libID]
+	if !ok {
+		return hlc.HLC{}
+	}
+	return lib.acks[ackKey{member: device, s: streamKey{model: model, origin: origin}}]
+}

@@ -134,6 +134,10 @@ type overlay struct {
 	libraries   []store.Library
 	members     []store.Member
 	dropMembers []store.MemberKey
+	// dropLibraries are libraries this node left; purgeLibraries those
+	// whose data it deletes.
+	dropLibraries  []uuid.UUID
+	purgeLibraries []uuid.UUID
 
 	clockBound uint64
 }
@@ -152,6 +156,7 @@ func (o *overlay) empty() bool {
 	return len(o.records) == 0 && len(o.wms) == 0 && len(o.log) == 0 && len(o.ackOrder) == 0 &&
 		len(o.prune) == 0 && len(o.pruneLog) == 0 && len(o.purge) == 0 && len(o.qPut) == 0 &&
 		len(o.qDrop) == 0 && len(o.libraries) == 0 && len(o.members) == 0 && len(o.dropMembers) == 0 &&
+		len(o.dropLibraries) == 0 && len(o.purgeLibraries) == 0 &&
 		o.clockBound == 0
 }
 
@@ -255,6 +260,8 @@ func (o *overlay) batch() store.Batch {
 	b.PutLibraries = o.libraries
 	b.PutMembers = o.members
 	b.DropMembers = o.dropMembers
+	b.DropLibraries = o.dropLibraries
+	b.PurgeLibraries = o.purgeLibraries
 	return b
 }
 

@@ -202,3 +202,60 @@ func TestRemovedMemberIsRefused(t *testing.T) {
 		t.Fatalf("the refusal was not counted: %v", a.Metrics().Refused)
 	}
 }
+
+// A device leaves a library and deletes its local copy: the others drop it
+// from their members, it holds nothing of the library any more, and their
+// later writes do not reach it.
+func TestLeaveLibrary(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := startPaired(t, "laptop"), startPaired(t, "phone"), startPaired(t, "tablet")
+	onA, _ := a.CreateLibrary(ctx, "photos")
+	code, _ := onA.Invite(ctx, time.Hour, false)
+	onB, err := b.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onC, err := c.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := uuid.New()
+	if _, err := onA.PutShared(ctx, "tag", tag, data(t, "shared")); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, onC, "tag", tag, data(t, "shared"))
+
+	if err := onC.Leave(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := onC.Get(ctx, "tag", tag); !errors.Is(err, node.ErrUnknownLibrary) {
+		t.Fatalf("after leaving, Get = %v, want ErrUnknownLibrary", err)
+	}
+	for name, lib := range map[string]*node.Library{"A": onA, "B": onB} {
+		eventually(t, 10*time.Second, func() bool {
+			ms, err := lib.Members(ctx)
+			if err != nil {
+				return false
+			}
+			for _, m := range ms {
+				if m.Device == c.Device() {
+					return false
+				}
+			}
+			return true
+		}, func() string { return name + " still counts the device that left" })
+	}
+	// The local copy is gone: even a reopened handle finds nothing.
+	eventually(t, 5*time.Second, func() bool {
+		_, err := c.Library(onA.ID()).List(ctx, "tag", node.ListOptions{})
+		return errors.Is(err, node.ErrUnknownLibrary)
+	}, func() string { return "the left library is still listed" })
+	later := uuid.New()
+	if _, err := onB.PutShared(ctx, "tag", later, data(t, "after")); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, onA, "tag", later, data(t, "after"))
+	if _, err := c.Join(ctx, "syncnode1-x"); err == nil {
+		t.Fatal("garbage code accepted")
+	}
+}
