@@ -212,14 +212,8 @@ func (n *Node) rememberAddr(p peer.ID, addr string) {
 // AddAddrs tells the node where a member can be reached; they are stored
 // and used for every later reconnect.
 func (n *Node) AddAddrs(p peer.ID, addrs ...ma.Multiaddr) error {
-	n.mu.Lock()
-	closed := n.closed
-	n.mu.Unlock()
-	switch {
-	case closed:
-		return ErrClosed
-	case n.host == nil:
-		return ErrNotStarted
+	if err := n.ready(); err != nil {
+		return err
 	}
 	n.host.Peerstore().AddAddrs(p, addrs, peerstore.PermanentAddrTTL)
 	for _, a := range addrs {

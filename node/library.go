@@ -33,6 +33,9 @@ func (n *Node) AddLibrary(ctx context.Context, id uuid.UUID, name string, member
 	if id == uuid.Nil {
 		return nil, errors.New("node: library ID is nil")
 	}
+	if err := n.ready(); err != nil {
+		return nil, err
+	}
 	var ms []store.Member
 	self := false
 	for _, m := range members {
@@ -41,9 +44,6 @@ func (n *Node) AddLibrary(ctx context.Context, id uuid.UUID, name string, member
 		}
 		self = self || m.Device == n.device
 		ms = append(ms, store.Member{Library: id, DeviceID: m.Device, PeerID: m.Peer.String(), Name: m.Name})
-	}
-	if n.host == nil {
-		return nil, ErrNotStarted
 	}
 	if !self {
 		ms = append(ms, store.Member{Library: id, DeviceID: n.device, PeerID: n.host.ID().String(), Name: "this device"})

@@ -172,8 +172,8 @@ func (n *Node) CreateLibrary(ctx context.Context, name string) (*Library, error)
 	if _, err := io.ReadFull(rand.Reader, secret); err != nil {
 		return nil, fmt.Errorf("node: making a library secret: %w", err)
 	}
-	if n.host == nil {
-		return nil, ErrNotStarted
+	if err := n.ready(); err != nil {
+		return nil, err
 	}
 	self := store.Member{Library: id, DeviceID: n.device, PeerID: n.host.ID().String(), Name: n.deviceName()}
 	err := n.do(ctx, func(now time.Time) error {

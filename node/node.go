@@ -76,6 +76,7 @@ type Node struct {
 
 	mu       sync.Mutex
 	started  bool
+	running  bool // Start has finished: host, store, device and engine are set
 	closed   bool
 	sessions map[sessionKey]*session
 	members  map[peer.ID]map[uuid.UUID]uuid.UUID // peer -> library -> device
@@ -211,6 +212,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.wg.Add(2)
 	go n.loop()
 	go n.dialer()
+	n.mu.Lock()
+	n.running = true
+	n.mu.Unlock()
 	n.log.Info("syncnode started", "device", n.device, "peer", n.host.ID(), "addrs", n.host.Addrs())
 	return nil
 }
@@ -269,6 +273,20 @@ func (n *Node) Close() error {
 		errs = append(errs, n.st.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// ready returns ErrClosed after Close, ErrNotStarted before Start has
+// finished, and nil when the host, store, device and engine may be used.
+func (n *Node) ready() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.closed:
+		return ErrClosed
+	case !n.running:
+		return ErrNotStarted
+	}
+	return nil
 }
 
 // Device returns the node's device ID (valid after Start).

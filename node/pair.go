@@ -69,8 +69,8 @@ func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.host == nil {
-		return nil, ErrNotStarted
+	if err := n.ready(); err != nil {
+		return nil, err
 	}
 	if now := n.wall.Now(); now.After(inv.ExpiresAt()) {
 		return nil, fmt.Errorf("%w at %s", pairing.ErrExpired, inv.ExpiresAt().Format(time.RFC3339))
