@@ -73,28 +73,47 @@ func (e *Engine) PutOwned(now time.Time, libID uuid.UUID, model string, id uuid.
 	if err := CheckPayload(data); err != nil {
 		return hlc.HLC{}, err
 	}
-	return e.writeOwned(now, libID, model, id, data, false)
+	return e.write(now, libID, model, DeviceOwned, id, data, false)
 }
 
 // DeleteOwned deletes a device-owned record of this device, leaving a
 // tombstone. Deleting a record that does not exist (or is deleted) returns
 // ErrNotFound.
 func (e *Engine) DeleteOwned(now time.Time, libID uuid.UUID, model string, id uuid.UUID) (hlc.HLC, error) {
-	return e.writeOwned(now, libID, model, id, nil, true)
+	return e.write(now, libID, model, DeviceOwned, id, nil, true)
 }
 
-func (e *Engine) writeOwned(now time.Time, libID uuid.UUID, model string, id uuid.UUID, data []byte, deleted bool) (hlc.HLC, error) {
-	lib, err := e.checkLocal(libID, model, DeviceOwned, id)
+// PutShared inserts or updates a shared record. The returned HLC is the
+// change's; the write is done once the Ready that carries it is persisted.
+func (e *Engine) PutShared(now time.Time, libID uuid.UUID, model string, id uuid.UUID, data []byte) (hlc.HLC, error) {
+	if err := CheckPayload(data); err != nil {
+		return hlc.HLC{}, err
+	}
+	return e.write(now, libID, model, Shared, id, data, false)
+}
+
+// DeleteShared deletes a shared record, leaving a tombstone. Deleting a
+// record that does not exist (or is deleted) returns ErrNotFound.
+func (e *Engine) DeleteShared(now time.Time, libID uuid.UUID, model string, id uuid.UUID) (hlc.HLC, error) {
+	return e.write(now, libID, model, Shared, id, nil, true)
+}
+
+// write makes one local write of either strategy: it stamps the record with
+// a new HLC (greater than every merged one, so the write wins here), links it
+// to this device's previous write in the stream, and pushes it live. A shared
+// change also lands in this device's log; a device-owned record must be this
+// device's own.
+func (e *Engine) write(now time.Time, libID uuid.UUID, model string, kind Strategy, id uuid.UUID, data []byte, deleted bool) (hlc.HLC, error) {
+	lib, err := e.checkLocal(libID, model, kind, id)
 	if err != nil {
 		return hlc.HLC{}, err
 	}
 	e.setNow(now)
-	key := store.RecordKey{Library: libID, ModelType: model, ID: id}
-	cur, exists, err := e.record(key)
+	cur, exists, err := e.record(store.RecordKey{Library: libID, ModelType: model, ID: id})
 	if err != nil {
 		return hlc.HLC{}, err
 	}
-	if exists && cur.Version.DeviceID != e.cfg.Device {
+	if kind == DeviceOwned && exists && cur.Version.DeviceID != e.cfg.Device {
 		return hlc.HLC{}, fmt.Errorf("%w: record %s of %q belongs to device %s", protocol.ErrOwnership, id, model, cur.Version.DeviceID)
 	}
 	if deleted && (!exists || cur.Deleted) {
@@ -107,66 +126,25 @@ func (e *Engine) writeOwned(now time.Time, libID uuid.UUID, model string, id uui
 	}
 	h := e.clock.Now()
 	rec := store.Record{Library: libID, ModelType: model, ID: id, Version: h, Deleted: deleted, Data: data}
+	var msg protocol.Message
+	if kind == DeviceOwned {
+		msg = &protocol.StateChange{LibraryID: libID, ModelType: model, RecordUUID: id, DeviceID: e.cfg.Device,
+			Data: data, Timestamp: h, Deleted: deleted, Prev: optHLC(prev)}
+	} else {
+		ct := protocol.Update
+		switch {
+		case deleted:
+			ct = protocol.Delete
+		case !exists || cur.Deleted:
+			ct = protocol.Insert
+		}
+		e.ov.appendLog(store.LogEntry{Library: libID, ModelType: model, HLC: h, RecordID: id, ChangeType: string(ct), Data: data, Prev: prev})
+		msg = &protocol.SharedChange{LibraryID: libID, HLC: h, ModelType: model, RecordUUID: id, ChangeType: ct, Data: data, Prev: optHLC(prev)}
+	}
 	e.ov.putRecord(rec)
 	e.setWM(s, h)
 	e.emitRecordEvent(rec)
-	msg := &protocol.StateChange{
-		LibraryID: libID, ModelType: model, RecordUUID: id, DeviceID: e.cfg.Device,
-		Data: data, Timestamp: h, Deleted: deleted, Prev: optHLC(prev),
-	}
 	e.broadcast(lib, msg)
-	return h, nil
-}
-
-// PutShared inserts or updates a shared record. The returned HLC is the
-// change's; the write is done once the Ready that carries it is persisted.
-func (e *Engine) PutShared(now time.Time, libID uuid.UUID, model string, id uuid.UUID, data []byte) (hlc.HLC, error) {
-	if err := CheckPayload(data); err != nil {
-		return hlc.HLC{}, err
-	}
-	return e.writeShared(now, libID, model, id, data, false)
-}
-
-// DeleteShared deletes a shared record, leaving a tombstone. Deleting a
-// record that does not exist (or is deleted) returns ErrNotFound.
-func (e *Engine) DeleteShared(now time.Time, libID uuid.UUID, model string, id uuid.UUID) (hlc.HLC, error) {
-	return e.writeShared(now, libID, model, id, nil, true)
-}
-
-func (e *Engine) writeShared(now time.Time, libID uuid.UUID, model string, id uuid.UUID, data []byte, deleted bool) (hlc.HLC, error) {
-	lib, err := e.checkLocal(libID, model, Shared, id)
-	if err != nil {
-		return hlc.HLC{}, err
-	}
-	e.setNow(now)
-	key := store.RecordKey{Library: libID, ModelType: model, ID: id}
-	cur, exists, err := e.record(key)
-	if err != nil {
-		return hlc.HLC{}, err
-	}
-	ct := protocol.Update
-	switch {
-	case deleted && (!exists || cur.Deleted):
-		return hlc.HLC{}, fmt.Errorf("%w: %s %s", ErrNotFound, model, id)
-	case deleted:
-		ct = protocol.Delete
-	case !exists || cur.Deleted:
-		ct = protocol.Insert
-	}
-	s := store.Stream{Library: libID, ModelType: model, Origin: e.cfg.Device}
-	prev, err := e.watermark(s)
-	if err != nil {
-		return hlc.HLC{}, err
-	}
-	h := e.clock.Now() // greater than every merged HLC, so this write wins
-	e.ov.appendLog(store.LogEntry{Library: libID, ModelType: model, HLC: h, RecordID: id, ChangeType: string(ct), Data: data, Prev: prev})
-	rec := store.Record{Library: libID, ModelType: model, ID: id, Version: h, Deleted: deleted, Data: data}
-	e.ov.putRecord(rec)
-	e.setWM(s, h)
-	e.emitRecordEvent(rec)
-	e.broadcast(lib, &protocol.SharedChange{
-		LibraryID: libID, HLC: h, ModelType: model, RecordUUID: id, ChangeType: ct, Data: data, Prev: optHLC(prev),
-	})
 	return h, nil
 }
 
