@@ -32,6 +32,46 @@ func startPaired(t *testing.T, name string) *node.Node {
 	return n
 }
 
+// pairedTrio starts three devices; the first creates a library and the
+// other two join it with one multi-use invite.
+func pairedTrio(t *testing.T) (a, b, c *node.Node, onA, onB, onC *node.Library) {
+	t.Helper()
+	ctx := context.Background()
+	a, b, c = startPaired(t, "laptop"), startPaired(t, "phone"), startPaired(t, "tablet")
+	onA, err := a.CreateLibrary(ctx, "photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := onA.Invite(ctx, time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if onB, err = b.Join(ctx, code); err != nil {
+		t.Fatal(err)
+	}
+	if onC, err = c.Join(ctx, code); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, c, onA, onB, onC
+}
+
+// waitNotMember waits until lib no longer lists device among its members.
+func waitNotMember(t *testing.T, lib *node.Library, device uuid.UUID, what string) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() bool {
+		ms, err := lib.Members(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, m := range ms {
+			if m.Device == device {
+				return false
+			}
+		}
+		return true
+	}, func() string { return what })
+}
+
 func waitRecord(t *testing.T, lib *node.Library, model string, id uuid.UUID, want []byte) {
 	t.Helper()
 	eventually(t, 10*time.Second, func() bool {
@@ -147,17 +187,7 @@ func TestPairingRefusals(t *testing.T) {
 // writes no longer reach the others.
 func TestRemovedMemberIsRefused(t *testing.T) {
 	ctx := context.Background()
-	a, b, c := startPaired(t, "laptop"), startPaired(t, "phone"), startPaired(t, "tablet")
-	onA, _ := a.CreateLibrary(ctx, "photos")
-	code, _ := onA.Invite(ctx, time.Hour, false)
-	onB, err := b.Join(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	onC, err := c.Join(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, _, onA, onB, onC := pairedTrio(t)
 	probe := uuid.New()
 	if _, err := onB.PutShared(ctx, "tag", probe, data(t, "before")); err != nil {
 		t.Fatal(err)
@@ -168,18 +198,7 @@ func TestRemovedMemberIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every member learns the removal through the device records.
-	eventually(t, 10*time.Second, func() bool {
-		ms, err := onC.Members(ctx)
-		if err != nil {
-			return false
-		}
-		for _, m := range ms {
-			if m.Device == b.Device() {
-				return false
-			}
-		}
-		return true
-	}, func() string { return "C still counts the removed device as a member" })
+	waitNotMember(t, onC, b.Device(), "C still counts the removed device as a member")
 	after := uuid.New()
 	if _, err := onB.PutShared(ctx, "tag", after, data(t, "after removal")); err != nil {
 		t.Fatal(err)
@@ -208,17 +227,7 @@ func TestRemovedMemberIsRefused(t *testing.T) {
 // later writes do not reach it.
 func TestLeaveLibrary(t *testing.T) {
 	ctx := context.Background()
-	a, b, c := startPaired(t, "laptop"), startPaired(t, "phone"), startPaired(t, "tablet")
-	onA, _ := a.CreateLibrary(ctx, "photos")
-	code, _ := onA.Invite(ctx, time.Hour, false)
-	onB, err := b.Join(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	onC, err := c.Join(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, c, onA, onB, onC := pairedTrio(t)
 	tag := uuid.New()
 	if _, err := onA.PutShared(ctx, "tag", tag, data(t, "shared")); err != nil {
 		t.Fatal(err)
@@ -231,20 +240,8 @@ func TestLeaveLibrary(t *testing.T) {
 	if _, err := onC.Get(ctx, "tag", tag); !errors.Is(err, node.ErrUnknownLibrary) {
 		t.Fatalf("after leaving, Get = %v, want ErrUnknownLibrary", err)
 	}
-	for name, lib := range map[string]*node.Library{"A": onA, "B": onB} {
-		eventually(t, 10*time.Second, func() bool {
-			ms, err := lib.Members(ctx)
-			if err != nil {
-				return false
-			}
-			for _, m := range ms {
-				if m.Device == c.Device() {
-					return false
-				}
-			}
-			return true
-		}, func() string { return name + " still counts the device that left" })
-	}
+	waitNotMember(t, onA, c.Device(), "A still counts the device that left")
+	waitNotMember(t, onB, c.Device(), "B still counts the device that left")
 	// The local copy is gone: even a reopened handle finds nothing.
 	eventually(t, 5*time.Second, func() bool {
 		_, err := c.Library(onA.ID()).List(ctx, "tag", node.ListOptions{})
