@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/syncnode/syncnode/discovery"
 	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
 	"github.com/syncnode/syncnode/protocol"
@@ -71,6 +72,13 @@ type Config struct {
 	// MaxRequestsPerPeer bounds the catch-up requests one peer may have
 	// served at once; default 4.
 	MaxRequestsPerPeer int
+	// Discovery says how the node finds the members of its libraries: mDNS
+	// on the LAN and rendezvous in a Kademlia DHT under a name derived from
+	// each library's secret (see discovery.Config for every setting).
+	// Found members are dialled and their addresses stored. Default
+	// discovery.DefaultConfig(): both on, the public DHT. DefaultLocalConfig
+	// and the zero value turn both off.
+	Discovery discovery.Config
 }
 
 // DefaultConfig returns the production configuration. DataDir is left
@@ -93,11 +101,13 @@ func DefaultConfig() Config {
 		ReconnectMin:       time.Second,
 		ReconnectMax:       time.Minute,
 		MaxRequestsPerPeer: 4,
+		Discovery:          discovery.DefaultConfig(),
 	}
 }
 
 // DefaultLocalConfig returns a configuration for tests on one machine:
-// loopback TCP only, no fsync, and fast timers.
+// loopback TCP only, no fsync, fast timers, and no discovery (neither mDNS
+// nor the DHT), so that nothing leaves loopback.
 func DefaultLocalConfig() Config {
 	c := DefaultConfig()
 	c.SyncWrites = false
@@ -110,6 +120,8 @@ func DefaultLocalConfig() Config {
 	c.StreamTimeout = 10 * time.Second
 	c.ReconnectMin = 50 * time.Millisecond
 	c.ReconnectMax = time.Second
+	c.Discovery.MDNS = false
+	c.Discovery.DHT = false
 	return c
 }
 
@@ -152,6 +164,9 @@ func (c Config) Validate() error {
 		if _, err := ma.NewMultiaddr(a); err != nil {
 			errs = append(errs, fmt.Errorf("listen address %q is not a multiaddr: %v", a, err))
 		}
+	}
+	if err := c.Discovery.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("node: invalid config: %w", errors.Join(errs...))

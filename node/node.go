@@ -94,6 +94,8 @@ type Node struct {
 	fatal     error
 	metrics   Metrics
 
+	disc discoverer // mDNS and DHT discovery; Join's search for an inviter
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -146,8 +148,9 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 }
 
 // Start opens the store (unless given), builds the host (unless given),
-// loads the engine, registers the protocol handler and starts the engine
-// loop and the dialer. Stop everything with Close.
+// loads the engine, registers the protocol handler, starts discovery (if
+// Config.Discovery turns a source on) and starts the engine loop and the
+// dialer. Stop everything with Close.
 func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	if n.closed {
@@ -209,6 +212,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		DisconnectedF: func(_ network.Network, c network.Conn) { n.onDisconnected(c) },
 	}
 	n.host.Network().Notify(n.notifiee)
+	if err := n.startDiscovery(ctx); err != nil {
+		return err
+	}
 	n.wg.Add(2)
 	go n.loop()
 	go n.dialer()
@@ -221,7 +227,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 
 // Close stops the node in the reverse order of Start: the protocol handler
 // and the connection notifications are removed (late streams get ErrClosed),
-// sessions and the loops stop, the host is closed if the node built it (an
+// discovery stops, sessions and the loops stop, the host is closed if the node built it (an
 // app's host is left running, with the node's connection protections
 // lifted), and the store is closed if the node opened it. It is safe to call
 // more than once.
@@ -247,6 +253,7 @@ func (n *Node) Close() error {
 			n.host.Network().StopNotify(n.notifiee)
 		}
 	}
+	n.closeDiscovery()
 	for _, s := range sessions {
 		s.close(fmt.Errorf("%w: node closing", protocol.ErrShuttingDown))
 	}
@@ -609,6 +616,7 @@ func (n *Node) loop() {
 			}
 			return
 		}
+		n.namespacesAfterFlush()
 		for i, in := range group {
 			in.done <- results[i]
 		}
@@ -697,6 +705,7 @@ func (n *Node) refreshMembers() {
 	old := n.members
 	n.members, n.devices = members, devices
 	n.mu.Unlock()
+	n.libraryChanged()
 	if n.host != nil {
 		for pid := range old {
 			if _, still := members[pid]; !still {

@@ -61,9 +61,12 @@ func (l *Library) Invite(ctx context.Context, ttl time.Duration, singleUse bool)
 // Join uses an invite code: it dials the inviter, proves it holds the token
 // over the authenticated connection, receives the library's secret and
 // member list, and becomes a member; catch-up and backfill follow as with any
-// member. A wrong, expired or used code is refused with an error that says
-// which (errors.Is with pairing.ErrExpired, pairing.ErrUsed,
-// pairing.ErrBadProof, pairing.ErrUnknown).
+// member. If the inviter is not at the invite's addresses and discovery is
+// on, Join looks for it (for at most a minute, or until ctx ends): by mDNS,
+// and by looking its peer ID up in the DHT. A wrong, expired or used code
+// is refused with an error that says which (errors.Is with
+// pairing.ErrExpired, pairing.ErrUsed, pairing.ErrBadProof,
+// pairing.ErrUnknown).
 func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 	inv, err := pairing.ParseCode(code)
 	if err != nil {
@@ -83,8 +86,8 @@ func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 		return nil, errors.New("node: this invite was issued by this device")
 	}
 	n.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
-	if err := n.host.Connect(ctx, info); err != nil {
-		return nil, fmt.Errorf("node: reaching the inviter %s: %w", info.ID, err)
+	if err := n.reachInviter(ctx, info); err != nil {
+		return nil, err
 	}
 	s, err := n.host.NewStream(ctx, info.ID, p2pproto.ID(pairing.ProtocolID))
 	if err != nil {
@@ -118,7 +121,11 @@ func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 		if m.LibraryID != inv.Library {
 			return nil, fmt.Errorf("node: the inviter answered for library %s, the invite is for %s", m.LibraryID, inv.Library)
 		}
-		return n.acceptJoin(ctx, m)
+		lib, err := n.acceptJoin(ctx, m)
+		if err == nil {
+			n.rememberInviter(info.ID)
+		}
+		return lib, err
 	default:
 		return nil, fmt.Errorf("node: unexpected pairing answer %T", m)
 	}
