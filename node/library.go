@@ -376,6 +376,7 @@ func (l *Library) Subscribe(ctx context.Context) (<-chan Event, error) {
 
 // publish hands events to subscribers without ever blocking.
 func (n *Node) publish(events []engine.Event) {
+	n.countReceived(events)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for s := range n.subs {

@@ -93,6 +93,8 @@ type Node struct {
 	pairFails map[peer.ID]*pairAttempts
 	fatal     error
 	metrics   Metrics
+	progress  progressTracker // received records per library, backfill after a join
+	wire      wireStats       // messages and bytes by type and direction
 
 	disc discoverer // mDNS and DHT discovery; Join's search for an inviter
 
@@ -107,6 +109,9 @@ type Metrics struct {
 	Dropped int
 	// Refused counts streams and messages refused, by error code name.
 	Refused map[string]int
+	// Messages counts sync protocol messages and their frame bytes, by
+	// message type and direction.
+	Messages map[MessageKey]MessageCount
 }
 
 // New checks the configuration and prepares a node. It starts nothing: no
@@ -316,6 +321,7 @@ func (n *Node) Metrics() Metrics {
 	for k, v := range n.metrics.Refused {
 		m.Refused[k] = v
 	}
+	m.Messages = n.wire.snapshot()
 	return m
 }
 

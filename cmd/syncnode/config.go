@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/syncnode/syncnode/node/daemon"
+	"github.com/syncnode/syncnode/node/localapi"
+)
+
+// globals are the flags every command has.
+type globals struct {
+	configPath string
+	// configOptional: a named config file may be missing (init writes it).
+	configOptional bool
+	dataDir        string
+	api            string
+	token          string
+}
+
+// load builds the configuration: defaults, then the config file, then
+// SYNCNODE_* variables, then the command's flags that were set.
+func (g *globals) load(cmd *cobra.Command) (daemon.Config, error) {
+	c := daemon.Default()
+	path, required := g.configPath, !g.configOptional
+	if path == "" {
+		path = os.Getenv("SYNCNODE_CONFIG")
+	}
+	if path == "" {
+		path, required = daemon.DefaultConfigPath(), false
+	}
+	if path != "" {
+		if err := daemon.LoadFile(&c, path, required); err != nil {
+			return c, err
+		}
+	}
+	if err := daemon.ApplyEnv(&c, os.Getenv); err != nil {
+		return c, err
+	}
+	var ferr error
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		for _, s := range daemon.Settings {
+			if s.Key == f.Name && ferr == nil {
+				if err := s.Set(&c, f.Value.String()); err != nil {
+					ferr = usagef("--%v", err)
+				}
+			}
+		}
+	})
+	return c, ferr
+}
+
+// addSettings gives cmd a flag for every setting.
+func addSettings(cmd *cobra.Command, skip ...string) {
+	def := daemon.Default()
+	defaults := map[string]string{
+		"listen": "TCP and QUIC on port 7654", "api": def.API, "memory-limit": def.MemoryLimit,
+		"sync-writes": "true", "log-format": "text", "log-level": "info", "log-libp2p": "off",
+		"mdns": "true", "dht": "true", "dht-mode": def.Discovery.DHTMode, "dht-prefix": def.Discovery.DHTPrefix,
+		"bootstrap": "the public DHT's bootstrap peers", "device-name": "the host name",
+	}
+	for _, s := range daemon.Settings {
+		if s.Key == "data-dir" || s.Key == "api" {
+			continue // global flags
+		}
+		usage := s.Usage
+		if d := defaults[s.Key]; d != "" {
+			usage += " (default " + d + ")"
+		}
+		cmd.Flags().String(s.Key, "", usage+"; env "+s.Env())
+	}
+}
+
+// client finds the running daemon of the configured data directory.
+func (g *globals) client(cmd *cobra.Command) (*localapi.Client, error) {
+	c, err := g.config(cmd)
+	if err != nil {
+		return nil, err
+	}
+	addr, token := g.api, g.token
+	if addr == "" {
+		addr = os.Getenv("SYNCNODE_API")
+	}
+	if token == "" {
+		token = os.Getenv("SYNCNODE_TOKEN")
+	}
+	if addr == "" || token == "" {
+		a, t, err := daemon.FindAPI(c)
+		if err != nil {
+			return nil, err
+		}
+		if addr == "" {
+			addr = a
+		}
+		if token == "" {
+			token = t
+		}
+	}
+	return localapi.NewClient(addr, token), nil
+}
+
+// config is load plus the global --data-dir.
+func (g *globals) config(cmd *cobra.Command) (daemon.Config, error) {
+	c, err := g.load(cmd)
+	if err != nil {
+		return c, err
+	}
+	if g.dataDir != "" {
+		c.DataDir = g.dataDir
+	}
+	return c, nil
+}
+
+func ctxOf(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncnode/syncnode/node/localapi"
+)
+
+func newStatus(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the node, its libraries, members, peers and discovery",
+		Long: `Show, per library: the members, each peer's connection and sync state
+(catching up with progress, live, offline since), lag, quarantined changes, log
+size and pruning horizon; and what each discovery source found.`,
+		Example: `  syncnode status
+  syncnode status --json`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(cmd)
+			if err != nil {
+				return err
+			}
+			var st localapi.Status
+			if err := c.Do(ctxOf(cmd), "GET", "/v1/status", nil, &st); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(st)
+			}
+			writeStatus(os.Stdout, st)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newPeers(g *globals) *cobra.Command {
+	var asJSON bool
+	var lib string
+	cmd := &cobra.Command{
+		Use:     "peers",
+		Short:   "Show the sync state of each member peer of a library",
+		Example: `  syncnode peers --library photos`,
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(cmd)
+			if err != nil {
+				return err
+			}
+			id, err := resolveLibrary(ctxOf(cmd), c, lib)
+			if err != nil {
+				return err
+			}
+			var ps []localapi.Peer
+			if err := c.Do(ctxOf(cmd), "GET", libPath(id, "peers"), nil, &ps); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(ps)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			writePeers(tw, ps)
+			return tw.Flush()
+		},
+	}
+	libraryFlag(cmd, &lib)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func writeStatus(w io.Writer, st localapi.Status) {
+	fmt.Fprintf(w, "device  %s (%s)\npeer    %s\n", st.Node.Device, st.Node.Name, st.Node.Peer)
+	for _, a := range st.Node.Addrs {
+		fmt.Fprintf(w, "listen  %s\n", a)
+	}
+	for _, l := range st.Libraries {
+		fmt.Fprintf(w, "\nlibrary %s (%s)\n", l.Name, l.ID)
+		fmt.Fprintf(w, "  members      %d\n", len(l.Members))
+		for _, m := range l.Members {
+			self := ""
+			if m.Self {
+				self = " (this device)"
+			}
+			fmt.Fprintf(w, "    %s  %s%s\n", m.Device, m.Name, self)
+		}
+		fmt.Fprintf(w, "  quarantined  %d\n", l.Quarantined)
+		capped := ""
+		if l.LogEntriesCapped {
+			capped = "+"
+		}
+		fmt.Fprintf(w, "  log          %d%s entries", l.LogEntries, capped)
+		if l.PrunedUpTo != nil {
+			fmt.Fprintf(w, ", pruned up to %s", l.PrunedUpTo.Format(time.RFC3339))
+		}
+		fmt.Fprintf(w, "; horizon %s\n", (time.Duration(l.HorizonHours * float64(time.Hour))).String())
+		if b := l.Backfill; b != nil && !b.Done {
+			fmt.Fprintf(w, "  backfill     %d of ~%d records\n", b.Received, b.Expected)
+		}
+		if len(l.Peers) > 0 {
+			fmt.Fprintln(w, "  peers")
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			writePeers(tw, l.Peers)
+			tw.Flush()
+		}
+	}
+	if len(st.Discovery) > 0 {
+		fmt.Fprintln(w, "\ndiscovery")
+		for _, d := range st.Discovery {
+			state := "off"
+			if d.Enabled {
+				state = fmt.Sprintf("on, found %d", d.Found)
+			}
+			fmt.Fprintf(w, "  %-5s %s", d.Name, state)
+			if d.RoutingTable > 0 {
+				fmt.Fprintf(w, ", routing table %d", d.RoutingTable)
+			}
+			if len(d.Recent) > 0 {
+				fmt.Fprintf(w, ": %s", strings.Join(d.Recent, ", "))
+			}
+			if d.LastError != "" {
+				fmt.Fprintf(w, " (last error: %s)", d.LastError)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func writePeers(tw *tabwriter.Writer, ps []localapi.Peer) {
+	fmt.Fprintln(tw, "    DEVICE\tNAME\tSTATE\tLAG\tLAST HEARD")
+	for _, p := range ps {
+		state := p.State
+		if p.State == "catching up" {
+			state = fmt.Sprintf("catching up (%d pages, %d records)", p.Pages, p.Records)
+		}
+		heard := "never"
+		if p.LastHeard != nil {
+			heard = time.Since(*p.LastHeard).Round(time.Second).String() + " ago"
+			if p.State == "offline" {
+				state = "offline since " + p.LastHeard.Local().Format(time.DateTime)
+			}
+		}
+		fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", p.Device, p.Name, state, (time.Duration(p.LagMS) * time.Millisecond).String(), heard)
+	}
+}

@@ -1,0 +1,675 @@
+package localapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/syncnode/syncnode/node"
+	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/node/pairing"
+	"github.com/syncnode/syncnode/protocol"
+)
+
+// apiError is an error with the HTTP status and code it is answered with.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, "bad_request", fmt.Sprintf(format, args...)}
+}
+
+func notFound(format string, args ...any) error {
+	return &apiError{http.StatusNotFound, "not_found", fmt.Sprintf(format, args...)}
+}
+
+// handler is an endpoint that returns its answer or an error.
+type handler func(r *http.Request) (status int, body any, err error)
+
+func (s *Server) handle(pattern string, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		status, body, err := h(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, status, body)
+	})
+}
+
+// fail answers an error with the status that fits it.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		writeError(w, ae.status, ae.code, ae.msg)
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", tooLarge.Limit))
+	case errors.Is(err, node.ErrUnknownLibrary):
+		writeError(w, http.StatusNotFound, "not_found", "this node holds no such library")
+	case errors.Is(err, node.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "no such record")
+	case errors.Is(err, engine.ErrUnknownModelType), errors.Is(err, protocol.ErrUnknownModelType):
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+	case errors.Is(err, engine.ErrInvalidWrite), errors.Is(err, engine.ErrWrongStrategy):
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+	case errors.Is(err, pairing.ErrMalformed):
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+	case errors.Is(err, pairing.ErrExpired), errors.Is(err, pairing.ErrUsed), errors.Is(err, pairing.ErrUnknown), errors.Is(err, pairing.ErrBadProof):
+		writeError(w, http.StatusForbidden, "refused", err.Error())
+	case errors.Is(err, node.ErrClosed), errors.Is(err, node.ErrNotStarted):
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the node is shutting down")
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, "timeout", err.Error())
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+	default:
+		s.log.Error("local API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+func (s *Server) routes() {
+	s.handle("GET /v1/status", s.status)
+	s.handle("GET /v1/models", s.models)
+	s.handle("GET /v1/libraries", s.listLibraries)
+	s.handle("POST /v1/libraries", s.createLibrary)
+	s.handle("POST /v1/libraries/join", s.join)
+	s.handle("GET /v1/libraries/{lib}", s.libraryStatus)
+	s.handle("GET /v1/libraries/{lib}/members", s.members)
+	s.handle("GET /v1/libraries/{lib}/peers", s.peers)
+	s.handle("POST /v1/libraries/{lib}/invites", s.invite)
+	s.handle("POST /v1/libraries/{lib}/leave", s.leave)
+	s.handle("DELETE /v1/libraries/{lib}/devices/{device}", s.removeDevice)
+	s.handle("POST /v1/libraries/{lib}/batch", s.batch)
+	s.handle("GET /v1/libraries/{lib}/records/{model}", s.listRecords)
+	s.handle("POST /v1/libraries/{lib}/records/{model}", s.putRecord)
+	s.handle("GET /v1/libraries/{lib}/records/{model}/{id}", s.getRecord)
+	s.handle("PUT /v1/libraries/{lib}/records/{model}/{id}", s.putRecord)
+	s.handle("DELETE /v1/libraries/{lib}/records/{model}/{id}", s.deleteRecord)
+	s.mux.HandleFunc("GET /v1/libraries/{lib}/events", s.events)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s (see docs/API.md)", r.Method, r.URL.Path))
+	})
+}
+
+// ---- helpers ----
+
+func pathUUID(r *http.Request, name, what string) (uuid.UUID, error) {
+	v := r.PathValue(name)
+	id, err := uuid.Parse(v)
+	if err != nil {
+		return uuid.Nil, badRequest("%s %q is not a UUID", what, v)
+	}
+	return id, nil
+}
+
+func (s *Server) library(r *http.Request) (*node.Library, error) {
+	id, err := pathUUID(r, "lib", "library")
+	if err != nil {
+		return nil, err
+	}
+	libs, err := s.n.Libraries()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range libs {
+		if l.ID == id {
+			return s.n.Library(id), nil
+		}
+	}
+	return nil, notFound("this node holds no library %s", id)
+}
+
+// decodeBody reads a JSON object into v; an empty body leaves v as it is
+// when optional.
+func decodeBody(r *http.Request, v any, optional bool) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	if len(b) == 0 && optional {
+		return nil
+	}
+	if len(b) == 0 {
+		return badRequest("the body is empty: send a JSON object")
+	}
+	dec := json.NewDecoder(bytesReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("the body is not the expected JSON object: %v", err)
+	}
+	if dec.More() {
+		return badRequest("the body holds more than one JSON value")
+	}
+	return nil
+}
+
+func (s *Server) model(r *http.Request) (engine.ModelType, error) {
+	name := r.PathValue("model")
+	t, err := s.n.Registry().Lookup(name)
+	if err != nil {
+		return t, badRequest("unknown model type %q (GET /v1/models lists them)", name)
+	}
+	return t, nil
+}
+
+func recordJSON(lib uuid.UUID, rec node.Record) Record {
+	return Record{
+		Library: lib.String(), Model: rec.ModelType, ID: rec.ID.String(),
+		Version: rec.Version.String(), By: rec.Version.DeviceID.String(),
+		Deleted: rec.Deleted, Data: cborToJSON(rec.Data),
+	}
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// ---- node and libraries ----
+
+func (s *Server) nodeInfo() NodeInfo {
+	info := s.n.AddrInfo()
+	ni := NodeInfo{Device: s.n.Device().String(), Peer: info.ID.String(), Name: s.n.DeviceName(), Protocol: protocol.ProtocolID}
+	for _, a := range info.Addrs {
+		ni.Addrs = append(ni.Addrs, a.String())
+	}
+	return ni
+}
+
+func (s *Server) discovery() []DiscoverySource {
+	out := []DiscoverySource{}
+	for _, d := range s.n.Discovery() {
+		ds := DiscoverySource{Name: d.Name, Enabled: d.Enabled, Found: d.Found, RoutingTable: d.RoutingTable, LastError: d.LastError}
+		for _, p := range d.Recent {
+			ds.Recent = append(ds.Recent, p.String())
+		}
+		out = append(out, ds)
+	}
+	return out
+}
+
+func (s *Server) status(r *http.Request) (int, any, error) {
+	st := Status{Node: s.nodeInfo(), Libraries: []LibraryStatus{}, Discovery: s.discovery()}
+	libs, err := s.n.Libraries()
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, l := range libs {
+		ls, err := s.libStatus(r.Context(), s.n.Library(l.ID))
+		if errors.Is(err, node.ErrUnknownLibrary) {
+			continue // left while we looked
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		st.Libraries = append(st.Libraries, ls)
+	}
+	return http.StatusOK, st, nil
+}
+
+func (s *Server) libStatus(ctx context.Context, l *node.Library) (LibraryStatus, error) {
+	st, err := l.Status(ctx)
+	if err != nil {
+		return LibraryStatus{}, err
+	}
+	out := LibraryStatus{
+		Library:     Library{ID: st.ID.String(), Name: st.Name, CreatedAt: st.CreatedAt},
+		Members:     membersJSON(st.Members, s.n.Device()),
+		Peers:       peersJSON(st.Peers, st.Members),
+		Quarantined: st.Quarantined, LogEntries: st.LogEntries, LogEntriesCapped: st.LogEntriesCapped,
+		PrunedUpTo: timePtr(st.PrunedUpTo), HorizonHours: st.Horizon.Hours(), Received: st.Received, CaughtUp: st.CaughtUp,
+	}
+	if b := st.Backfill; b != nil {
+		out.Backfill = &Backfill{Expected: b.Expected, Received: b.Received, Started: b.Started.UTC(), Done: b.Done}
+	}
+	return out, nil
+}
+
+func membersJSON(ms []node.Member, self uuid.UUID) []Member {
+	out := make([]Member, 0, len(ms))
+	for _, m := range ms {
+		mj := Member{Device: m.Device.String(), Peer: m.Peer.String(), Name: m.Name, Self: m.Device == self}
+		for _, a := range m.Addrs {
+			mj.Addrs = append(mj.Addrs, a.String())
+		}
+		out = append(out, mj)
+	}
+	return out
+}
+
+func peersJSON(ps []node.PeerState, ms []node.Member) []Peer {
+	names := make(map[uuid.UUID]string, len(ms))
+	for _, m := range ms {
+		names[m.Device] = m.Name
+	}
+	out := make([]Peer, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, Peer{
+			Device: p.Device.String(), Peer: p.Peer.String(), Name: names[p.Device], State: p.State,
+			Pages: p.Pages, Records: p.Records, LagMS: p.Lag.Milliseconds(), LastHeard: timePtr(p.LastHeard),
+		})
+	}
+	return out
+}
+
+func (s *Server) models(*http.Request) (int, any, error) {
+	reg := s.n.Registry()
+	var out []Model
+	for _, st := range []engine.Strategy{engine.DeviceOwned, engine.Shared} {
+		for _, name := range reg.Ordered(st) {
+			t, _ := reg.Lookup(name)
+			out = append(out, Model{Name: t.Name, Strategy: t.Strategy.String(), DependsOn: t.DependsOn})
+		}
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) listLibraries(*http.Request) (int, any, error) {
+	libs, err := s.n.Libraries()
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]Library, 0, len(libs))
+	for _, l := range libs {
+		out = append(out, Library{ID: l.ID.String(), Name: l.Name, CreatedAt: l.CreatedAt})
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) createLibrary(r *http.Request) (int, any, error) {
+	var req CreateLibraryRequest
+	if err := decodeBody(r, &req, false); err != nil {
+		return 0, nil, err
+	}
+	if req.Name == "" || len(req.Name) > 256 {
+		return 0, nil, badRequest("a library needs a name of 1 to 256 bytes")
+	}
+	l, err := s.n.CreateLibrary(r.Context(), req.Name)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, Library{ID: l.ID().String(), Name: req.Name, CreatedAt: time.Now().UTC()}, nil
+}
+
+func (s *Server) join(r *http.Request) (int, any, error) {
+	var req JoinRequest
+	if err := decodeBody(r, &req, false); err != nil {
+		return 0, nil, err
+	}
+	if req.Code == "" {
+		return 0, nil, badRequest("the invite code is missing: send {\"code\": \"syncnode1-...\"}")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+	defer cancel()
+	l, err := s.n.Join(ctx, req.Code)
+	if err != nil {
+		return 0, nil, err
+	}
+	st, err := l.Status(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, Library{ID: l.ID().String(), Name: st.Name, CreatedAt: st.CreatedAt}, nil
+}
+
+func (s *Server) libraryStatus(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	st, err := s.libStatus(r.Context(), l)
+	return http.StatusOK, st, err
+}
+
+func (s *Server) members(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	ms, err := l.Members(r.Context())
+	return http.StatusOK, membersJSON(ms, s.n.Device()), err
+}
+
+func (s *Server) peers(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	ms, err := l.Members(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	ps, err := l.Peers(r.Context())
+	return http.StatusOK, peersJSON(ps, ms), err
+}
+
+func (s *Server) invite(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req InviteRequest
+	if err := decodeBody(r, &req, true); err != nil {
+		return 0, nil, err
+	}
+	ttl := time.Hour
+	if req.TTL != "" {
+		if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 || ttl > 30*24*time.Hour {
+			return 0, nil, badRequest("ttl %q is not a duration between 1s and 720h (e.g. \"1h\")", req.TTL)
+		}
+	}
+	code, err := l.Invite(r.Context(), ttl, req.SingleUse)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, Invite{Code: code, Expires: time.Now().Add(ttl).UTC().Truncate(time.Second)}, nil
+}
+
+func (s *Server) leave(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req LeaveRequest
+	if err := decodeBody(r, &req, true); err != nil {
+		return 0, nil, err
+	}
+	if err := l.Leave(r.Context(), req.DeleteData); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"left": l.ID().String(), "deleted_data": req.DeleteData}, nil
+}
+
+func (s *Server) removeDevice(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	dev, err := pathUUID(r, "device", "device")
+	if err != nil {
+		return 0, nil, err
+	}
+	if dev == s.n.Device() {
+		return 0, nil, badRequest("this is this node's own device: use leave instead")
+	}
+	ms, err := l.Members(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	member := false
+	for _, m := range ms {
+		member = member || m.Device == dev
+	}
+	if !member {
+		return 0, nil, notFound("device %s is not a member of this library", dev)
+	}
+	if err := l.RemoveDevice(r.Context(), dev); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]string{"removed": dev.String()}, nil
+}
+
+// ---- records ----
+
+func (s *Server) getRecord(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	t, err := s.model(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := pathUUID(r, "id", "record ID")
+	if err != nil {
+		return 0, nil, err
+	}
+	rec, err := l.Get(r.Context(), t.Name, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	if rec.Deleted {
+		return 0, nil, notFound("record %s %s was deleted at %s", t.Name, id, rec.Version)
+	}
+	return http.StatusOK, recordJSON(l.ID(), rec), nil
+}
+
+func (s *Server) listRecords(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	t, err := s.model(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	q := r.URL.Query()
+	var opts node.ListOptions
+	if v := q.Get("after"); v != "" {
+		if opts.After, err = uuid.Parse(v); err != nil {
+			return 0, nil, badRequest("after %q is not a record ID", v)
+		}
+	}
+	if v := q.Get("owner"); v != "" {
+		if opts.Owner, err = uuid.Parse(v); err != nil {
+			return 0, nil, badRequest("owner %q is not a device ID", v)
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if opts.Limit, err = strconv.Atoi(v); err != nil || opts.Limit < 1 || opts.Limit > 1000 {
+			return 0, nil, badRequest("limit %q is not a number from 1 to 1000", v)
+		}
+	}
+	if v := q.Get("deleted"); v != "" {
+		if opts.IncludeDeleted, err = strconv.ParseBool(v); err != nil {
+			return 0, nil, badRequest("deleted %q is not true or false", v)
+		}
+	}
+	recs, err := l.List(r.Context(), t.Name, opts)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := RecordList{Records: make([]Record, 0, len(recs))}
+	for _, rec := range recs {
+		out.Records = append(out.Records, recordJSON(l.ID(), rec))
+	}
+	limit := opts.Limit
+	if limit == 0 {
+		limit = 1000
+	}
+	if len(recs) == limit {
+		out.Next = recs[len(recs)-1].ID.String()
+	}
+	return http.StatusOK, out, nil
+}
+
+// writable refuses writes of the device model, which pairing manages.
+func writable(t engine.ModelType) error {
+	if t.Name == node.DeviceModel {
+		return &apiError{http.StatusForbidden, "refused", "device records are managed by pairing: use invite, join, leave and remove-device"}
+	}
+	return nil
+}
+
+func (s *Server) putRecord(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	t, err := s.model(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := writable(t); err != nil {
+		return 0, nil, err
+	}
+	status, id := http.StatusOK, uuid.New()
+	if r.PathValue("id") != "" {
+		if id, err = pathUUID(r, "id", "record ID"); err != nil {
+			return 0, nil, err
+		}
+	} else {
+		status = http.StatusCreated
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return 0, nil, err
+	}
+	data, err := jsonToCBOR(body)
+	if err != nil {
+		return 0, nil, badRequest("%v", err)
+	}
+	var v interface{ String() string }
+	if t.Strategy == engine.DeviceOwned {
+		v, err = l.PutOwned(r.Context(), t.Name, id, data)
+	} else {
+		v, err = l.PutShared(r.Context(), t.Name, id, data)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return status, Written{Library: l.ID().String(), Model: t.Name, ID: id.String(), Version: v.String()}, nil
+}
+
+// MaxBatchRecords is the most records one batch request may write.
+const MaxBatchRecords = 1000
+
+// batch checks every record of the batch first (nothing is written if one
+// is wrong), then writes them concurrently, so the node stores them in few
+// store batches. Each write is durable when the answer comes.
+func (s *Server) batch(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req BatchRequest
+	if err := decodeBody(r, &req, false); err != nil {
+		return 0, nil, err
+	}
+	if len(req.Records) == 0 || len(req.Records) > MaxBatchRecords {
+		return 0, nil, badRequest("a batch holds 1 to %d records, this one %d", MaxBatchRecords, len(req.Records))
+	}
+	type write struct {
+		t    engine.ModelType
+		id   uuid.UUID
+		data []byte
+	}
+	writes := make([]write, len(req.Records))
+	for i, br := range req.Records {
+		t, err := s.n.Registry().Lookup(br.Model)
+		if err != nil {
+			return 0, nil, badRequest("record %d: unknown model type %q", i, br.Model)
+		}
+		if err := writable(t); err != nil {
+			return 0, nil, err
+		}
+		w := write{t: t, id: uuid.New()}
+		if br.ID != "" {
+			if w.id, err = uuid.Parse(br.ID); err != nil {
+				return 0, nil, badRequest("record %d: id %q is not a UUID", i, br.ID)
+			}
+		}
+		switch {
+		case br.Delete && br.ID == "":
+			return 0, nil, badRequest("record %d: a delete needs an id", i)
+		case br.Delete && len(br.Data) > 0:
+			return 0, nil, badRequest("record %d: a delete carries no data", i)
+		case !br.Delete:
+			if w.data, err = jsonToCBOR(br.Data); err != nil {
+				return 0, nil, badRequest("record %d: %v", i, err)
+			}
+		}
+		writes[i] = w
+	}
+	out := BatchResult{Written: make([]Written, len(writes))}
+	errs := make([]error, len(writes))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i, w := range writes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var v interface{ String() string }
+			var err error
+			switch {
+			case w.data == nil && w.t.Strategy == engine.DeviceOwned:
+				v, err = l.DeleteOwned(r.Context(), w.t.Name, w.id)
+			case w.data == nil:
+				v, err = l.DeleteShared(r.Context(), w.t.Name, w.id)
+			case w.t.Strategy == engine.DeviceOwned:
+				v, err = l.PutOwned(r.Context(), w.t.Name, w.id, w.data)
+			default:
+				v, err = l.PutShared(r.Context(), w.t.Name, w.id, w.data)
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("record %d (%s %s): %w", i, w.t.Name, w.id, err)
+				return
+			}
+			out.Written[i] = Written{Library: l.ID().String(), Model: w.t.Name, ID: w.id.String(), Version: v.String()}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) deleteRecord(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	t, err := s.model(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := writable(t); err != nil {
+		return 0, nil, err
+	}
+	id, err := pathUUID(r, "id", "record ID")
+	if err != nil {
+		return 0, nil, err
+	}
+	rec, err := l.Get(r.Context(), t.Name, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	if rec.Deleted {
+		return 0, nil, notFound("record %s %s is already deleted", t.Name, id)
+	}
+	var v interface{ String() string }
+	if t.Strategy == engine.DeviceOwned {
+		if rec.Version.DeviceID != s.n.Device() {
+			return 0, nil, &apiError{http.StatusForbidden, "refused", fmt.Sprintf("record %s %s is owned by device %s: only its owner deletes it", t.Name, id, rec.Version.DeviceID)}
+		}
+		v, err = l.DeleteOwned(r.Context(), t.Name, id)
+	} else {
+		v, err = l.DeleteShared(r.Context(), t.Name, id)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, Written{Library: l.ID().String(), Model: t.Name, ID: id.String(), Version: v.String()}, nil
+}

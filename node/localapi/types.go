@@ -1,0 +1,202 @@
+package localapi
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// The JSON bodies of the API. docs/API.md shows each with an example.
+
+// ErrorBody is the body of every 4xx and 5xx answer.
+type ErrorBody struct {
+	// Error says what was wrong, in words a person understands.
+	Error string `json:"error"`
+	// Code is a stable word for programs: bad_request, unauthorized,
+	// not_found, too_large, conflict, unavailable, internal.
+	Code string `json:"code"`
+}
+
+// NodeInfo describes the node.
+type NodeInfo struct {
+	Device string   `json:"device"`
+	Peer   string   `json:"peer"`
+	Name   string   `json:"name"`
+	Addrs  []string `json:"addrs"`
+	// Version is the sync protocol this node speaks.
+	Protocol string `json:"protocol"`
+}
+
+// Library names a library.
+type Library struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CreateLibraryRequest creates a library.
+type CreateLibraryRequest struct {
+	Name string `json:"name"`
+}
+
+// JoinRequest joins a library with an invite code.
+type JoinRequest struct {
+	Code string `json:"code"`
+}
+
+// InviteRequest asks for an invite code.
+type InviteRequest struct {
+	// TTL is how long the code is valid, as a Go duration ("1h", "30m");
+	// default 1h.
+	TTL string `json:"ttl,omitempty"`
+	// SingleUse makes the code valid for one join only.
+	SingleUse bool `json:"single_use,omitempty"`
+}
+
+// Invite is an invite code.
+type Invite struct {
+	Code    string    `json:"code"`
+	Expires time.Time `json:"expires"`
+}
+
+// LeaveRequest leaves a library.
+type LeaveRequest struct {
+	// DeleteData also deletes this device's copy of the library.
+	DeleteData bool `json:"delete_data,omitempty"`
+}
+
+// Member is one device of a library.
+type Member struct {
+	Device string   `json:"device"`
+	Peer   string   `json:"peer"`
+	Name   string   `json:"name"`
+	Addrs  []string `json:"addrs,omitempty"`
+	Self   bool     `json:"self,omitempty"`
+}
+
+// Peer is the sync state of one other member.
+type Peer struct {
+	Device string `json:"device"`
+	Peer   string `json:"peer"`
+	Name   string `json:"name,omitempty"`
+	// State is "connecting", "catching up", "live" or "offline".
+	State string `json:"state"`
+	// Pages and Records count the catch-up in flight.
+	Pages   int `json:"pages,omitempty"`
+	Records int `json:"records,omitempty"`
+	// LagMS is how far behind the peer's reported watermarks this node is.
+	LagMS int64 `json:"lag_ms"`
+	// LastHeard is when the peer last sent a frame (absent if never).
+	LastHeard *time.Time `json:"last_heard,omitempty"`
+}
+
+// Backfill is the progress of a library's initial backfill after a join.
+type Backfill struct {
+	Expected int       `json:"expected"`
+	Received int       `json:"received"`
+	Started  time.Time `json:"started"`
+	Done     bool      `json:"done"`
+}
+
+// LibraryStatus is the state of one library.
+type LibraryStatus struct {
+	Library
+	Members          []Member   `json:"members"`
+	Peers            []Peer     `json:"peers"`
+	Quarantined      int        `json:"quarantined"`
+	LogEntries       int        `json:"log_entries"`
+	LogEntriesCapped bool       `json:"log_entries_capped,omitempty"`
+	PrunedUpTo       *time.Time `json:"pruned_up_to,omitempty"`
+	HorizonHours     float64    `json:"horizon_hours"`
+	Received         int        `json:"received"`
+	Backfill         *Backfill  `json:"backfill,omitempty"`
+	// CaughtUp is true when no catch-up is in flight and a peer is live.
+	CaughtUp bool `json:"caught_up"`
+}
+
+// DiscoverySource is what one discovery source found.
+type DiscoverySource struct {
+	Name    string   `json:"name"`
+	Enabled bool     `json:"enabled"`
+	Found   int      `json:"found"`
+	Recent  []string `json:"recent,omitempty"`
+	// RoutingTable is the DHT's routing table size (DHT only).
+	RoutingTable int    `json:"routing_table,omitempty"`
+	LastError    string `json:"last_error,omitempty"`
+}
+
+// Status is the answer of GET /v1/status.
+type Status struct {
+	Node      NodeInfo          `json:"node"`
+	Libraries []LibraryStatus   `json:"libraries"`
+	Discovery []DiscoverySource `json:"discovery"`
+}
+
+// Record is one record.
+type Record struct {
+	Library string `json:"library"`
+	Model   string `json:"model"`
+	ID      string `json:"id"`
+	// Version is the HLC of the write that made this state
+	// ("timestamp-counter-device").
+	Version string `json:"version"`
+	// By is the device that wrote it.
+	By      string          `json:"by"`
+	Deleted bool            `json:"deleted,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// Written answers a put or delete.
+type Written struct {
+	Library string `json:"library"`
+	Model   string `json:"model"`
+	ID      string `json:"id"`
+	Version string `json:"version"`
+}
+
+// RecordList is a page of records; Next, if set, is the After of the next
+// page.
+type RecordList struct {
+	Records []Record `json:"records"`
+	Next    string   `json:"next,omitempty"`
+}
+
+// Event is one record event of the server-sent-events stream.
+type Event struct {
+	// Type is "changed" or "deleted".
+	Type    string          `json:"type"`
+	Library string          `json:"library"`
+	Model   string          `json:"model"`
+	ID      string          `json:"id"`
+	By      string          `json:"by"`
+	Version string          `json:"version"`
+	Data    json.RawMessage `json:"data,omitempty"`
+	// Missed counts events lost just before this one because the client
+	// read too slowly; re-read what matters with GET.
+	Missed int `json:"missed,omitempty"`
+}
+
+// Model is one model type and its strategy.
+type Model struct {
+	Name      string   `json:"name"`
+	Strategy  string   `json:"strategy"`
+	DependsOn []string `json:"depends_on,omitempty"`
+}
+
+// BatchRequest writes up to MaxBatchRecords records in one request.
+type BatchRequest struct {
+	Records []BatchRecord `json:"records"`
+}
+
+// BatchRecord is one write of a batch: a put (Data set) or, with Delete, a
+// delete. An empty ID makes a new record.
+type BatchRecord struct {
+	Model  string          `json:"model"`
+	ID     string          `json:"id,omitempty"`
+	Data   json.RawMessage `json:"data,omitempty"`
+	Delete bool            `json:"delete,omitempty"`
+}
+
+// BatchResult answers a batch: one Written per record, in order.
+type BatchResult struct {
+	Written []Written `json:"written"`
+}
