@@ -162,6 +162,8 @@ func (n *Node) acceptJoin(ctx context.Context, a *pairing.JoinAccept) (*Library,
 			}
 		}
 	}
+	// Expected before the library exists: its first pages count.
+	n.progress.expect(a.LibraryID, int(min(a.Records, 1<<40)), n.wall.Now())
 	err := n.do(ctx, func(now time.Time) error {
 		lib := store.Library{ID: a.LibraryID, Name: a.Name, Secret: a.Secret, CreatedAt: uint64(now.UnixMilli())}
 		if err := n.eng.AddLibrary(now, lib, members); err != nil {
@@ -320,6 +322,11 @@ func (n *Node) admit(joiner peer.ID, req *pairing.JoinRequest) (*pairing.JoinAcc
 	})
 	if err != nil || len(accept.Secret) == 0 {
 		return nil, "unknown", "this device cannot add members to the library"
+	}
+	// The joiner's progress bar needs a total: count outside the loop
+	// (a large library takes a moment), and send none if it fails.
+	if k, err := countRecords(n.st, n.cfg.Registry, req.LibraryID); err == nil {
+		accept.Records = uint64(k)
 	}
 	return accept, "", ""
 }

@@ -221,6 +221,9 @@ type JoinAccept struct {
 	Secret    []byte       `cbor:"secret"`
 	Members   []MemberInfo `cbor:"members"`
 	AddedBy   uuid.UUID    `cbor:"added_by"`
+	// Records is how many records the inviter holds in the library (an
+	// estimate of the joiner's backfill, for its progress); 0 if unknown.
+	Records uint64 `cbor:"records,omitempty"`
 }
 
 // JoinRefused answers an invalid JoinRequest.
