@@ -180,6 +180,23 @@ func (d *DHT) SetNamespaces(names []string) {
 	}
 }
 
+// FindSoon looks every namespace up again at once, and then at
+// FindIntervalMin growing again: for when the consumer learns of a peer it
+// wants (a new member of a library).
+func (d *DHT) FindSoon() {
+	d.mu.Lock()
+	now := time.Now()
+	for _, st := range d.ns {
+		st.nextFind = now
+		st.findEvery = d.cfg.FindIntervalMin
+	}
+	d.mu.Unlock()
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
 // FindPeer looks a peer up in the DHT and returns its addresses.
 func (d *DHT) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
 	d.mu.Lock()

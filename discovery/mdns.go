@@ -8,6 +8,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // MDNS finds peers on the local network by multicast DNS (go-libp2p's
@@ -15,7 +17,8 @@ import (
 // addresses under a DNS-SD service name on every multicast interface, and
 // reports the peers that announce the same name. Anyone on the LAN sees
 // the announcement; whether a found peer may sync is for the consumer to
-// decide. The addresses announced are those of the host when Start runs.
+// decide. The addresses announced are those of the host when Start runs;
+// loopback addresses in announcements are dropped.
 type MDNS struct {
 	h           host.Host
 	serviceName string
@@ -84,5 +87,13 @@ func (n notifee) HandlePeerFound(ai peer.AddrInfo) {
 	if closed || found == nil {
 		return
 	}
-	found(Peer{ID: ai.ID, Addrs: ai.Addrs, Source: SourceMDNS})
+	// A peer on the LAN announces its loopback addresses too; here they
+	// would lead to this machine.
+	addrs := make([]ma.Multiaddr, 0, len(ai.Addrs))
+	for _, a := range ai.Addrs {
+		if !manet.IsIPLoopback(a) {
+			addrs = append(addrs, a)
+		}
+	}
+	found(Peer{ID: ai.ID, Addrs: addrs, Source: SourceMDNS})
 }

@@ -106,12 +106,16 @@ func TestMDNSInNetns(t *testing.T) {
 	}
 
 	var ids, found [2]string
+	var said [2][]string // the child's other output, for failures
 	for i := range kids {
 		for ids[i] == "" || found[i] == "" {
 			select {
 			case l, ok := <-kids[i].lines:
 				if !ok {
-					t.Fatalf("child in %s ended before reporting (self %q, found %q)", ns[i], ids[i], found[i])
+					t.Fatalf("child in %s ended before reporting (self %q, found %q); it said:\n%s", ns[i], ids[i], found[i], strings.Join(said[i], "\n"))
+				}
+				if len(said[i]) < 50 {
+					said[i] = append(said[i], l)
 				}
 				if v, ok := strings.CutPrefix(l, "SELF "); ok {
 					ids[i] = v
@@ -134,8 +138,9 @@ func TestMDNSInNetns(t *testing.T) {
 // TestMDNSChild is the side of TestMDNSInNetns that runs in a network
 // namespace; on its own it is skipped. It announces a host on its veth
 // address, prints "SELF <peer ID>", waits (at most 30 s) until mDNS reports a
-// peer at the other namespace's address, prints "FOUND <peer ID>", and keeps
-// announcing until its standard input closes (at most 30 s more).
+// peer at the other namespace's address (and fails on any loopback address
+// reported), prints "FOUND <peer ID>", and keeps announcing until its
+// standard input closes (at most 30 s more).
 func TestMDNSChild(t *testing.T) {
 	if os.Getenv("SYNCNODE_MDNS_CHILD") == "" {
 		t.Skip("run by TestMDNSInNetns inside a network namespace")
@@ -178,6 +183,9 @@ func TestMDNSChild(t *testing.T) {
 				t.Fatalf("reported %+v: want another peer, from mDNS", p)
 			}
 			for _, a := range p.Addrs {
+				if v, err := a.ValueForProtocol(ma.P_IP4); err == nil && strings.HasPrefix(v, "127.") {
+					t.Fatalf("reported %s with the loopback address %s", p.ID, a)
+				}
 				if v, err := a.ValueForProtocol(ma.P_IP4); err == nil && v == peerIP {
 					found = true
 				}

@@ -271,6 +271,14 @@ func (s *Service) SetNamespaces(ns []string) {
 	}
 }
 
+// FindSoon asks the DHT to look every namespace up again at once (see
+// DHT.FindSoon); without the DHT it does nothing.
+func (s *Service) FindSoon() {
+	if s.dht != nil {
+		s.dht.FindSoon()
+	}
+}
+
 // FindPeer looks a peer up in the DHT and returns its addresses.
 func (s *Service) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
 	if s.dht == nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/syncnode/syncnode/discovery"
 	"github.com/syncnode/syncnode/node/pairing"
@@ -31,7 +32,8 @@ const maxRememberedPerFind = 8
 type discoverer struct {
 	svc     *discovery.Service
 	idSub   event.Subscription
-	nsDirty atomic.Bool // the libraries changed: recompute the namespaces
+	nsDirty atomic.Bool      // libraries or members changed: see namespacesAfterFlush
+	known   map[peer.ID]bool // members when the namespaces were last computed (loop goroutine)
 
 	mu      sync.Mutex
 	waiting map[peer.ID][]chan peer.AddrInfo // inviters Join is looking for
@@ -67,6 +69,12 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.disc.svc = svc
+	n.disc.known = make(map[peer.ID]bool)
+	n.mu.Lock()
+	for p := range n.members {
+		n.disc.known[p] = true
+	}
+	n.mu.Unlock()
 	if err := n.updateNamespaces(); err != nil {
 		return err
 	}
@@ -93,9 +101,11 @@ func (n *Node) closeDiscovery() {
 // namespaces follow once the change is stored (see namespacesAfterFlush).
 func (n *Node) libraryChanged() { n.disc.nsDirty.Store(true) }
 
-// namespacesAfterFlush updates the DHT namespaces if the libraries
-// changed. The loop calls it after each flush, when the store holds the
-// change.
+// namespacesAfterFlush updates the DHT namespaces if the libraries or
+// their members changed. The loop calls it after each flush, when the store
+// holds the change. A new member is looked for at once: discovery may have
+// reported it (and the node ignored it) just before it became a member,
+// within the window in which discovery does not report it again.
 func (n *Node) namespacesAfterFlush() {
 	if n.disc.svc == nil || !n.disc.nsDirty.Swap(false) {
 		return
@@ -103,6 +113,26 @@ func (n *Node) namespacesAfterFlush() {
 	if err := n.updateNamespaces(); err != nil {
 		n.disc.nsDirty.Store(true) // try again after the next flush
 		n.log.Warn("updating discovery namespaces", "err", err)
+	}
+	n.mu.Lock()
+	var added []peer.ID
+	known := make(map[peer.ID]bool, len(n.members))
+	for p := range n.members {
+		known[p] = true
+		if !n.disc.known[p] {
+			added = append(added, p)
+		}
+	}
+	n.mu.Unlock()
+	n.disc.known = known
+	if len(added) == 0 {
+		return
+	}
+	n.disc.svc.FindSoon()
+	for _, p := range added {
+		if found, ok := n.disc.svc.Recent(p); ok {
+			n.onFound(found)
+		}
 	}
 }
 
@@ -163,6 +193,8 @@ func (n *Node) onFound(p discovery.Peer) {
 // watchIdentify stores the listen addresses members announce when they
 // connect (identify), for reconnects: an inbound connection's remote
 // address has a port chosen by the member's system, not one it listens on.
+// Loopback addresses are stored only from a member connected over
+// loopback (on this machine); from elsewhere they would lead here.
 func (n *Node) watchIdentify(sub event.Subscription) {
 	defer n.wg.Done()
 	for {
@@ -183,11 +215,17 @@ func (n *Node) watchIdentify(sub event.Subscription) {
 			if !member {
 				continue
 			}
-			for i, a := range ev.ListenAddrs {
-				if i == maxRememberedPerFind {
+			local := ev.Conn != nil && manet.IsIPLoopback(ev.Conn.RemoteMultiaddr())
+			stored := 0
+			for _, a := range ev.ListenAddrs {
+				if stored == maxRememberedPerFind {
 					break
 				}
+				if manet.IsIPLoopback(a) && !local {
+					continue
+				}
 				n.rememberAddr(ev.Peer, a.String())
+				stored++
 			}
 		}
 	}
