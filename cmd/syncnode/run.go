@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -111,7 +112,7 @@ init works without a daemon and refuses while one runs on the directory.`,
 			}
 			nc.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"} // briefly, on loopback
 			nc.Discovery.MDNS, nc.Discovery.DHT = false, false
-			n, err := node.New(nc)
+			n, err := node.New(nc, node.WithLogger(slog.New(slog.DiscardHandler)))
 			if err != nil {
 				return err
 			}
@@ -135,10 +136,7 @@ init works without a daemon and refuses while one runs on the directory.`,
 			wrote := ""
 			if path != "" {
 				if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) || force {
-					b, err := c.Encode()
-					if err != nil {
-						return err
-					}
+					b := []byte(daemon.ExampleConfigFor(g.dataDir))
 					if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 						return fmt.Errorf("creating config directory: %w", err)
 					}

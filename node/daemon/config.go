@@ -393,12 +393,3 @@ func (c Config) TokenPath() string { return filepath.Join(c.DataDir, "api-token"
 
 // AddrPath is the file where a running daemon writes its API address.
 func (c Config) AddrPath() string { return filepath.Join(c.DataDir, "api-addr") }
-
-// Encode writes c as a TOML file.
-func (c Config) Encode() ([]byte, error) {
-	b, err := toml.Marshal(c)
-	if err != nil {
-		return nil, fmt.Errorf("encoding config: %w", err)
-	}
-	return b, nil
-}
