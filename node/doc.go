@@ -37,5 +37,9 @@
 //
 // Members are dialled with capped exponential backoff and jitter, at the
 // addresses given with the member or learned from connections, which the
-// store remembers.
+// store remembers. Config.Discovery finds them elsewhere: mDNS on the LAN,
+// and the Kademlia DHT, where each library's members advertise and look for
+// each other under a name derived from the library's secret
+// (pairing.Rendezvous). Found peers that are members are dialled and their
+// addresses stored; others are ignored.
 package node

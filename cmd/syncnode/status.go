@@ -113,7 +113,9 @@ func writeStatus(w io.Writer, st localapi.Status) {
 			tw.Flush()
 		}
 	}
-	if len(st.Discovery) > 0 {
+	if len(st.Discovery) == 0 {
+		fmt.Fprintln(w, "\ndiscovery off (members are reached at stored addresses)")
+	} else {
 		fmt.Fprintln(w, "\ndiscovery")
 		for _, d := range st.Discovery {
 			state := "off"
