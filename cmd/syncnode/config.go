@@ -120,3 +120,21 @@ func ctxOf(cmd *cobra.Command) context.Context {
 	}
 	return context.Background()
 }
+
+// libraryClient finds the daemon and the library --library names.
+func (g *globals) libraryClient(cmd *cobra.Command, lib string) (*localapi.Client, string, error) {
+	c, err := g.client(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := resolveLibrary(ctxOf(cmd), c, lib)
+	return c, id, err
+}
+
+// doPrint sends a request and prints its JSON answer, decoded into out.
+func doPrint(ctx context.Context, c *localapi.Client, method, path string, body, out any) error {
+	if err := c.Do(ctx, method, path, body, out); err != nil {
+		return err
+	}
+	return printJSON(out)
+}

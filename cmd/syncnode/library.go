@@ -98,11 +98,7 @@ func newLibraryCreate(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out localapi.Library
-			if err := c.Do(ctxOf(cmd), "POST", "/v1/libraries", localapi.CreateLibraryRequest{Name: a[0]}, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
+			return doPrint(ctxOf(cmd), c, "POST", "/v1/libraries", localapi.CreateLibraryRequest{Name: a[0]}, new(localapi.Library))
 		},
 	}
 }
@@ -119,19 +115,11 @@ holds it can join until it expires) and run "syncnode library join CODE" there.`
   syncnode library invite --library photos --ttl 10m --single-use`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client(cmd)
+			c, id, err := g.libraryClient(cmd, lib)
 			if err != nil {
 				return err
 			}
-			id, err := resolveLibrary(ctxOf(cmd), c, lib)
-			if err != nil {
-				return err
-			}
-			var out localapi.Invite
-			if err := c.Do(ctxOf(cmd), "POST", libPath(id, "invites"), localapi.InviteRequest{TTL: ttl, SingleUse: single}, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
+			return doPrint(ctxOf(cmd), c, "POST", libPath(id, "invites"), localapi.InviteRequest{TTL: ttl, SingleUse: single}, new(localapi.Invite))
 		},
 	}
 	libraryFlag(cmd, &lib)
@@ -269,11 +257,7 @@ func newLibraryList(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out []localapi.Library
-			if err := c.Do(ctxOf(cmd), "GET", "/v1/libraries", nil, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
+			return doPrint(ctxOf(cmd), c, "GET", "/v1/libraries", nil, new([]localapi.Library))
 		},
 	}
 }
@@ -290,19 +274,11 @@ the library stops syncing here. With --delete-data the local copy is deleted too
   syncnode library leave --library photos --delete-data`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client(cmd)
+			c, id, err := g.libraryClient(cmd, lib)
 			if err != nil {
 				return err
 			}
-			id, err := resolveLibrary(ctxOf(cmd), c, lib)
-			if err != nil {
-				return err
-			}
-			var out map[string]any
-			if err := c.Do(ctxOf(cmd), "POST", libPath(id, "leave"), localapi.LeaveRequest{DeleteData: deleteData}, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
+			return doPrint(ctxOf(cmd), c, "POST", libPath(id, "leave"), localapi.LeaveRequest{DeleteData: deleteData}, new(map[string]any))
 		},
 	}
 	libraryFlag(cmd, &lib)
@@ -320,19 +296,11 @@ member stops syncing with it and refuses its streams.`,
 		Example: `  syncnode library remove-device 3f2c0b1e-...`,
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := g.client(cmd)
+			c, id, err := g.libraryClient(cmd, lib)
 			if err != nil {
 				return err
 			}
-			id, err := resolveLibrary(ctxOf(cmd), c, lib)
-			if err != nil {
-				return err
-			}
-			var out map[string]any
-			if err := c.Do(ctxOf(cmd), "DELETE", libPath(id, "devices", a[0]), nil, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
+			return doPrint(ctxOf(cmd), c, "DELETE", libPath(id, "devices", a[0]), nil, new(map[string]any))
 		},
 	}
 	libraryFlag(cmd, &lib)

@@ -54,11 +54,7 @@ that every member applies (the newest write wins).`,
 			if err != nil {
 				return err
 			}
-			c, err := g.client(cmd)
-			if err != nil {
-				return err
-			}
-			libID, err := resolveLibrary(ctxOf(cmd), c, lib)
+			c, libID, err := g.libraryClient(cmd, lib)
 			if err != nil {
 				return err
 			}
@@ -66,11 +62,7 @@ that every member applies (the newest write wins).`,
 			if id != "" {
 				method, path = "PUT", libPath(libID, "records", a[0], id)
 			}
-			var out localapi.Written
-			if err := c.Do(ctxOf(cmd), method, path, value, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
+			return doPrint(ctxOf(cmd), c, method, path, value, new(localapi.Written))
 		},
 	}
 	libraryFlag(cmd, &lib)
@@ -86,19 +78,11 @@ func newGet(g *globals) *cobra.Command {
 		Example: `  syncnode get tag 6f1c7a52-0d7e-4bb1-9c43-2b54f4c6f0a1`,
 		Args:    args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := g.client(cmd)
+			c, libID, err := g.libraryClient(cmd, lib)
 			if err != nil {
 				return err
 			}
-			libID, err := resolveLibrary(ctxOf(cmd), c, lib)
-			if err != nil {
-				return err
-			}
-			var out localapi.Record
-			if err := c.Do(ctxOf(cmd), "GET", libPath(libID, "records", a[0], a[1]), nil, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
+			return doPrint(ctxOf(cmd), c, "GET", libPath(libID, "records", a[0], a[1]), nil, new(localapi.Record))
 		},
 	}
 	libraryFlag(cmd, &lib)
@@ -118,11 +102,7 @@ it as --after for the next page.`,
   syncnode list location --owner 3f2c0b1e-... --limit 100`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := g.client(cmd)
-			if err != nil {
-				return err
-			}
-			libID, err := resolveLibrary(ctxOf(cmd), c, lib)
+			c, libID, err := g.libraryClient(cmd, lib)
 			if err != nil {
 				return err
 			}
@@ -143,11 +123,7 @@ it as --after for the next page.`,
 			if len(q) > 0 {
 				path += "?" + q.Encode()
 			}
-			var out localapi.RecordList
-			if err := c.Do(ctxOf(cmd), "GET", path, nil, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
+			return doPrint(ctxOf(cmd), c, "GET", path, nil, new(localapi.RecordList))
 		},
 	}
 	libraryFlag(cmd, &lib)
@@ -168,19 +144,11 @@ can be deleted only by its owner.`,
 		Example: `  syncnode delete tag 6f1c7a52-0d7e-4bb1-9c43-2b54f4c6f0a1`,
 		Args:    args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := g.client(cmd)
+			c, libID, err := g.libraryClient(cmd, lib)
 			if err != nil {
 				return err
 			}
-			libID, err := resolveLibrary(ctxOf(cmd), c, lib)
-			if err != nil {
-				return err
-			}
-			var out localapi.Written
-			if err := c.Do(ctxOf(cmd), "DELETE", libPath(libID, "records", a[0], a[1]), nil, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
+			return doPrint(ctxOf(cmd), c, "DELETE", libPath(libID, "records", a[0], a[1]), nil, new(localapi.Written))
 		},
 	}
 	libraryFlag(cmd, &lib)
@@ -244,11 +212,7 @@ func newModels(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out []localapi.Model
-			if err := c.Do(ctxOf(cmd), "GET", "/v1/models", nil, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
+			return doPrint(ctxOf(cmd), c, "GET", "/v1/models", nil, new([]localapi.Model))
 		},
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/syncnode/syncnode/node"
 	"github.com/syncnode/syncnode/node/daemon"
+	"github.com/syncnode/syncnode/node/localapi"
 )
 
 func newRun(g *globals) *cobra.Command {
@@ -54,8 +55,8 @@ cleanly; a second signal forces it to exit.`,
 	return cmd
 }
 
-// signalContext ends on the first SIGINT or SIGTERM; a second one exits the
-// process at once.
+// signalContext ends on the first SIGINT or SIGTERM; a second one, half a
+// second or more later, exits the process at once.
 func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
@@ -66,10 +67,15 @@ func signalContext() (context.Context, func()) {
 			return
 		}
 		fmt.Fprintf(os.Stderr, "syncnode: %v: shutting down (send it again to force)\n", sig)
+		first := time.Now()
 		cancel()
-		if _, ok := <-ch; ok {
-			fmt.Fprintln(os.Stderr, "syncnode: forced exit")
-			os.Exit(1)
+		for range ch {
+			// One signal may arrive twice at once (sent to the process and
+			// to its group, as timeout(1) does): only a later one forces.
+			if time.Since(first) >= 500*time.Millisecond {
+				fmt.Fprintln(os.Stderr, "syncnode: forced exit")
+				os.Exit(1)
+			}
 		}
 	}()
 	return ctx, func() { signal.Stop(ch); close(ch); cancel() }
@@ -97,8 +103,10 @@ init works without a daemon and refuses while one runs on the directory.`,
 			if err := c.Validate(); err != nil {
 				return err
 			}
-			if _, err := os.Stat(c.AddrPath()); err == nil {
-				return fmt.Errorf("a daemon is running on %s (stop it first, or use `syncnode status`)", c.DataDir)
+			if addr, token, err := daemon.FindAPI(c); err == nil {
+				if localapi.NewClient(addr, token).Do(ctxOf(cmd), "GET", "/v1/status", nil, nil) == nil {
+					return fmt.Errorf("a daemon is running on %s (stop it first, or use `syncnode status`)", c.DataDir)
+				}
 			}
 			if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 				return fmt.Errorf("creating data directory: %w", err)

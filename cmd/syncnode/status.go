@@ -53,11 +53,7 @@ func newPeers(g *globals) *cobra.Command {
 		Example: `  syncnode peers --library photos`,
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client(cmd)
-			if err != nil {
-				return err
-			}
-			id, err := resolveLibrary(ctxOf(cmd), c, lib)
+			c, id, err := g.libraryClient(cmd, lib)
 			if err != nil {
 				return err
 			}

@@ -160,15 +160,6 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 	return nil
 }
 
-func (s *Server) model(r *http.Request) (engine.ModelType, error) {
-	name := r.PathValue("model")
-	t, err := s.n.Registry().Lookup(name)
-	if err != nil {
-		return t, badRequest("unknown model type %q (GET /v1/models lists them)", name)
-	}
-	return t, nil
-}
-
 func recordJSON(lib uuid.UUID, rec node.Record) Record {
 	return Record{
 		Library: lib.String(), Model: rec.ModelType, ID: rec.ID.String(),
@@ -431,35 +422,85 @@ func (s *Server) removeDevice(r *http.Request) (int, any, error) {
 
 // ---- records ----
 
+// target is the record (or model type, for lists and new records) a request
+// names.
+type target struct {
+	l  *node.Library
+	t  engine.ModelType
+	id uuid.UUID // uuid.Nil when the path has no ID
+}
+
+// target reads the library, model type and, if the path has one, record ID
+// of a request; forWrite refuses the device model.
+func (s *Server) target(r *http.Request, forWrite bool) (target, error) {
+	var tg target
+	var err error
+	if tg.l, err = s.library(r); err != nil {
+		return tg, err
+	}
+	name := r.PathValue("model")
+	if tg.t, err = s.n.Registry().Lookup(name); err != nil {
+		return tg, badRequest("unknown model type %q (GET /v1/models lists them)", name)
+	}
+	if forWrite {
+		if err := writable(tg.t); err != nil {
+			return tg, err
+		}
+	}
+	if r.PathValue("id") != "" {
+		if tg.id, err = pathUUID(r, "id", "record ID"); err != nil {
+			return tg, err
+		}
+	}
+	return tg, nil
+}
+
+// write puts data (or deletes, when data is nil) by the model type's
+// strategy.
+func (tg target) write(ctx context.Context, data []byte) (Written, error) {
+	var v interface{ String() string }
+	var err error
+	switch {
+	case data == nil && tg.t.Strategy == engine.DeviceOwned:
+		v, err = tg.l.DeleteOwned(ctx, tg.t.Name, tg.id)
+	case data == nil:
+		v, err = tg.l.DeleteShared(ctx, tg.t.Name, tg.id)
+	case tg.t.Strategy == engine.DeviceOwned:
+		v, err = tg.l.PutOwned(ctx, tg.t.Name, tg.id, data)
+	default:
+		v, err = tg.l.PutShared(ctx, tg.t.Name, tg.id, data)
+	}
+	if err != nil {
+		return Written{}, err
+	}
+	return Written{Library: tg.l.ID().String(), Model: tg.t.Name, ID: tg.id.String(), Version: v.String()}, nil
+}
+
+// writable refuses writes of the device model, which pairing manages.
+func writable(t engine.ModelType) error {
+	if t.Name == node.DeviceModel {
+		return &apiError{http.StatusForbidden, "refused", "device records are managed by pairing: use invite, join, leave and remove-device"}
+	}
+	return nil
+}
+
 func (s *Server) getRecord(r *http.Request) (int, any, error) {
-	l, err := s.library(r)
+	tg, err := s.target(r, false)
 	if err != nil {
 		return 0, nil, err
 	}
-	t, err := s.model(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := pathUUID(r, "id", "record ID")
-	if err != nil {
-		return 0, nil, err
-	}
-	rec, err := l.Get(r.Context(), t.Name, id)
+	rec, err := tg.l.Get(r.Context(), tg.t.Name, tg.id)
 	if err != nil {
 		return 0, nil, err
 	}
 	if rec.Deleted {
-		return 0, nil, notFound("record %s %s was deleted at %s", t.Name, id, rec.Version)
+		return 0, nil, notFound("record %s %s was deleted at %s", tg.t.Name, tg.id, rec.Version)
 	}
-	return http.StatusOK, recordJSON(l.ID(), rec), nil
+	return http.StatusOK, recordJSON(tg.l.ID(), rec), nil
 }
 
 func (s *Server) listRecords(r *http.Request) (int, any, error) {
-	l, err := s.library(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	t, err := s.model(r)
+	tg, err := s.target(r, false)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -485,13 +526,13 @@ func (s *Server) listRecords(r *http.Request) (int, any, error) {
 			return 0, nil, badRequest("deleted %q is not true or false", v)
 		}
 	}
-	recs, err := l.List(r.Context(), t.Name, opts)
+	recs, err := tg.l.List(r.Context(), tg.t.Name, opts)
 	if err != nil {
 		return 0, nil, err
 	}
 	out := RecordList{Records: make([]Record, 0, len(recs))}
 	for _, rec := range recs {
-		out.Records = append(out.Records, recordJSON(l.ID(), rec))
+		out.Records = append(out.Records, recordJSON(tg.l.ID(), rec))
 	}
 	limit := opts.Limit
 	if limit == 0 {
@@ -503,33 +544,14 @@ func (s *Server) listRecords(r *http.Request) (int, any, error) {
 	return http.StatusOK, out, nil
 }
 
-// writable refuses writes of the device model, which pairing manages.
-func writable(t engine.ModelType) error {
-	if t.Name == node.DeviceModel {
-		return &apiError{http.StatusForbidden, "refused", "device records are managed by pairing: use invite, join, leave and remove-device"}
-	}
-	return nil
-}
-
 func (s *Server) putRecord(r *http.Request) (int, any, error) {
-	l, err := s.library(r)
+	tg, err := s.target(r, true)
 	if err != nil {
 		return 0, nil, err
 	}
-	t, err := s.model(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := writable(t); err != nil {
-		return 0, nil, err
-	}
-	status, id := http.StatusOK, uuid.New()
-	if r.PathValue("id") != "" {
-		if id, err = pathUUID(r, "id", "record ID"); err != nil {
-			return 0, nil, err
-		}
-	} else {
-		status = http.StatusCreated
+	status := http.StatusOK
+	if tg.id == uuid.Nil {
+		status, tg.id = http.StatusCreated, uuid.New()
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -539,16 +561,27 @@ func (s *Server) putRecord(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, badRequest("%v", err)
 	}
-	var v interface{ String() string }
-	if t.Strategy == engine.DeviceOwned {
-		v, err = l.PutOwned(r.Context(), t.Name, id, data)
-	} else {
-		v, err = l.PutShared(r.Context(), t.Name, id, data)
-	}
+	w, err := tg.write(r.Context(), data)
+	return status, w, err
+}
+
+func (s *Server) deleteRecord(r *http.Request) (int, any, error) {
+	tg, err := s.target(r, true)
 	if err != nil {
 		return 0, nil, err
 	}
-	return status, Written{Library: l.ID().String(), Model: t.Name, ID: id.String(), Version: v.String()}, nil
+	rec, err := tg.l.Get(r.Context(), tg.t.Name, tg.id)
+	if err != nil {
+		return 0, nil, err
+	}
+	if rec.Deleted {
+		return 0, nil, notFound("record %s %s is already deleted", tg.t.Name, tg.id)
+	}
+	if tg.t.Strategy == engine.DeviceOwned && rec.Version.DeviceID != s.n.Device() {
+		return 0, nil, &apiError{http.StatusForbidden, "refused", fmt.Sprintf("record %s %s is owned by device %s: only its owner deletes it", tg.t.Name, tg.id, rec.Version.DeviceID)}
+	}
+	w, err := tg.write(r.Context(), nil)
+	return http.StatusOK, w, err
 }
 
 // MaxBatchRecords is the most records one batch request may write.
@@ -570,22 +603,20 @@ func (s *Server) batch(r *http.Request) (int, any, error) {
 		return 0, nil, badRequest("a batch holds 1 to %d records, this one %d", MaxBatchRecords, len(req.Records))
 	}
 	type write struct {
-		t    engine.ModelType
-		id   uuid.UUID
+		tg   target
 		data []byte
 	}
 	writes := make([]write, len(req.Records))
 	for i, br := range req.Records {
-		t, err := s.n.Registry().Lookup(br.Model)
-		if err != nil {
+		w := write{tg: target{l: l, id: uuid.New()}}
+		if w.tg.t, err = s.n.Registry().Lookup(br.Model); err != nil {
 			return 0, nil, badRequest("record %d: unknown model type %q", i, br.Model)
 		}
-		if err := writable(t); err != nil {
+		if err := writable(w.tg.t); err != nil {
 			return 0, nil, err
 		}
-		w := write{t: t, id: uuid.New()}
 		if br.ID != "" {
-			if w.id, err = uuid.Parse(br.ID); err != nil {
+			if w.tg.id, err = uuid.Parse(br.ID); err != nil {
 				return 0, nil, badRequest("record %d: id %q is not a UUID", i, br.ID)
 			}
 		}
@@ -610,23 +641,12 @@ func (s *Server) batch(r *http.Request) (int, any, error) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			var v interface{ String() string }
-			var err error
-			switch {
-			case w.data == nil && w.t.Strategy == engine.DeviceOwned:
-				v, err = l.DeleteOwned(r.Context(), w.t.Name, w.id)
-			case w.data == nil:
-				v, err = l.DeleteShared(r.Context(), w.t.Name, w.id)
-			case w.t.Strategy == engine.DeviceOwned:
-				v, err = l.PutOwned(r.Context(), w.t.Name, w.id, w.data)
-			default:
-				v, err = l.PutShared(r.Context(), w.t.Name, w.id, w.data)
-			}
+			written, err := w.tg.write(r.Context(), w.data)
 			if err != nil {
-				errs[i] = fmt.Errorf("record %d (%s %s): %w", i, w.t.Name, w.id, err)
+				errs[i] = fmt.Errorf("record %d (%s %s): %w", i, w.tg.t.Name, w.tg.id, err)
 				return
 			}
-			out.Written[i] = Written{Library: l.ID().String(), Model: w.t.Name, ID: w.id.String(), Version: v.String()}
+			out.Written[i] = written
 		}()
 	}
 	wg.Wait()
@@ -634,42 +654,4 @@ func (s *Server) batch(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, out, nil
-}
-
-func (s *Server) deleteRecord(r *http.Request) (int, any, error) {
-	l, err := s.library(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	t, err := s.model(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := writable(t); err != nil {
-		return 0, nil, err
-	}
-	id, err := pathUUID(r, "id", "record ID")
-	if err != nil {
-		return 0, nil, err
-	}
-	rec, err := l.Get(r.Context(), t.Name, id)
-	if err != nil {
-		return 0, nil, err
-	}
-	if rec.Deleted {
-		return 0, nil, notFound("record %s %s is already deleted", t.Name, id)
-	}
-	var v interface{ String() string }
-	if t.Strategy == engine.DeviceOwned {
-		if rec.Version.DeviceID != s.n.Device() {
-			return 0, nil, &apiError{http.StatusForbidden, "refused", fmt.Sprintf("record %s %s is owned by device %s: only its owner deletes it", t.Name, id, rec.Version.DeviceID)}
-		}
-		v, err = l.DeleteOwned(r.Context(), t.Name, id)
-	} else {
-		v, err = l.DeleteShared(r.Context(), t.Name, id)
-	}
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, Written{Library: l.ID().String(), Model: t.Name, ID: id.String(), Version: v.String()}, nil
 }
