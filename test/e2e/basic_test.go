@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -329,6 +330,35 @@ func TestTwoThenThreeNodes(t *testing.T) {
 	if counted.state != nil {
 		t.Fatalf("watch --count 1 exited with %v, want 0", counted.state)
 	}
+
+	// Membership through the CLI: alpha removes charlie, then bravo leaves.
+	memberCount := func(n *node) (int, string) {
+		var ms []localapi.Member
+		if err := n.tryJSON("GET", libPath(lib, "members"), nil, &ms); err != nil {
+			return -1, err.Error()
+		}
+		return len(ms), fmt.Sprintf("%s: %d members", n.name, len(ms))
+	}
+	a.mustCLI("library", "remove-device", c.status().Node.Device)
+	for _, n := range []*node{a, b} {
+		h.waitFor(n.name+" seeing charlie removed", 20*time.Second, func() (bool, string) {
+			k, seen := memberCount(n)
+			return k == 2, seen
+		})
+	}
+	var left map[string]any
+	b.cliJSON(&left, "library", "leave")
+	if left["left"] != lib {
+		t.Fatalf("library leave printed %v", left)
+	}
+	b.cliJSON(&libs, "library", "list")
+	if len(libs) != 0 {
+		t.Fatalf("after leave, bravo still holds %+v", libs)
+	}
+	h.waitFor("alpha seeing bravo leave", 20*time.Second, func() (bool, string) {
+		k, seen := memberCount(a)
+		return k == 1, seen
+	})
 
 	// A clean shutdown on SIGTERM removes the API address: the CLI then
 	// says that no daemon runs.
