@@ -15,7 +15,7 @@ import (
 // backfillRecords is the size of the library that the crash test backfills:
 // big enough that its backfill takes more than a second on a small machine,
 // so that the test can kill the joiner in the middle of it.
-const backfillRecords = 40000
+const backfillRecords = 50000
 
 // fill writes count device-owned entry records of about 1 KiB each on n,
 // 1000 per batch request.
