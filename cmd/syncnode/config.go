@@ -59,7 +59,7 @@ func addSettings(cmd *cobra.Command, skip ...string) {
 	defaults := map[string]string{
 		"listen": "TCP and QUIC on port 7654", "api": def.API, "memory-limit": def.MemoryLimit,
 		"sync-writes": "true", "log-format": "text", "log-level": "info", "log-libp2p": "off",
-		"mdns": "true", "dht": "true", "dht-mode": def.Discovery.DHTMode, "dht-prefix": def.Discovery.DHTPrefix,
+		"heartbeat-interval": "10s", "peer-timeout": "30s", "mdns": "true", "dht": "true", "dht-mode": def.Discovery.DHTMode, "dht-prefix": def.Discovery.DHTPrefix,
 		"bootstrap": "the public DHT's bootstrap peers", "device-name": "the host name",
 	}
 	for _, s := range daemon.Settings {

@@ -30,6 +30,9 @@ func readValue(a []string) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the value from stdin: %w", err)
 	}
+	if len(b) > localapi.DefaultMaxBodyBytes {
+		return nil, usagef("the value on stdin is larger than %d bytes, the most a record may take", localapi.DefaultMaxBodyBytes)
+	}
 	if !json.Valid(b) {
 		return nil, usagef("the value on stdin is not valid JSON")
 	}

@@ -54,6 +54,11 @@ type Config struct {
 	// Horizon is how long a silent member holds log pruning back. Default
 	// 720h (30 days).
 	Horizon Duration `toml:"horizon"`
+	// HeartbeatInterval is how often a heartbeat goes to each connected
+	// peer; PeerTimeout is how long a silent peer counts as connected.
+	// Defaults 10s and 30s.
+	HeartbeatInterval Duration `toml:"heartbeat_interval"`
+	PeerTimeout       Duration `toml:"peer_timeout"`
 
 	Log       LogConfig       `toml:"log"`
 	Discovery DiscoveryConfig `toml:"discovery"`
@@ -122,14 +127,16 @@ func Default() Config {
 	name, _ := os.Hostname()
 	dc := discovery.DefaultConfig()
 	return Config{
-		DataDir:     defaultDataDir(),
-		DeviceName:  name,
-		Listen:      DefaultListen(),
-		API:         fmt.Sprintf("127.0.0.1:%d", DefaultAPIPort),
-		MemoryLimit: "256MiB",
-		SyncWrites:  true,
-		Horizon:     Duration(node.DefaultConfig().Horizon),
-		Log:         LogConfig{Format: "text", Level: "info", Libp2p: "off"},
+		DataDir:           defaultDataDir(),
+		DeviceName:        name,
+		Listen:            DefaultListen(),
+		API:               fmt.Sprintf("127.0.0.1:%d", DefaultAPIPort),
+		MemoryLimit:       "256MiB",
+		SyncWrites:        true,
+		Horizon:           Duration(node.DefaultConfig().Horizon),
+		HeartbeatInterval: Duration(node.DefaultConfig().HeartbeatInterval),
+		PeerTimeout:       Duration(node.DefaultConfig().PeerTimeout),
+		Log:               LogConfig{Format: "text", Level: "info", Libp2p: "off"},
 		Discovery: DiscoveryConfig{
 			MDNS: dc.MDNS, DHT: dc.DHT, DHTMode: dc.DHTMode, DHTPrefix: dc.DHTProtocolPrefix,
 			Bootstrap: append([]string(nil), dc.BootstrapPeers...),
@@ -266,6 +273,8 @@ var Settings = []Setting{
 	{"api", "local API address: host:port or unix:/path", func(c *Config, v string) error { c.API = v; return nil }},
 	{"memory-limit", "Go soft memory limit (256MiB, 1GiB, 0 for none)", func(c *Config, v string) error { c.MemoryLimit = v; return nil }},
 	{"sync-writes", "fsync every store write (true/false)", func(c *Config, v string) (err error) { c.SyncWrites, err = parseBool(v); return }},
+	{"heartbeat-interval", "how often a heartbeat goes to each peer", func(c *Config, v string) error { return c.HeartbeatInterval.UnmarshalText([]byte(v)) }},
+	{"peer-timeout", "how long a silent peer counts as connected", func(c *Config, v string) error { return c.PeerTimeout.UnmarshalText([]byte(v)) }},
 	{"log-format", "log format: text or json", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 	{"log-level", "log level: debug, info, warn, error", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"log-libp2p", "libp2p's own log level: off, debug, info, warn, error", func(c *Config, v string) error { c.Log.Libp2p = v; return nil }},

@@ -52,6 +52,8 @@ func (c Config) NodeConfig() (node.Config, error) {
 	if c.Horizon > 0 {
 		nc.Horizon = time.Duration(c.Horizon)
 	}
+	nc.HeartbeatInterval = time.Duration(c.HeartbeatInterval)
+	nc.PeerTimeout = time.Duration(c.PeerTimeout)
 	nc.Discovery = c.discovery()
 	reg, err := c.Registry()
 	if err != nil {

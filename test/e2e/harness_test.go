@@ -133,7 +133,8 @@ func (n *node) runArgs() []string {
 		api = "unix:" + filepath.Join(n.sockDir, "api.sock")
 	}
 	args := []string{"--data-dir=" + n.dataDir, "run", "--listen=" + listen, "--api=" + api,
-		"--sync-writes=false", "--log-level=debug", "--device-name=" + n.name}
+		"--sync-writes=false", "--log-level=debug", "--device-name=" + n.name,
+		"--heartbeat-interval=1s", "--peer-timeout=5s"} // a cut is noticed in seconds
 	disc := n.opts.discovery
 	if disc == nil {
 		disc = []string{"--mdns=false", "--dht=false"}

@@ -54,7 +54,7 @@ func TestPartition(t *testing.T) {
 
 	// Cut charlie off: its bridge port goes down (its own link loses
 	// carrier too). All three write at once, and again once each side has
-	// noticed (the peers' timeout, 30 s by default), so that the heal needs
+	// noticed (the peers' timeout, 5 s here), so that the heal needs
 	// a reconnect and a catch-up, not only TCP retransmissions.
 	h.ip("-n", br, "link", "set", "port2", "down")
 	cut := time.Now()
