@@ -39,6 +39,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 
+	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/store"
 )
 
@@ -88,9 +89,10 @@ type Options struct {
 	// discards them. Badger's informational chatter is never passed on.
 	Logger *slog.Logger
 	// MemTableSize is the size of one Badger memtable in bytes. Default and
-	// minimum MinMemTableSize (60 MiB): Badger caps a transaction at 15% of
-	// it, and every batch up to store.MaxBatchSize must fit. A larger one
-	// costs memory (see above) and buys fewer, larger level-0 tables.
+	// minimum MinMemTableSize(ValueThreshold) (about 37 MiB for the default
+	// ValueThreshold): Badger caps a transaction at 15% of it, and every
+	// batch up to store.MaxBatchSize must fit. A larger one costs memory
+	// (see above) and buys fewer, larger level-0 tables.
 	MemTableSize int64
 	// NumMemtables is how many full memtables may wait to be flushed
 	// (besides the one being flushed) before writes stall. Default 2,
@@ -115,18 +117,67 @@ type Options struct {
 	// holds values of 1 MiB and more (smaller ones live in the LSM tree).
 	// Default 64 MiB; Badger accepts 1 MiB up to 2 GiB.
 	ValueLogFileSize int64
+	// ValueThreshold is the size in bytes from which a value is kept in
+	// Badger's value log instead of in its LSM tree, which then holds only
+	// the key and a 12-byte pointer. Default 32, from 1 up to
+	// MaxValueThreshold: record values (30 bytes of header, then the
+	// payload) and log entries go to the value log, watermarks, index
+	// entries and other small values stay in the tree. Keeping payloads out
+	// of the tree makes memtables, their flushes and compactions carry keys
+	// only (compactions no longer rewrite payloads), and makes a
+	// transaction's share of a memtable small, so memtables can be smaller
+	// (see MinMemTableSize). Reading a payload costs a read of the value log
+	// (memory-mapped). Badger decides per value, so a directory written with
+	// one threshold opens with any other.
+	ValueThreshold int64
 }
 
 // Option defaults and bounds.
 const (
 	DefaultGCInterval       = 5 * time.Minute
-	DefaultMemTableSize     = MinMemTableSize
 	DefaultNumMemtables     = 2
 	DefaultBlockCacheSize   = 8 << 20
 	DefaultValueLogFileSize = 64 << 20
-	// MinMemTableSize is the smallest MemTableSize whose transaction limit
-	// (15%) holds store.MaxBatchSize with a margin of 1 MiB: 60 MiB.
-	MinMemTableSize = (store.MaxBatchSize + 1<<20) * 100 / 15
+	DefaultValueThreshold   = 32
+	// DefaultMemTableSize is MinMemTableSize(DefaultValueThreshold), about
+	// 37 MiB.
+	DefaultMemTableSize = (store.MaxBatchSize*(maxFixedKey+DefaultValueThreshold-1+badgerEntryOverhead)/keyCost + batchMargin) * 100 / 15
+)
+
+// MinMemTableSize returns the smallest MemTableSize whose transaction
+// limits hold any batch up to store.MaxBatchSize for the given
+// ValueThreshold, with a margin of 1 MiB (for the members of a dropped
+// library beyond those store.Batch.Size charges).
+//
+// Badger charges each entry of a transaction its key, plus its value and 12
+// bytes when the value is below ValueThreshold, else 24 bytes (a value
+// pointer and the same 12), and refuses a transaction beyond 15% of
+// MemTableSize in these bytes, or beyond that share divided by 96 (its
+// largest skiplist node) in entries. store.Batch.Size charges every key the
+// store writes or deletes at least keyCost (224) bytes plus the variable
+// parts of its key (model type, meta key) and the payload, name or message
+// its value holds. The fixed part of a key is at most maxFixedKey (78
+// bytes, an index entry) and that of a value at most 57 bytes (a prune
+// point), so an entry never costs Badger more than Size charges for it; and
+// when values from ValueThreshold on go to the value log, it costs at most
+// (78 + max(ValueThreshold+11, 24)) / 224 of it. A batch of Size S has at
+// most S/224 entries. The default threshold (32) gives about 37 MiB; 135 and
+// more give 60 MiB, the minimum before values left the tree.
+func MinMemTableSize(valueThreshold int64) int64 {
+	value := max(valueThreshold-1+badgerEntryOverhead, badgerPointer+badgerEntryOverhead)
+	bytes := min(int64(store.MaxBatchSize)*(maxFixedKey+value)/keyCost, store.MaxBatchSize) + batchMargin
+	entries := int64(store.MaxBatchSize/keyCost + batchMargin/badgerNodeSize)
+	return max(bytes, entries*badgerNodeSize) * 100 / 15
+}
+
+// Constants of MinMemTableSize.
+const (
+	keyCost             = 96 + 128 // what store.Batch.Size charges a key at least
+	maxFixedKey         = 1 + idSize + 1 + idSize + hlc.KeySize + idSize
+	badgerEntryOverhead = 12 // 2 bytes of meta, 10 of version (Badger's txn.checkSize)
+	badgerPointer       = 12 // a value-log pointer
+	badgerNodeSize      = 96 // skl.MaxNodeSize
+	batchMargin         = 1 << 20
 )
 
 // indexCacheSize bounds Badger's index cache. Badger uses it only for
@@ -145,6 +196,7 @@ func DefaultOptions() Options {
 		NumMemtables:     DefaultNumMemtables,
 		BlockCacheSize:   DefaultBlockCacheSize,
 		ValueLogFileSize: DefaultValueLogFileSize,
+		ValueThreshold:   DefaultValueThreshold,
 	}
 }
 
@@ -156,8 +208,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.ValueThreshold == 0 {
+		o.ValueThreshold = DefaultValueThreshold
+	}
 	if o.MemTableSize == 0 {
-		o.MemTableSize = DefaultMemTableSize
+		o.MemTableSize = MinMemTableSize(o.ValueThreshold)
 	}
 	if o.NumMemtables == 0 {
 		o.NumMemtables = DefaultNumMemtables
@@ -169,8 +224,10 @@ func (o Options) withDefaults() (Options, error) {
 		o.ValueLogFileSize = DefaultValueLogFileSize
 	}
 	switch {
-	case o.MemTableSize < MinMemTableSize:
-		return o, fmt.Errorf("badgerstore: MemTableSize %d is below the minimum %d (a batch of store.MaxBatchSize must fit)", o.MemTableSize, MinMemTableSize)
+	case o.ValueThreshold < 1 || o.ValueThreshold > 1<<20:
+		return o, fmt.Errorf("badgerstore: ValueThreshold %d, want 1 byte up to 1 MiB", o.ValueThreshold)
+	case o.MemTableSize < MinMemTableSize(o.ValueThreshold):
+		return o, fmt.Errorf("badgerstore: MemTableSize %d is below the minimum %d for ValueThreshold %d (a batch of store.MaxBatchSize must fit)", o.MemTableSize, MinMemTableSize(o.ValueThreshold), o.ValueThreshold)
 	case o.NumMemtables < 1:
 		return o, fmt.Errorf("badgerstore: NumMemtables %d, want at least 1", o.NumMemtables)
 	case o.BlockCacheSize < 1<<20:
@@ -248,6 +305,7 @@ func badgerOptions(dir string, opts Options) badger.Options {
 		WithIndexCacheSize(indexCacheSize).
 		WithCompression(compression).
 		WithValueLogFileSize(opts.ValueLogFileSize).
+		WithValueThreshold(opts.ValueThreshold).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false)
 }

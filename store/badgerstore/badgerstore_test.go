@@ -206,7 +206,7 @@ func TestDefaultOptions(t *testing.T) {
 	}
 	bo := badgerOptions(t.TempDir(), o)
 	got := fmt.Sprint(bo.MemTableSize, bo.NumMemtables, bo.Compression, bo.BlockCacheSize, bo.IndexCacheSize, bo.SyncWrites)
-	want := fmt.Sprint(int64(MinMemTableSize), 2, options.None, int64(8<<20), int64(4<<20), true)
+	want := fmt.Sprint(int64(DefaultMemTableSize), 2, options.None, int64(8<<20), int64(4<<20), true)
 	if got != want {
 		t.Errorf("Badger options from DefaultOptions: %s, want %s", got, want)
 	}
@@ -251,7 +251,9 @@ func TestDataDirectoryMode(t *testing.T) {
 
 func TestOptionsRefused(t *testing.T) {
 	for _, o := range []Options{
-		{MemTableSize: MinMemTableSize - 1},
+		{MemTableSize: DefaultMemTableSize - 1},
+		{ValueThreshold: 1000, MemTableSize: DefaultMemTableSize},
+		{ValueThreshold: 2 << 20},
 		{NumMemtables: -1},
 		{BlockCacheSize: 1000},
 		{ValueLogFileSize: 2 << 30},
@@ -505,5 +507,57 @@ func TestCloseWaitsForCalls(t *testing.T) {
 	close(errc)
 	for err := range errc {
 		t.Errorf("call during Close: %v", err)
+	}
+}
+
+// TestMinMemTableSize fills batches up to store.MaxBatchSize with the
+// elements that cost Badger most per byte of Size (records, log entries and
+// watermarks with tiny values and short model types) and applies each to a
+// store with the smallest memtable its ValueThreshold allows.
+func TestMinMemTableSize(t *testing.T) {
+	lib := storetest.ID(0x11, 1)
+	dev := storetest.ID(0xd0, 1)
+	fill := func(add func(b *store.Batch, i int)) *store.Batch {
+		var b store.Batch
+		for i := 0; ; i++ {
+			next := b
+			add(&next, i)
+			if next.Size() > store.MaxBatchSize {
+				return &b
+			}
+			b = next
+		}
+	}
+	version := func(i int) hlc.HLC { return hlc.HLC{Timestamp: uint64(1_700_000_000_000 + i), DeviceID: dev} }
+	batches := map[string]*store.Batch{
+		"records": fill(func(b *store.Batch, i int) {
+			b.PutRecords = append(b.PutRecords, store.Record{Library: lib, ModelType: "m", ID: storetest.ID(1, uint64(i+1)), Version: version(i), Data: []byte{byte(i)}})
+		}),
+		"log": fill(func(b *store.Batch, i int) {
+			b.AppendLog = append(b.AppendLog, store.LogEntry{Library: lib, ModelType: "m", HLC: version(i), RecordID: storetest.ID(2, uint64(i+1)), ChangeType: "Insert", Data: []byte{1, 2, 3}})
+		}),
+		"watermarks": fill(func(b *store.Batch, i int) {
+			b.SetWatermarks = append(b.SetWatermarks, store.Mark{Stream: store.Stream{Library: lib, ModelType: "m", Origin: storetest.ID(3, uint64(i+1))}, HLC: version(i)})
+		}),
+	}
+	for _, vt := range []int64{1, DefaultValueThreshold, 100, 1 << 20} {
+		o := testOptions()
+		o.ValueThreshold, o.MemTableSize = vt, MinMemTableSize(vt)
+		s := openTest(t, t.TempDir(), o)
+		for name, b := range batches {
+			if err := s.Apply(b); err != nil {
+				t.Errorf("ValueThreshold %d, MemTableSize %d: Apply of a maximal batch of %s (Size %d): %v", vt, o.MemTableSize, name, b.Size(), err)
+			}
+			// Rewriting the records at new versions also deletes their
+			// old index entries: the costliest batch of all.
+			if name == "records" {
+				for i := range b.PutRecords {
+					b.PutRecords[i].Version.Counter++
+				}
+				if err := s.Apply(b); err != nil {
+					t.Errorf("ValueThreshold %d: Apply of a maximal batch of rewritten records: %v", vt, err)
+				}
+			}
+		}
 	}
 }

@@ -98,7 +98,27 @@ func benchRecord(n uint64, payload []byte) store.Record {
 	}
 }
 
+// benchOptions applies the experiments the environment asks for to o:
+// BADGERSTORE_BENCH_VALUE_THRESHOLD (bytes; the memtable then defaults to
+// its minimum), BADGERSTORE_BENCH_MEMTABLE_MB, BADGERSTORE_BENCH_MEMTABLES
+// (NumMemtables) and BADGERSTORE_BENCH_VLOG_MB (ValueLogFileSize).
+func benchOptions(o *Options) {
+	if v := envInt("BADGERSTORE_BENCH_VALUE_THRESHOLD", 0); v > 0 {
+		o.ValueThreshold, o.MemTableSize = int64(v), MinMemTableSize(int64(v))
+	}
+	if v := envInt("BADGERSTORE_BENCH_MEMTABLE_MB", 0); v > 0 {
+		o.MemTableSize = int64(v) << 20
+	}
+	if v := envInt("BADGERSTORE_BENCH_MEMTABLES", 0); v > 0 {
+		o.NumMemtables = v
+	}
+	if v := envInt("BADGERSTORE_BENCH_VLOG_MB", 0); v > 0 {
+		o.ValueLogFileSize = int64(v) << 20
+	}
+}
+
 func ingestStore(b *testing.B, dir string, o Options, pages int, payload []byte) time.Duration {
+	benchOptions(&o)
 	s, err := Open(dir, o)
 	if err != nil {
 		b.Fatal(err)
@@ -186,6 +206,9 @@ func BenchmarkIngestRSS(b *testing.B) {
 			if strings.HasPrefix(l, "rss ") {
 				line, ok = l, true
 			}
+			if strings.HasPrefix(l, "mappings: ") {
+				fmt.Print(l)
+			}
 		}
 		if !ok {
 			b.Fatalf("child printed no result:\n%s", out)
@@ -226,6 +249,7 @@ func TestIngestRSSHelper(t *testing.T) {
 	o := DefaultOptions()
 	o.SyncWrites = os.Getenv(rssSyncEnv) == "true"
 	o.GCInterval = -1
+	benchOptions(&o)
 	payload := make([]byte, 1<<20)
 	rng := rand.New(rand.NewPCG(1, 1))
 	for i := range payload {
@@ -279,10 +303,48 @@ func TestIngestRSSHelper(t *testing.T) {
 	elapsed := time.Since(start)
 	close(stop)
 	<-sampled
+	fmt.Printf("mappings: resident kB at the end by kind: %s\n", rssByMapping())
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Printf("rss %d %d %d %d %d\n", procStatusKB("VmHWM"), heapPeak.Load(), elapsed.Milliseconds(), anonPeak.Load(), filePeak.Load())
+}
+
+// rssByMapping sums the resident kB of the process's mappings by kind:
+// anonymous memory, and files by their extension (Badger's .vlog value
+// logs, .sst tables, .mem memtable logs; the test binary).
+func rssByMapping() string {
+	data, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return err.Error()
+	}
+	kinds := make(map[string]int64)
+	kind := ""
+	for l := range strings.Lines(string(data)) {
+		f := strings.Fields(l)
+		if len(f) >= 5 && strings.Contains(f[0], "-") { // a mapping's header line
+			kind = "anon"
+			if len(f) >= 6 {
+				kind = f[5]
+				if i := strings.LastIndexAny(kind, "./"); i >= 0 && kind[i] == '.' {
+					kind = kind[i:]
+				}
+			}
+			continue
+		}
+		if len(f) >= 2 && f[0] == "Rss:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			kinds[kind] += kb
+		}
+	}
+	var out []string
+	for k, kb := range kinds {
+		if kb >= 1024 {
+			out = append(out, fmt.Sprintf("%s %d", k, kb))
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
 }
 
 // procStatusKB reads a kB field of /proc/self/status (0 if it cannot).
