@@ -163,6 +163,9 @@ func (m *Mem) Apply(b *Batch) error {
 	if m.closed {
 		return ErrClosed
 	}
+	if err := m.checkReplaced(b); err != nil {
+		return err
+	}
 	// Nothing below can fail: validation covered every rule.
 	for i := range b.PutRecords {
 		m.putRecord(&b.PutRecords[i])
@@ -246,6 +249,31 @@ func (m *Mem) purgeLibrary(id uuid.UUID) {
 	if len(members) > 0 {
 		m.lib(id, true).members = members
 	}
+}
+
+// checkReplaced fails with ErrInvalid unless every version of b.Replaced is
+// that of the record its put replaces.
+func (m *Mem) checkReplaced(b *Batch) error {
+	if b.Replaced == nil {
+		return nil
+	}
+	earlier := make(map[RecordKey]hlc.HLC)
+	for i, r := range b.PutRecords {
+		k := RecordKey{Library: r.Library, ModelType: r.ModelType, ID: r.ID}
+		cur, ok := earlier[k]
+		if !ok {
+			if l := m.lib(k.Library, false); l != nil {
+				if md := l.model(k.ModelType, false); md != nil && md.byID[k.ID] != nil {
+					cur = md.byID[k.ID].Version
+				}
+			}
+		}
+		if b.Replaced[i] != cur {
+			return fmt.Errorf("%w: Replaced[%d] is %s, the record %s/%s is at %s", ErrInvalid, i, b.Replaced[i], k.ModelType, k.ID, cur)
+		}
+		earlier[k] = r.Version
+	}
+	return nil
 }
 
 func (m *Mem) putRecord(r *Record) {

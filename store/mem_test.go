@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/syncnode/syncnode/hlc"
@@ -11,6 +12,37 @@ import (
 
 func TestMemConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return store.NewMem() })
+}
+
+// TestMemChecksReplaced: Mem refuses a batch whose Replaced does not name
+// the version each record replaces, so that the simulation catches an engine
+// that gets it wrong.
+func TestMemChecksReplaced(t *testing.T) {
+	lib, dev := storetest.ID(0x11, 1), storetest.ID(0xd0, 1)
+	r := store.Record{Library: lib, ModelType: "entry", ID: storetest.ID(0x7e, 1), Version: hlc.HLC{Timestamp: 10, DeviceID: dev}, Data: []byte{0x01}}
+	m := store.NewMem()
+	for _, c := range []struct {
+		name     string
+		replaced hlc.HLC
+		ok       bool
+	}{
+		{"a version where none is stored", hlc.HLC{Timestamp: 5, DeviceID: dev}, false},
+		{"none where none is stored", hlc.HLC{}, true},
+		{"none where one is stored", hlc.HLC{}, false},
+		{"another version than the stored one", hlc.HLC{Timestamp: 9, DeviceID: dev}, false},
+		{"the stored version", hlc.HLC{Timestamp: 10, DeviceID: dev}, true},
+	} {
+		err := m.Apply(&store.Batch{PutRecords: []store.Record{r}, Replaced: []hlc.HLC{c.replaced}})
+		if c.ok && err != nil {
+			t.Errorf("%s: Apply: %v", c.name, err)
+		}
+		if !c.ok && !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("%s: Apply returned %v, want ErrInvalid", c.name, err)
+		}
+		if err == nil {
+			r.Version.Timestamp++
+		}
+	}
 }
 
 // BenchmarkMemIngest writes pages of 100 records and a watermark, then reads

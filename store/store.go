@@ -279,6 +279,17 @@ type Batch struct {
 	// wins; the store does not compare versions. Library, ID and Version are
 	// non-zero; a tombstone (Deleted) carries no Data.
 	PutRecords []Record
+	// Replaced, if not nil, holds one version per record of PutRecords: the
+	// version of the record that PutRecords[i] replaces (tombstones
+	// included), or the zero HLC when no record is stored under its key, as
+	// the batch finds the store (an earlier element of PutRecords counts).
+	// The caller knows it from the read that decided the write wins, and a
+	// store then moves index entries without reading each record again.
+	// The caller must be sure: it is the store's only writer of records. Mem
+	// checks every element and fails the batch with ErrInvalid on a wrong
+	// one; badgerstore trusts it (a wrong one would leave a stale entry in
+	// the version index). Nil: the store reads what each record replaces.
+	Replaced []hlc.HLC
 	// DropRecords removes records entirely (no tombstone is kept).
 	DropRecords []RecordKey
 	// AppendLog adds entries to their streams' logs (an existing entry with
@@ -332,7 +343,7 @@ type Batch struct {
 
 // Empty reports whether the batch writes nothing.
 func (b *Batch) Empty() bool {
-	return len(b.PutRecords) == 0 && len(b.DropRecords) == 0 && len(b.AppendLog) == 0 &&
+	return len(b.PutRecords) == 0 && len(b.Replaced) == 0 && len(b.DropRecords) == 0 && len(b.AppendLog) == 0 &&
 		len(b.SetWatermarks) == 0 && len(b.SetAcks) == 0 && len(b.SetPrunePoints) == 0 &&
 		len(b.PutQuarantine) == 0 && len(b.DropQuarantine) == 0 && b.ClockBound == 0 &&
 		len(b.PutLibraries) == 0 && len(b.PutMembers) == 0 && len(b.DropMembers) == 0 &&
@@ -416,6 +427,9 @@ func (b *Batch) Validate() error {
 		if r.Deleted && len(r.Data) > 0 {
 			return fmt.Errorf("PutRecords[%d]: %w: tombstone with %d bytes of data", i, ErrInvalid, len(r.Data))
 		}
+	}
+	if b.Replaced != nil && len(b.Replaced) != len(b.PutRecords) {
+		return fmt.Errorf("%w: %d Replaced versions for %d PutRecords", ErrInvalid, len(b.Replaced), len(b.PutRecords))
 	}
 	for i, k := range b.DropRecords {
 		if err := k.Validate(); err != nil {

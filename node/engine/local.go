@@ -141,7 +141,7 @@ func (e *Engine) write(now time.Time, libID uuid.UUID, model string, kind Strate
 		e.ov.appendLog(store.LogEntry{Library: libID, ModelType: model, HLC: h, RecordID: id, ChangeType: string(ct), Data: data, Prev: prev})
 		msg = &protocol.SharedChange{LibraryID: libID, HLC: h, ModelType: model, RecordUUID: id, ChangeType: ct, Data: data, Prev: optHLC(prev)}
 	}
-	e.ov.putRecord(rec)
+	e.ov.putRecord(rec, replacedBy(cur, exists))
 	e.setWM(s, h)
 	e.emitRecordEvent(rec)
 	e.broadcast(lib, msg)

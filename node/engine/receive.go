@@ -349,7 +349,7 @@ func (e *Engine) applyOwned(s store.Stream, r protocol.StateRecord) error {
 	if !r.Deleted {
 		rec.Data = r.Data // the message is the engine's now (see Step); stores copy
 	}
-	e.ov.putRecord(rec)
+	e.ov.putRecord(rec, replacedBy(cur, ok))
 	e.emitRecordEvent(rec)
 	return nil
 }
@@ -441,7 +441,7 @@ func (e *Engine) applyShared(s store.Stream, en protocol.SharedChangeEntry) erro
 	if !rec.Deleted {
 		rec.Data = en.Data
 	}
-	e.ov.putRecord(rec)
+	e.ov.putRecord(rec, replacedBy(cur, ok))
 	e.emitRecordEvent(rec)
 	return nil
 }

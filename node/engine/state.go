@@ -112,6 +112,10 @@ func newPeer(device uuid.UUID) *peer {
 type recState struct {
 	rec     store.Record
 	dropped bool
+	// replaced is the version of the record in the store (or in the
+	// overlay in flight, which is stored first) when this overlay first
+	// wrote it: the batch's store.Batch.Replaced.
+	replaced hlc.HLC
 }
 
 // overlay holds writes not yet durable, so that the engine reads its own
@@ -160,19 +164,27 @@ func (o *overlay) empty() bool {
 		o.clockBound == 0
 }
 
-func (o *overlay) putRecord(r store.Record) {
+// putRecord writes r, which replaces the record at version replaced (zero:
+// none) as the engine reads it (Engine.record). A record the overlay wrote
+// before keeps the version it replaced then: the batch writes it once.
+func (o *overlay) putRecord(r store.Record, replaced hlc.HLC) {
 	k := store.RecordKey{Library: r.Library, ModelType: r.ModelType, ID: r.ID}
-	if _, ok := o.records[k]; !ok {
+	if old, ok := o.records[k]; ok {
+		replaced = old.replaced
+	} else {
 		o.recOrder = append(o.recOrder, k)
 	}
-	o.records[k] = recState{rec: r}
+	o.records[k] = recState{rec: r, replaced: replaced}
 }
 
 func (o *overlay) dropRecord(k store.RecordKey) {
-	if _, ok := o.records[k]; !ok {
+	var replaced hlc.HLC
+	if old, ok := o.records[k]; ok {
+		replaced = old.replaced
+	} else {
 		o.recOrder = append(o.recOrder, k)
 	}
-	o.records[k] = recState{dropped: true}
+	o.records[k] = recState{dropped: true, replaced: replaced}
 }
 
 func (o *overlay) setWatermark(s store.Stream, h hlc.HLC) {
@@ -220,6 +232,7 @@ func (o *overlay) setPrunePoint(p store.PrunePoint) {
 func (o *overlay) batch() store.Batch {
 	var b store.Batch
 	b.PutRecords = make([]store.Record, 0, len(o.recOrder))
+	b.Replaced = make([]hlc.HLC, 0, len(o.recOrder))
 	nlog := 0
 	for _, s := range o.logOrder {
 		nlog += len(o.log[s])
@@ -231,6 +244,7 @@ func (o *overlay) batch() store.Batch {
 			b.DropRecords = append(b.DropRecords, k)
 		} else {
 			b.PutRecords = append(b.PutRecords, st.rec)
+			b.Replaced = append(b.Replaced, st.replaced)
 		}
 	}
 	for _, s := range o.logOrder {
@@ -272,6 +286,15 @@ func (e *Engine) overlays() []*overlay {
 		return []*overlay{e.ov, e.inflight}
 	}
 	return []*overlay{e.ov}
+}
+
+// replacedBy returns what store.Batch.Replaced says of a record the engine
+// read as (cur, exists) with record: the version a write of it replaces.
+func replacedBy(cur store.Record, exists bool) hlc.HLC {
+	if !exists {
+		return hlc.HLC{}
+	}
+	return cur.Version
 }
 
 // record returns a record's current state as the engine sees it.

@@ -77,7 +77,11 @@ var flagValues = [2][]byte{{0}, {flagTombstone}}
 func (w *writer) write(b *store.Batch) error {
 	txn := w.txn
 	for i := range b.PutRecords {
-		if err := w.putRecord(&b.PutRecords[i]); err != nil {
+		var replaced *hlc.HLC
+		if b.Replaced != nil {
+			replaced = &b.Replaced[i]
+		}
+		if err := w.putRecord(&b.PutRecords[i], replaced); err != nil {
 			return err
 		}
 	}
@@ -205,13 +209,21 @@ func (w *writer) currentVersion(key []byte) (v hlc.HLC, ok bool, err error) {
 	return v, err == nil, err
 }
 
-func (w *writer) putRecord(r *store.Record) error {
+// putRecord writes r and moves its index entry from the version r replaces:
+// replaced if not nil (zero: none), else the one stored.
+func (w *writer) putRecord(r *store.Record, replaced *hlc.HLC) error {
 	start := len(w.arena)
 	w.arena = recordKey(w.arena, r.Library, r.ModelType, r.ID)
 	rk := w.take(start)
-	old, found, err := w.currentVersion(rk)
-	if err != nil {
-		return err
+	var old hlc.HLC
+	var found bool
+	if replaced != nil {
+		old, found = *replaced, !replaced.IsZero()
+	} else {
+		var err error
+		if old, found, err = w.currentVersion(rk); err != nil {
+			return err
+		}
 	}
 	if found && old != r.Version {
 		if err := w.delete(indexKey(w.arena, r.Library, r.ModelType, old, r.ID)); err != nil {

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ModelTypePrefixes", testModelTypePrefixes},
 		{"StatePage", testStatePage},
 		{"StatePageMoves", testStatePageMoves},
+		{"Replaced", testReplaced},
 		{"LogPage", testLogPage},
 		{"Streams", testStreams},
 		{"LibraryIsolation", testLibraryIsolation},
@@ -351,6 +352,36 @@ func testReadValidation(t *testing.T, s store.Store) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// testReplaced writes records with Batch.Replaced given right (as the
+// engine gives it): the version index must end up as if the store had read
+// each record itself.
+func testReplaced(t *testing.T, s store.Store) {
+	z := hlc.HLC{}
+	// New records, a record put twice in one batch, then moves within a
+	// stream, across streams and onto a tombstone.
+	apply(t, s, &store.Batch{
+		PutRecords: []store.Record{rec(lib1, model, 1, ver(10, devA), "a"), rec(lib1, model, 2, ver(11, devA), "b"), rec(lib1, model, 2, ver(12, devA), "c")},
+		Replaced:   []hlc.HLC{z, z, ver(11, devA)},
+	})
+	apply(t, s, &store.Batch{
+		PutRecords: []store.Record{rec(lib1, model, 1, ver(20, devB), "d"), tomb(lib1, model, 2, ver(21, devA))},
+		Replaced:   []hlc.HLC{ver(10, devA), ver(12, devA)},
+	})
+	apply(t, s, &store.Batch{
+		PutRecords: []store.Record{rec(lib1, model, 2, ver(30, devA), "e")},
+		Replaced:   []hlc.HLC{ver(21, devA)},
+	})
+	pa := must[store.StatePage](t, "StatePage")(s.StatePage(stream(lib1, model, devA), hlc.HLC{}, 10))
+	pb := must[store.StatePage](t, "StatePage")(s.StatePage(stream(lib1, model, devB), hlc.HLC{}, 10))
+	equal(t, "stream of devA", pa.Records, []store.Record{rec(lib1, model, 2, ver(30, devA), "e")})
+	equal(t, "stream of devB", pb.Records, []store.Record{rec(lib1, model, 1, ver(20, devB), "d")})
+	// A Replaced of the wrong length is refused.
+	wantErr(t, "Apply with 2 Replaced for 1 record", s.Apply(&store.Batch{
+		PutRecords: []store.Record{rec(lib1, model, 3, ver(40, devA), "f")},
+		Replaced:   []hlc.HLC{z, z},
+	}), store.ErrInvalid)
+}
 
 func testTooBig(t *testing.T, s store.Store) {
 	data := make([]byte, 64<<10)
