@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,6 +36,9 @@ type session struct {
 	wmu    sync.Mutex // held while a frame is written
 	once   sync.Once
 	done   chan struct{}
+	// compress is set once the peer's Hello listed a frame compression
+	// this node speaks: frames after it may be compressed (PROTOCOL.md §3.1).
+	compress atomic.Bool
 }
 
 func (n *Node) session(k sessionKey) *session {
@@ -88,6 +92,9 @@ func (n *Node) runSession(key sessionKey, s network.Stream, r *bufio.Reader, fir
 		defer n.wg.Done()
 		sess.writeLoop()
 	}()
+	if h, ok := first.(*protocol.Hello); ok {
+		sess.compress.Store(protocol.AcceptsCompression(h.Compression))
+	}
 	if first != nil {
 		if err := n.doCost(n.ctx, messageCost(first), func(now time.Time) error { return n.eng.Step(now, key.device, first) }); err != nil {
 			sess.refuse(err)
@@ -108,6 +115,16 @@ func (s *session) writeLoop() {
 		case <-s.done:
 			return
 		case m := <-s.queue:
+			if h, ok := m.(*protocol.Hello); ok {
+				// This node's Hello says which compressed frames it
+				// accepts; a Hello itself is never compressed.
+				withList := *h
+				withList.Compression = protocol.Compressions()
+				m = &withList
+				w.Compress(false)
+			} else {
+				w.Compress(s.compress.Load())
+			}
 			s.wmu.Lock()
 			_ = s.stream.SetWriteDeadline(time.Now().Add(s.n.cfg.StreamTimeout))
 			err := w.WriteMessage(m)
@@ -130,6 +147,7 @@ const maxInFlight = 64
 
 func (s *session) readLoop(br *bufio.Reader) {
 	r := protocol.NewReader(br, s.n.cfg.MaxFrameSize)
+	r.AcceptCompressed() // this node's Hello lists it
 	var pending []<-chan error // results of submitted frames, in order
 	// settle takes the results of submitted frames, waiting for all (or only
 	// for those already done); it reports whether the session goes on.
@@ -180,6 +198,9 @@ func (s *session) readLoop(br *bufio.Reader) {
 		if m.Library() != s.key.lib {
 			s.refuse(fmt.Errorf("%w: session of library %s carries a message of library %s", protocol.ErrUnexpected, s.key.lib, m.Library()))
 			return
+		}
+		if h, ok := m.(*protocol.Hello); ok {
+			s.compress.Store(protocol.AcceptsCompression(h.Compression))
 		}
 		done, err := s.n.submit(s.n.ctx, messageCost(m), func(now time.Time) error { return s.n.eng.Step(now, s.key.device, m) })
 		if err != nil {
@@ -426,6 +447,7 @@ func (n *Node) serveRequest(s network.Stream, device uuid.UUID, req protocol.Mes
 		return
 	}
 	w := protocol.NewWriter(s, n.cfg.MaxFrameSize)
+	w.Compress(protocol.AcceptsCompression(requestCompression(req)))
 	for {
 		m, err := resp.Next()
 		if errors.Is(err, io.EOF) {
@@ -479,12 +501,13 @@ func (n *Node) runRequest(r engine.Request) error {
 		return err
 	}
 	_ = s.SetWriteDeadline(time.Now().Add(n.cfg.StreamTimeout))
-	if err := protocol.NewWriter(s, n.cfg.MaxFrameSize).WriteMessage(r.Message); err != nil {
+	if err := protocol.NewWriter(s, n.cfg.MaxFrameSize).WriteMessage(withCompression(r.Message)); err != nil {
 		_ = s.Reset()
 		return fmt.Errorf("sending %s: %w", r.Message.Name(), err)
 	}
 	_ = s.CloseWrite()
 	rd := protocol.NewReader(bufio.NewReader(s), n.cfg.MaxFrameSize)
+	rd.AcceptCompressed() // the request listed it
 	for {
 		_ = s.SetReadDeadline(time.Now().Add(n.cfg.StreamTimeout))
 		m, err := rd.ReadMessage()
@@ -505,6 +528,33 @@ func (n *Node) runRequest(r engine.Request) error {
 			return nil
 		}
 	}
+}
+
+// withCompression returns a copy of a request that lists the frame
+// compression this node accepts in the response (PROTOCOL.md §3.1).
+func withCompression(m protocol.Message) protocol.Message {
+	switch m := m.(type) {
+	case *protocol.StateRequest:
+		c := *m
+		c.Compression = protocol.Compressions()
+		return &c
+	case *protocol.SharedChangeRequest:
+		c := *m
+		c.Compression = protocol.Compressions()
+		return &c
+	}
+	return m
+}
+
+// requestCompression returns the frame compression a request accepts.
+func requestCompression(m protocol.Message) []string {
+	switch m := m.(type) {
+	case *protocol.StateRequest:
+		return m.Compression
+	case *protocol.SharedChangeRequest:
+		return m.Compression
+	}
+	return nil
 }
 
 func hasMore(m protocol.Message) bool {

@@ -267,6 +267,7 @@ func normalize(m Message) {
 	case *StateRequest:
 		m.ModelTypes = emptyToNil(m.ModelTypes)
 		m.Watermarks = emptyToNil(m.Watermarks)
+		m.Compression = emptyToNil(m.Compression)
 	case *StateResponse:
 		m.Records = normalizeRecords(m.Records)
 	case *SharedChange:
@@ -276,11 +277,13 @@ func normalize(m Message) {
 	case *SharedChangeRequest:
 		m.ModelTypes = emptyToNil(m.ModelTypes)
 		m.Watermarks = emptyToNil(m.Watermarks)
+		m.Compression = emptyToNil(m.Compression)
 	case *SharedChangeResponse:
 		m.Entries = normalizeEntries(m.Entries)
 	case *Hello:
 		m.Versions = emptyToNil(m.Versions)
 		m.Watermarks = emptyToNil(m.Watermarks)
+		m.Compression = emptyToNil(m.Compression)
 	case *Heartbeat:
 		m.Watermarks = emptyToNil(m.Watermarks)
 	}

@@ -66,9 +66,10 @@ func examples() []example {
 			},
 			Prev: ptr(hlcA(5, 0)),
 		}},
-		{"StateRequest: catch-up of every device-owned stream, with one watermark; unlisted streams start at the beginning", &StateRequest{
+		{"StateRequest: catch-up of every device-owned stream, with one watermark; unlisted streams start at the beginning; the response frames may be compressed with snappy", &StateRequest{
 			LibraryID: exLibrary, Limit: 1000,
-			Watermarks: []Watermark{{DeviceID: exDevA, ModelType: "entry", HLC: hlcA(10, 1)}},
+			Watermarks:  []Watermark{{DeviceID: exDevA, ModelType: "entry", HLC: hlcA(10, 1)}},
+			Compression: []string{CompressionSnappy},
 		}},
 		{"StateRequest: device A's locations and entries since a given HLC", &StateRequest{
 			LibraryID: exLibrary, ModelTypes: []string{"location", "entry"}, DeviceID: ptr(exDevA),
@@ -114,8 +115,8 @@ func examples() []example {
 				{DeviceID: exDevB, ModelType: "tag", HLC: hlcB(20, 0)},
 			},
 		}},
-		{"SharedChangeRequest: every shared stream since a given HLC", &SharedChangeRequest{
-			LibraryID: exLibrary, SinceHLC: ptr(hlcA(0, 0)), Limit: 200,
+		{"SharedChangeRequest: every shared stream since a given HLC; the response frames may be compressed with snappy", &SharedChangeRequest{
+			LibraryID: exLibrary, SinceHLC: ptr(hlcA(0, 0)), Limit: 200, Compression: []string{CompressionSnappy},
 		}},
 		{"SharedChangeResponse: the last page of device B's tag log", &SharedChangeResponse{
 			LibraryID: exLibrary, DeviceID: exDevB, ModelType: "tag",
@@ -136,13 +137,14 @@ func examples() []example {
 		{"AckSharedChanges: device A holds every tag change of device B up to an HLC", &AckSharedChanges{
 			LibraryID: exLibrary, FromDevice: exDevA, UpToHLC: hlcB(40, 0), ModelType: "tag",
 		}},
-		{"Hello: device A opens a session, speaking version 2, with its watermarks", &Hello{
+		{"Hello: device A opens a session, speaking version 2, with its watermarks; it accepts frames compressed with snappy", &Hello{
 			LibraryID: exLibrary, DeviceID: exDevA, Versions: []uint32{Version}, Clock: hlcA(100, 0),
 			Watermarks: []Watermark{
 				{DeviceID: exDevA, ModelType: "entry", HLC: hlcA(11, 0)},
 				{DeviceID: exDevB, ModelType: "tag", HLC: hlcB(40, 0)},
 				{DeviceID: exDevB, ModelType: "album"},
 			},
+			Compression: []string{CompressionSnappy},
 		}},
 		{"Heartbeat: device B is alive; it has nothing of any stream yet", &Heartbeat{
 			LibraryID: exLibrary, DeviceID: exDevB, Clock: hlcB(10000, 0),

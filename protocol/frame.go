@@ -124,9 +124,11 @@ func readLength(r io.ByteReader) (uint64, error) {
 // Reader reads messages from a stream, one frame each. It is not safe for
 // concurrent use.
 type Reader struct {
-	r       BufferedReader
-	maxSize int
-	buf     []byte // reused for frames up to reuseLimit
+	r          BufferedReader
+	maxSize    int
+	buf        []byte // reused for frames up to reuseLimit
+	compressed bool   // compressed frames are accepted
+	plain      []byte // reused for decompressed bodies up to reuseLimit
 }
 
 // reuseLimit is the largest frame buffer a Reader keeps between messages; a
@@ -167,16 +169,41 @@ func (r *Reader) ReadMessage() (Message, error) {
 	if cap(b) <= reuseLimit {
 		r.buf = b[:0]
 	}
+	if r.compressed && !isPlain(b) {
+		if b, err = decompress(b, r.maxSize, r.plain); err != nil {
+			return nil, err
+		}
+		if cap(b) <= reuseLimit {
+			r.plain = b[:0]
+		}
+	}
 	return Decode(b)
 }
+
+// AcceptCompressed makes the Reader accept compressed frames (see
+// Compressions) from now on, besides plain ones: call it once this side has
+// listed the algorithms in its Hello or request. A compressed frame is
+// decompressed within the Reader's frame limit: a body that would
+// decompress to more is ErrFrameTooLarge, a corrupt one ErrMalformed; after
+// either the whole frame was read, so the stream is still in step. Without
+// it a compressed frame is malformed, as any body that is not a message.
+func (r *Reader) AcceptCompressed() { r.compressed = true }
 
 // Writer writes messages to a stream, one frame each, in a single Write call
 // per message. It is not safe for concurrent use.
 type Writer struct {
-	w       io.Writer
-	maxSize int
-	buf     bytes.Buffer
+	w        io.Writer
+	maxSize  int
+	buf      bytes.Buffer
+	compress bool
+	cbuf     []byte // compressed frames up to reuseLimit
 }
+
+// Compress makes the Writer compress the frames it writes from now on
+// (when that makes them smaller), or stop doing so. Turn it on only once the
+// peer has listed an algorithm of Compressions (AcceptsCompression) in its
+// Hello or request on this stream.
+func (w *Writer) Compress(on bool) { w.compress = on }
 
 // NewWriter returns a Writer to w that refuses to send a frame larger than
 // maxFrame bytes (zero or less: DefaultMaxFrameSize).
@@ -204,6 +231,14 @@ func (w *Writer) WriteMessage(m Message) error {
 	if size > w.maxSize {
 		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrFrameTooLarge, m.Name(), size, w.maxSize)
 	}
+	if w.compress {
+		if c := compress(w.cbuf, b[len(room):]); c != nil {
+			// The compressed body goes after its own length prefix, in the
+			// room before it (c has that room at its start).
+			w.cbuf = c[:0]
+			return w.writeFrame(m, c)
+		}
+	}
 	n := binary.PutUvarint(room[:], uint64(size))
 	start := len(room) - n
 	copy(b[start:], room[:n])
@@ -212,6 +247,23 @@ func (w *Writer) WriteMessage(m Message) error {
 	}
 	if w.buf.Cap() > reuseLimit {
 		w.buf = bytes.Buffer{}
+	}
+	return nil
+}
+
+// writeFrame writes body as one frame in one Write call.
+func (w *Writer) writeFrame(m Message, body []byte) error {
+	var prefix [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(prefix[:], uint64(len(body)))
+	frame := append(append(make([]byte, 0, n+len(body)), prefix[:n]...), body...)
+	if cap(w.cbuf) > reuseLimit {
+		w.cbuf = nil
+	}
+	if w.buf.Cap() > reuseLimit {
+		w.buf = bytes.Buffer{}
+	}
+	if _, err := w.w.Write(frame); err != nil {
+		return fmt.Errorf("writing %s: %w", m.Name(), err)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"reflect"
 	"testing"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // fuzzMaxFrame is the frame limit of FuzzReadFrame: small, so that the
@@ -76,6 +78,50 @@ func FuzzReadFrame(f *testing.F) {
 			} else if m != nil {
 				t.Fatalf("Decode returned a message with error %v", err)
 			}
+		}
+	})
+}
+
+// FuzzCompressedFrame feeds frame bodies to a Reader that accepts
+// compressed frames, with a small limit: no panic, no body beyond the limit
+// (ErrFrameTooLarge instead), and what decodes re-encodes.
+func FuzzCompressedFrame(f *testing.F) {
+	for _, b := range seedFrames(f) {
+		if len(b) > 0 {
+			f.Add(append([]byte{compressedSnappy}, s2.EncodeSnappy(nil, b)...))
+			f.Add(b)
+		}
+	}
+	f.Add([]byte{compressedSnappy})
+	f.Add([]byte{compressedSnappy, 0x00})
+	f.Add(append([]byte{compressedSnappy}, binary.AppendUvarint(nil, fuzzMaxFrame+1)...))
+	f.Add(append([]byte{compressedSnappy}, s2.EncodeSnappy(nil, make([]byte, 2*fuzzMaxFrame))...))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) == 0 || len(body) > fuzzMaxFrame {
+			return
+		}
+		r := NewReader(bytes.NewReader(frameOf(body)), fuzzMaxFrame)
+		r.AcceptCompressed()
+		m, err := r.ReadMessage()
+		if err != nil {
+			if m != nil {
+				t.Fatalf("ReadMessage returned a message with error %v", err)
+			}
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownMessage) && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrFrameTooLarge) {
+				t.Fatalf("error %v is neither malformed, unknown_message, invalid nor frame_too_large", err)
+			}
+			if errors.Is(err, ErrFrameTooLarge) {
+				if n, derr := s2.DecodedLen(body[1:]); derr != nil || n <= fuzzMaxFrame {
+					t.Fatalf("frame_too_large for a body stating %d bytes (%v)", n, derr)
+				}
+			}
+			return
+		}
+		if _, err := Encode(m); err != nil {
+			t.Fatalf("Encode of a decoded message: %v", err)
+		}
+		if _, err := r.ReadMessage(); err != io.EOF {
+			t.Fatalf("Reader at the end: got %v, want io.EOF", err)
 		}
 	})
 }

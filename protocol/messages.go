@@ -109,6 +109,9 @@ type StateRequest struct {
 	// seed from here on).
 	Limit      uint32      `cbor:"limit"`
 	Watermarks []Watermark `cbor:"watermarks,omitempty"`
+	// Compression lists the frame compression algorithms the requester
+	// accepts in the response frames (see CompressionSnappy); absent: none.
+	Compression []string `cbor:"compression,omitempty"`
 }
 
 // StateResponse is one page of a stream's device-owned state, records in
@@ -184,6 +187,8 @@ type SharedChangeRequest struct {
 	Limit      uint32      `cbor:"limit"`
 	ModelTypes []string    `cbor:"model_types,omitempty"`
 	Watermarks []Watermark `cbor:"watermarks,omitempty"`
+	// Compression is as in StateRequest.
+	Compression []string `cbor:"compression,omitempty"`
 }
 
 // SharedChangeResponse is one page of one stream's shared changes in HLC
@@ -229,6 +234,9 @@ type Hello struct {
 	// Watermarks are the sender's watermarks for every stream it knows, of
 	// both strategies; they also serve as acknowledgements.
 	Watermarks []Watermark `cbor:"watermarks"`
+	// Compression lists the frame compression algorithms the sender
+	// accepts on this stream (see CompressionSnappy); absent: none.
+	Compression []string `cbor:"compression,omitempty"`
 }
 
 // Heartbeat keeps a session alive and refreshes the peer's view of the

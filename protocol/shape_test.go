@@ -34,7 +34,7 @@ var wireSchema = map[string]wireStruct{
 	},
 	"StateRequest": {
 		required: map[string]string{"library_id": "uuid", "model_types": "[]text", "device_id": "uuid?", "since": "hlc?", "limit": "uint"},
-		optional: map[string]string{"watermarks": "[]Watermark"},
+		optional: map[string]string{"watermarks": "[]Watermark", "compression": "[]text"},
 	},
 	"StateResponse": {
 		required: map[string]string{"library_id": "uuid", "model_type": "text", "device_id": "uuid", "records": "[]StateRecord", "has_more": "bool", "up_to": "hlc", "complete": "hlc"},
@@ -53,7 +53,7 @@ var wireSchema = map[string]wireStruct{
 	},
 	"SharedChangeRequest": {
 		required: map[string]string{"library_id": "uuid", "since_hlc": "hlc?", "limit": "uint"},
-		optional: map[string]string{"model_types": "[]text", "watermarks": "[]Watermark"},
+		optional: map[string]string{"model_types": "[]text", "watermarks": "[]Watermark", "compression": "[]text"},
 	},
 	"SharedChangeResponse": {
 		required: map[string]string{"library_id": "uuid", "entries": "[]SharedChangeEntry", "has_more": "bool", "device_id": "uuid", "model_type": "text", "up_to": "hlc", "complete": "hlc"},
@@ -67,6 +67,7 @@ var wireSchema = map[string]wireStruct{
 	},
 	"Hello": {
 		required: map[string]string{"library_id": "uuid", "device_id": "uuid", "versions": "[]uint", "clock": "hlc", "watermarks": "[]Watermark"},
+		optional: map[string]string{"compression": "[]text"},
 	},
 	"Heartbeat": {
 		required: map[string]string{"library_id": "uuid", "device_id": "uuid", "clock": "hlc", "watermarks": "[]Watermark"},

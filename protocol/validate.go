@@ -370,6 +370,9 @@ func (m *StateRequest) Validate() error {
 	if err := checkLimit(n, m.Limit); err != nil {
 		return err
 	}
+	if err := checkCompressions(n, m.Compression); err != nil {
+		return err
+	}
 	if err := checkWatermarks(n, m.Watermarks, m.ModelTypes); err != nil {
 		return err
 	}
@@ -460,6 +463,9 @@ func (m *SharedChangeRequest) Validate() error {
 		return err
 	}
 	if err := checkModelTypes(n, m.ModelTypes); err != nil {
+		return err
+	}
+	if err := checkCompressions(n, m.Compression); err != nil {
 		return err
 	}
 	return checkWatermarks(n, m.Watermarks, m.ModelTypes)
@@ -563,6 +569,9 @@ func (m *Hello) Validate() error {
 		}
 	}
 	if err := checkClock(n, m.Clock, m.DeviceID); err != nil {
+		return err
+	}
+	if err := checkCompressions(n, m.Compression); err != nil {
 		return err
 	}
 	return checkWatermarks(n, m.Watermarks, nil)
