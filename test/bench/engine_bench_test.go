@@ -52,7 +52,7 @@ func payload(b *testing.B) []byte {
 // rawBadgerRate writes n records of the same shape as the engine's (a
 // record key and an index key, payload-sized values) through a raw Badger
 // WriteBatch with SyncWrites off, and returns records per second.
-func rawBadgerRate(b *testing.B, n int, data []byte) float64 {
+func rawBadgerRate(b *testing.B, n int, data payloads) float64 {
 	dir := b.TempDir()
 	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(false))
 	if err != nil {
@@ -66,7 +66,7 @@ func rawBadgerRate(b *testing.B, n int, data []byte) float64 {
 		id := uuid.New()
 		key = append(key[:0], 'r')
 		key = append(key, id[:]...)
-		if err := wb.Set(append([]byte(nil), key...), data); err != nil {
+		if err := wb.Set(append([]byte(nil), key...), data(i)); err != nil {
 			b.Fatal(err)
 		}
 		key[0] = 'i'
@@ -169,7 +169,7 @@ func BenchmarkEngineOwnedPages(b *testing.B) {
 		engineRate = float64(len(pages)*1000) / inEngine.Seconds()
 		withMem = float64(len(pages)*1000) / (inEngine + inStore).Seconds()
 	}
-	report(b, "owned records/s in pages of 1000", engineRate, withMem, rawBadgerRate(b, n, data))
+	report(b, "owned records/s in pages of 1000", engineRate, withMem, rawBadgerRate(b, n, samePayload(data)))
 }
 
 // BenchmarkEngineSharedBatches applies shared changes arriving live in
@@ -209,7 +209,7 @@ func BenchmarkEngineSharedBatches(b *testing.B) {
 		engineRate = float64(len(batches)*1000) / inEngine.Seconds()
 		withMem = float64(len(batches)*1000) / (inEngine + inStore).Seconds()
 	}
-	report(b, "shared changes/s in batches of 1000", engineRate, withMem, rawBadgerRate(b, n, data))
+	report(b, "shared changes/s in batches of 1000", engineRate, withMem, rawBadgerRate(b, n, samePayload(data)))
 }
 
 // report prints the engine's own rate (time spent in engine calls only),

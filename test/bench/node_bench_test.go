@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"runtime"
@@ -135,6 +136,43 @@ func cborPayload(tb testing.TB, size int) []byte {
 		tb.Fatal(err)
 	}
 	return p
+}
+
+// payloads gives the payload of write i. Benchmarks that count bytes or
+// compare with a raw store give every write its own random payload: with one
+// payload for all, frame compression (and Badger's) would squeeze the
+// repeats away and flatter the figures.
+type payloads func(i int) []byte
+
+// samePayload gives every write the same payload.
+func samePayload(p []byte) payloads { return func(int) []byte { return p } }
+
+// distinctPayloads gives write i a CBOR byte string of exactly size bytes of
+// its own pseudo-random (incompressible) content, made when asked for.
+func distinctPayloads(tb testing.TB, size int) payloads {
+	template := cborPayload(tb, size)
+	head := 1 // the byte string's head, as cborPayload writes it
+	switch {
+	case size-1 < 24:
+	case size-2 < 256:
+		head = 2
+	default:
+		head = 3
+	}
+	var seed [8]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		tb.Fatal(err)
+	}
+	return func(i int) []byte {
+		p := append([]byte(nil), template...)
+		r := mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:]), uint64(i)))
+		for j := head; j < len(p); j += 8 {
+			var w [8]byte
+			binary.LittleEndian.PutUint64(w[:], r.Uint64())
+			copy(p[j:], w[:])
+		}
+		return p
+	}
 }
 
 // ---- counting bytes ----
@@ -317,7 +355,7 @@ type written struct {
 
 // writeMany writes every id with data, by writers goroutines, as device-owned
 // or shared records; it returns the writes in the order of their versions.
-func writeMany(tb testing.TB, l *node.Library, shared bool, ids []uuid.UUID, data []byte, writers int) ([]written, time.Duration) {
+func writeMany(tb testing.TB, l *node.Library, shared bool, ids []uuid.UUID, data payloads, writers int) ([]written, time.Duration) {
 	tb.Helper()
 	out := make([]written, len(ids))
 	var next atomic.Int64
@@ -337,9 +375,9 @@ func writeMany(tb testing.TB, l *node.Library, shared bool, ids []uuid.UUID, dat
 				var v hlc.HLC
 				var err error
 				if shared {
-					v, err = l.PutShared(ctx, sharedModel, ids[i], data)
+					v, err = l.PutShared(ctx, sharedModel, ids[i], data(i))
 				} else {
-					v, err = l.PutOwned(ctx, ownedModel, ids[i], data)
+					v, err = l.PutOwned(ctx, ownedModel, ids[i], data(i))
 				}
 				if err != nil {
 					failed.Store(err)
@@ -858,7 +896,7 @@ func runReceiver() int {
 func BenchmarkNodeBackfill(b *testing.B) {
 	n := envInt(b, "BENCH_BACKFILL_RECORDS", 200_000, 1000)
 	writers := envInt(b, "BENCH_WRITERS", 32, 1)
-	data := cborPayload(b, payloadSize)
+	data := distinctPayloads(b, payloadSize)
 	for it := 0; it < b.N; it++ {
 		a := startNode(b, "A", b.TempDir(), false, nil)
 		lib := uuid.New()
@@ -874,9 +912,9 @@ func BenchmarkNodeBackfill(b *testing.B) {
 		}
 
 		rate := float64(n) / res.Elapsed.Seconds()
-		mbps := float64(n*len(data)) / res.Elapsed.Seconds() / 1e6
+		mbps := float64(n*payloadSize) / res.Elapsed.Seconds() / 1e6
 		badgerRate := rawBadgerRate(b, n, data)
-		streamRate := rawStreamRate(b, n*len(data)) / 1e6
+		streamRate := rawStreamRate(b, n*payloadSize) / 1e6
 		rssMB := float64(res.VmHWMkB) / 1024
 		b.ReportMetric(res.Elapsed.Seconds(), "s")
 		b.ReportMetric(rate, "records/s")
@@ -975,7 +1013,7 @@ func BenchmarkNodeCatchUp(b *testing.B) {
 		b.Fatalf("BENCH_CATCHUP_MISSED (%d) must not exceed BENCH_CATCHUP_RECORDS (%d)", k, n)
 	}
 	writers := envInt(b, "BENCH_WRITERS", 32, 1)
-	data := cborPayload(b, payloadSize)
+	data := distinctPayloads(b, payloadSize)
 	for it := 0; it < b.N; it++ {
 		a := startNode(b, "A", b.TempDir(), false, nil)
 		c := startNode(b, "C", b.TempDir(), true, nil)
@@ -992,12 +1030,11 @@ func BenchmarkNodeCatchUp(b *testing.B) {
 
 		c.close()
 		missedIDs := append(append([]uuid.UUID(nil), ids[:k/2]...), newIDs(k-k/2)...) // updates, then inserts
-		upd := cborPayload(b, len(data))
-		upd[len(upd)-1] ^= 0xff
+		upd := distinctPayloads(b, payloadSize)
 		mws, _ := writeMany(b, la, false, missedIDs, upd, 1)
 		size := 0
 		for range mws {
-			size += len(upd) + 16 + len(ownedModel)
+			size += payloadSize + 16 + len(ownedModel)
 		}
 
 		start = time.Now()
@@ -1130,7 +1167,7 @@ func BenchmarkNodeLatency(b *testing.B) {
 		join(b, lib, nodes...)
 		waitLive(b, lib, nodes...)
 		if preload > 0 {
-			ws, _ := writeMany(b, nodes[0].Library(lib), true, newIDs(preload), data, 32)
+			ws, _ := writeMany(b, nodes[0].Library(lib), true, newIDs(preload), samePayload(data), 32)
 			last := ws[len(ws)-1]
 			for _, nd := range nodes[1:] {
 				if err := waitVersion(nd.Library(lib), sharedModel, last.id, last.v, time.Duration(preload/1000+60)*time.Second); err != nil {
@@ -1218,7 +1255,7 @@ func BenchmarkNodeWireBytes(b *testing.B) {
 	m := envInt(b, "BENCH_WIRE_CHANGES", 10_000, 100)
 	p := envInt(b, "BENCH_WIRE_PAYLOAD", 256, 1)
 	writers := envInt(b, "BENCH_WRITERS", 32, 1)
-	data := cborPayload(b, p)
+	data := distinctPayloads(b, p)
 	for it := 0; it < b.N; it++ {
 		for _, mode := range []struct {
 			name    string
