@@ -147,7 +147,7 @@ const maxInFlight = 64
 
 func (s *session) readLoop(br *bufio.Reader) {
 	r := protocol.NewReader(br, s.n.cfg.MaxFrameSize)
-	r.AcceptCompressed() // this node's Hello lists it
+	r.AcceptCompressed()       // this node's Hello lists it
 	var pending []<-chan error // results of submitted frames, in order
 	// settle takes the results of submitted frames, waiting for all (or only
 	// for those already done); it reports whether the session goes on.
