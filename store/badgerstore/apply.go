@@ -31,7 +31,7 @@ func (s *Store) Apply(b *store.Batch) error {
 		// references to them until commit. Size is an upper bound.
 		arena := make([]byte, 0, b.Size())
 		err := s.update(func(txn *badger.Txn) error {
-			w := writer{txn: txn, arena: arena[:0]}
+			w := writer{txn: txn, arena: arena[:0], filter: s.filter}
 			return w.write(b)
 		})
 		if err != nil {
@@ -64,6 +64,8 @@ type writer struct {
 	// arena holds the keys and values handed to txn; a slice of it is never
 	// written again once handed over (growing it moves on to a new array).
 	arena []byte
+	// filter learns every record key written, before the commit.
+	filter *recordFilter
 }
 
 // take returns the bytes appended to the arena since start, capped so that
@@ -232,6 +234,9 @@ func (w *writer) putRecord(r *store.Record, replaced *hlc.HLC) error {
 	}
 	start = len(w.arena)
 	w.arena = appendRecordValue(w.arena, r)
+	if w.filter != nil {
+		w.filter.add(rk)
+	}
 	if err := w.txn.Set(rk, w.take(start)); err != nil {
 		return err
 	}

@@ -253,6 +253,11 @@ type Store struct {
 
 	pr *pruner // runs PruneLog and PurgeTombstones; see prune.go
 
+	filter     *recordFilter // see filter.go
+	filterStop chan struct{} // closed by Close
+	filterDone chan struct{} // closed when fillFilter has returned
+	stopFilter sync.Once
+
 	gcStop chan struct{} // closed by Close; nil when GC is disabled
 	gcDone chan struct{} // closed when the GC goroutine has returned
 	gcRuns atomic.Int64  // GC ticks completed (a test hook)
@@ -277,11 +282,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("badgerstore: opening %s: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, log: opts.Logger, pr: newPruner()}
+	s := &Store{db: db, dir: dir, log: opts.Logger, pr: newPruner(),
+		filter: newRecordFilter(), filterStop: make(chan struct{}), filterDone: make(chan struct{})}
 	if err := s.checkSchema(); err != nil {
 		db.Close()
 		return nil, err
 	}
+	go s.fillFilter(s.filterStop)
 	go s.runPruner()
 	if opts.GCInterval > 0 {
 		s.gcStop, s.gcDone = make(chan struct{}), make(chan struct{})
@@ -358,6 +365,8 @@ func (s *Store) Close() error {
 	if n := s.pr.stop(); n > 0 {
 		s.log.Info("badgerstore: closing with prunes not run; a later prune of their streams deletes what they would have", "abandoned", n)
 	}
+	s.stopFilter.Do(func() { close(s.filterStop) })
+	<-s.filterDone
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

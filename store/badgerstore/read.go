@@ -40,8 +40,17 @@ func (s *Store) Record(k store.RecordKey) (store.Record, error) {
 		return store.Record{}, err
 	}
 	r := store.Record{Library: k.Library, ModelType: k.ModelType, ID: k.ID}
+	key := recordKey(nil, k.Library, k.ModelType, k.ID)
+	if s.filter.absent(key) {
+		s.mu.RLock()
+		closed := s.closed
+		s.mu.RUnlock()
+		if closed {
+			return store.Record{}, store.ErrClosed
+		}
+		return store.Record{}, store.ErrNotFound
+	}
 	err := s.view(func(txn *badger.Txn) error {
-		key := recordKey(nil, k.Library, k.ModelType, k.ID)
 		item, err := txn.Get(key)
 		if err != nil {
 			return err
