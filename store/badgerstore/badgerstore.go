@@ -55,26 +55,30 @@ const SchemaVersion = 1
 // takes MemTableSize plus about twice Badger's transaction limit (15% of
 // MemTableSize) of Go heap for its skip list, and as much again of its
 // memory-mapped write-ahead log file as has been written; up to
-// NumMemtables + 2 of them exist at once (the one being written, NumMemtables
-// full ones waiting, the one being flushed). Flushing a memtable builds its
-// table in memory (about one memtable's worth, twice that with Compression)
-// and compactions build smaller tables. Then come the block cache
-// (BlockCacheSize) and the table indexes and Bloom filters, which Badger
-// reads in place from the memory-mapped table files (its index cache only
-// serves encrypted tables, which this store never writes; it is bounded at
-// 4 MiB all the same). The Go collector lets the heap grow to twice what is
-// live (GOGC) before it collects the memtables and table buffers let go of,
-// unless the process sets a memory limit. Tables are written and read
-// through memory maps, so the RSS also counts the pages of the database's
-// files that were touched: page cache that the kernel reclaims when memory
-// is short, which grows with the database.
+// NumMemtables + 1 of them exist at once (the one being written, and full
+// ones waiting or being flushed). Payloads go to the value log
+// (ValueThreshold), so memtables and tables hold keys and value pointers
+// only, and a memtable can be small (MinMemTableSize). Flushing a memtable
+// builds its table in memory and compactions build smaller tables. Then come
+// the block cache (BlockCacheSize), the record filter (about 1.25 bytes per
+// record, see filter.go) and the table indexes and Bloom filters, which
+// Badger reads in place from the memory-mapped table files (its index cache
+// only serves encrypted tables, which this store never writes; it is
+// bounded at 4 MiB all the same). The Go collector lets the heap grow to
+// twice what is live (GOGC) before it collects the memtables and table
+// buffers let go of, unless the process sets a memory limit. Tables and value
+// logs are written and read through memory maps, so the RSS also counts the
+// pages of the database's files that were touched, which is every page
+// written: page cache that the kernel reclaims when memory is short, which
+// grows with the database (about 440 bytes per record of 256 bytes).
 //
 // Measured with BenchmarkIngestRSS (a million records of 256 bytes, in
-// pages of 1,000): the defaults peak at about 950 MB of RSS, of which about
-// 470 MB anonymous (heap) and 500 MB mapped files; the defaults before these
-// (three 64 MiB memtables, Snappy, a 16 MiB block cache) peaked at about
-// 1,250 MB, 880 MB anonymous. With GOMEMLIMIT=256MiB the anonymous part
-// peaks at about 280 MB.
+// pages of 1,000, SyncWrites off): the defaults peak at about 710 MB of RSS,
+// of which about 220 MB anonymous (heap) and 490 MB mapped files (330 MB
+// value log, 86 MB tables, 22 MB memtable logs); with GOMEMLIMIT=150MiB the
+// anonymous part peaks at about 130 MB (RSS 594 MB). The defaults before
+// values left the tree (two 60 MiB memtables) peaked at 950 to 1,030 MB, 470
+// to 570 MB anonymous.
 type Options struct {
 	// SyncWrites makes every Apply fsync before it returns, so that an Apply
 	// that returned nil survives power loss. Default true. Safety against a

@@ -40,12 +40,44 @@ func TestCompressionIsNegotiated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, _ := exchange(t, r.h, c.nodes[0].Host().ID(), r.hello(c.lib))
-	if len(got) == 0 {
-		t.Fatal("no answer to a Hello without compression")
+	// A session: the node's Hello comes back plain, listing snappy.
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ss, err := r.h.NewStream(sctx, c.nodes[0].Host().ID(), node.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if h, ok := got[0].(*protocol.Hello); !ok || !protocol.AcceptsCompression(h.Compression) {
-		t.Fatalf("the node answered %+v, want a Hello listing snappy", got[0])
+	defer ss.Reset()
+	_ = ss.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := protocol.NewWriter(ss, 0).WriteMessage(r.hello(c.lib)); err != nil {
+		t.Fatal(err)
+	}
+	plain := protocol.NewReader(ss, 0)
+	first, err := plain.ReadMessage()
+	if err != nil {
+		t.Fatalf("reading the answer to a Hello without compression: %v", err)
+	}
+	if h, ok := first.(*protocol.Hello); !ok || !protocol.AcceptsCompression(h.Compression) {
+		t.Fatalf("the node answered %+v, want a Hello listing snappy", first)
+	}
+	// Live pushes to it stay plain, batches too.
+	const pushed = 200
+	go func() {
+		for i := 0; i < pushed; i++ {
+			_, _ = c.library(0).PutShared(ctx, "tag", uuid.New(), data(t, map[string]any{"name": fmt.Sprintf("tag %d of a long list of tags", i)}))
+		}
+	}()
+	for seen := 0; seen < pushed; {
+		m, err := plain.ReadMessage()
+		if err != nil {
+			t.Fatalf("reading live pushes plain, after %d changes: %v", seen, err)
+		}
+		switch m := m.(type) {
+		case *protocol.SharedChange:
+			seen++
+		case *protocol.SharedChangeBatch:
+			seen += len(m.Entries)
+		}
 	}
 	request := func(compression []string) (records, bytes int) {
 		t.Helper()
