@@ -7,6 +7,8 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/google/uuid"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 )
 
 // benchRecords is the number of records in the benchmarked StateBatch.
@@ -101,5 +103,82 @@ func BenchmarkDecodeStateBatch(b *testing.B) {
 			}
 			reportRecords(b)
 		})
+	}
+}
+
+// randomPayload is a 256-byte CBOR byte string of incompressible content,
+// different for each i.
+func randomPayload(i int) cbor.RawMessage {
+	b := make([]byte, 254)
+	x := uint64(i)*0x9e3779b97f4a7c15 + 1
+	for j := range b {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		b[j] = byte(x)
+	}
+	return mustCBOR(b)
+}
+
+// BenchmarkCompression compares the frame compressions considered for
+// PROTOCOL.md §3.1 on a SharedChangeBatch of n changes with incompressible
+// 256-byte payloads (what compression can save is the field names, IDs and
+// HLCs around them): bytes per change beyond the payload ("overhead-B"),
+// and compression and decompression speed in MB of plain frame per second.
+// Snappy (the protocol's) against zstd at its fastest level:
+//
+//	go test ./protocol -run '^$' -bench Compression -benchtime 1s
+func BenchmarkCompression(b *testing.B) {
+	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	zdec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	algs := []struct {
+		name       string
+		compress   func([]byte) []byte
+		decompress func([]byte) ([]byte, error)
+	}{
+		{"none", func(p []byte) []byte { return p }, func(c []byte) ([]byte, error) { return c, nil }},
+		{"snappy", func(p []byte) []byte { return s2.EncodeSnappy(nil, p) }, func(c []byte) ([]byte, error) { return s2.Decode(nil, c) }},
+		{"zstd-fastest", func(p []byte) []byte { return zenc.EncodeAll(p, nil) }, func(c []byte) ([]byte, error) { return zdec.DecodeAll(c, nil) }},
+	}
+	for _, n := range []int{10, 100, 1000} {
+		m := &SharedChangeBatch{LibraryID: exLibrary}
+		for i := range n {
+			h := hlcA(uint64(1000+i/3), uint32(i%3))
+			var prev *HLC
+			if i > 0 {
+				prev = ptr(m.Entries[i-1].HLC)
+			}
+			m.Entries = append(m.Entries, SharedChangeEntry{HLC: h, ModelType: "tag", RecordUUID: uuid.New(), ChangeType: Insert, Data: randomPayload(i), Prev: prev})
+		}
+		plain, err := Encode(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, a := range algs {
+			c := a.compress(plain)
+			overhead := float64(len(c)-256*n) / float64(n)
+			b.Run(fmt.Sprintf("%s/n=%d/compress", a.name, n), func(b *testing.B) {
+				b.SetBytes(int64(len(plain)))
+				for b.Loop() {
+					a.compress(plain)
+				}
+				b.ReportMetric(overhead, "overhead-B")
+			})
+			b.Run(fmt.Sprintf("%s/n=%d/decompress", a.name, n), func(b *testing.B) {
+				b.SetBytes(int64(len(plain)))
+				for b.Loop() {
+					if _, err := a.decompress(c); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(overhead, "overhead-B")
+			})
+		}
 	}
 }
