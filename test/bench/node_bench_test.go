@@ -721,6 +721,8 @@ type receiverResult struct {
 	VmHWMkB      int64 // peak RSS of the receiver process
 	StartRSSkB   int64 // RSS once the node started, before the backfill
 	PeakHeapUse  uint64
+	PeakAnonkB   int64 // sampled peak of RssAnon: Go heap and runtime
+	PeakFilekB   int64 // sampled peak of RssFile: Badger's memory-mapped files
 	HeapSamples  int
 	LastArrived  time.Duration
 	CountElapsed time.Duration
@@ -750,6 +752,7 @@ func procStatus(field string) int64 {
 func runReceiver() int {
 	var err error
 	var peak atomic.Uint64
+	var peakAnon, peakFile atomic.Int64
 	var samples atomic.Int64
 	stop := make(chan struct{})
 	go func() { // Go heap in use, sampled every 100 ms
@@ -759,6 +762,12 @@ func runReceiver() int {
 		for {
 			runtime.ReadMemStats(&m)
 			samples.Add(1)
+			if kb := procStatus("RssAnon"); kb > peakAnon.Load() {
+				peakAnon.Store(kb)
+			}
+			if kb := procStatus("RssFile"); kb > peakFile.Load() {
+				peakFile.Store(kb)
+			}
 			if m.HeapInuse > peak.Load() {
 				peak.Store(m.HeapInuse)
 				if path := os.Getenv("BENCH_RECEIVER_PEAKPROFILE"); path != "" {
@@ -877,7 +886,7 @@ func runReceiver() int {
 	}
 	close(stop)
 	res := receiverResult{Elapsed: elapsed, Count: count, VmHWMkB: procStatus("VmHWM"), StartRSSkB: startRSS,
-		PeakHeapUse: peak.Load(), HeapSamples: int(samples.Load()), LastArrived: lastArrived, CountElapsed: time.Since(start)}
+		PeakHeapUse: peak.Load(), PeakAnonkB: peakAnon.Load(), PeakFilekB: peakFile.Load(), HeapSamples: int(samples.Load()), LastArrived: lastArrived, CountElapsed: time.Since(start)}
 	if err := enc.Encode(res); err != nil {
 		return 1
 	}
@@ -925,10 +934,12 @@ func BenchmarkNodeBackfill(b *testing.B) {
 		b.ReportMetric(mbps/streamRate, "ratio-stream")
 		b.ReportMetric(rssMB, "receiver-peak-RSS-MB")
 		b.ReportMetric(float64(res.PeakHeapUse)/(1<<20), "receiver-peak-heap-MB")
+		b.ReportMetric(float64(res.PeakAnonkB)/1024, "receiver-peak-anon-MB")
+		b.ReportMetric(float64(res.PeakFilekB)/1024, "receiver-peak-file-MB")
 		fmt.Printf("backfill of %d records: %v, %.0f records/s, %.1f MB/s of payload; raw Badger WriteBatch %.0f records/s, ratio %.2f (target ≥ 0.5: %s); raw libp2p stream %.1f MB/s, ratio %.3f\n",
 			n, res.Elapsed.Round(time.Millisecond), rate, mbps, badgerRate, rate/badgerRate, verdict(rate/badgerRate >= 0.5), streamRate, mbps/streamRate)
-		fmt.Printf("backfill receiver (child process): peak RSS (VmHWM) %.0f MB (target ≤ 300 MB: %s), RSS after start %.0f MB, peak Go HeapInuse %.0f MB (%d samples at 100 ms)\n",
-			rssMB, verdict(rssMB <= 300), float64(res.StartRSSkB)/1024, float64(res.PeakHeapUse)/(1<<20), res.HeapSamples)
+		fmt.Printf("backfill receiver (child process): peak RSS (VmHWM) %.0f MB (target ≤ 300 MB: %s), RSS after start %.0f MB; sampled peaks: RssAnon %.0f MB (heap and runtime), RssFile %.0f MB (memory-mapped database files), Go HeapInuse %.0f MB (%d samples at 100 ms)\n",
+			rssMB, verdict(rssMB <= 300), float64(res.StartRSSkB)/1024, float64(res.PeakAnonkB)/1024, float64(res.PeakFilekB)/1024, float64(res.PeakHeapUse)/(1<<20), res.HeapSamples)
 	}
 }
 
