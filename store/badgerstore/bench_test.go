@@ -23,7 +23,8 @@ import (
 
 // BenchmarkIngest compares Apply with the limit Badger itself sets: it
 // ingests N device-owned records of 256-byte payloads in pages of 1,000,
-// each page with its stream's watermark, through Store.Apply; then writes the
+// each page with its stream's watermark, through Store.Apply (with
+// Batch.Replaced, as the engine gives it); then writes the
 // same keys and values with a raw Badger WriteBatch, in the same run, each in
 // a fresh directory with the same Badger options. It prints both rates and
 // reports their ratio (store / raw) as the metric "ratio".
@@ -126,12 +127,14 @@ func ingestStore(b *testing.B, dir string, o Options, pages int, payload []byte)
 	defer s.Close()
 	start := time.Now()
 	recs := make([]store.Record, benchPage)
+	replaced := make([]hlc.HLC, benchPage)
 	for p := range pages {
 		for i := range recs {
 			recs[i] = benchRecord(uint64(p*benchPage+i+1), payload)
 		}
 		batch := store.Batch{
 			PutRecords:    recs,
+			Replaced:      replaced, // new records, as the engine says
 			SetWatermarks: []store.Mark{{Stream: benchStream, HLC: recs[len(recs)-1].Version}},
 		}
 		if err := s.Apply(&batch); err != nil {
