@@ -52,6 +52,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -721,11 +722,21 @@ type receiverResult struct {
 	VmHWMkB      int64 // peak RSS of the receiver process
 	StartRSSkB   int64 // RSS once the node started, before the backfill
 	PeakHeapUse  uint64
-	PeakAnonkB   int64 // sampled peak of RssAnon: Go heap and runtime
-	PeakFilekB   int64 // sampled peak of RssFile: Badger's memory-mapped files
+	PeakAnonkB   int64         // sampled peak of RssAnon: Go heap and runtime
+	PeakFilekB   int64         // sampled peak of RssFile: Badger's memory-mapped files
+	CPU          time.Duration // user and system CPU the receiver used from the job to the last record
 	HeapSamples  int
 	LastArrived  time.Duration
 	CountElapsed time.Duration
+}
+
+// cpuTime returns the user and system CPU time this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procStatus reads a kB field of /proc/self/status (VmHWM, VmRSS).
@@ -852,7 +863,7 @@ func runReceiver() int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	l, err := nd.AddLibrary(context.Background(), job.Library, "bench", node.Member{Device: job.Sender.Device, Peer: pid, Name: "A", Addrs: maddrs})
 	if err != nil {
 		return fail(err)
@@ -862,6 +873,7 @@ func runReceiver() int {
 		return fail(err)
 	}
 	lastArrived := time.Since(start)
+	cpu := cpuTime() - cpu0
 	elapsed := lastArrived
 	if path := os.Getenv("BENCH_RECEIVER_MEMPROFILE"); path != "" {
 		f, err := os.Create(path)
@@ -886,7 +898,7 @@ func runReceiver() int {
 	}
 	close(stop)
 	res := receiverResult{Elapsed: elapsed, Count: count, VmHWMkB: procStatus("VmHWM"), StartRSSkB: startRSS,
-		PeakHeapUse: peak.Load(), PeakAnonkB: peakAnon.Load(), PeakFilekB: peakFile.Load(), HeapSamples: int(samples.Load()), LastArrived: lastArrived, CountElapsed: time.Since(start)}
+		PeakHeapUse: peak.Load(), PeakAnonkB: peakAnon.Load(), PeakFilekB: peakFile.Load(), HeapSamples: int(samples.Load()), CPU: cpu, LastArrived: lastArrived, CountElapsed: time.Since(start)}
 	if err := enc.Encode(res); err != nil {
 		return 1
 	}
@@ -914,7 +926,9 @@ func BenchmarkNodeBackfill(b *testing.B) {
 		last := ws[len(ws)-1]
 		fmt.Printf("backfill: A wrote %d records with %d writers in %v (%.0f records/s)\n", n, writers, wd.Round(time.Millisecond), float64(n)/wd.Seconds())
 
+		senderCPU := cpuTime()
 		res := runBackfillReceiver(b, a, lib, n, last)
+		senderCPU = cpuTime() - senderCPU // this process: A serving (the receiver is a child)
 		a.close()
 		if res.Count != n {
 			b.Fatalf("B holds %d of %d records", res.Count, n)
@@ -935,9 +949,13 @@ func BenchmarkNodeBackfill(b *testing.B) {
 		b.ReportMetric(rssMB, "receiver-peak-RSS-MB")
 		b.ReportMetric(float64(res.PeakHeapUse)/(1<<20), "receiver-peak-heap-MB")
 		b.ReportMetric(float64(res.PeakAnonkB)/1024, "receiver-peak-anon-MB")
+		b.ReportMetric(float64(res.CPU.Microseconds())/float64(n), "receiver-cpu-us/record")
+		b.ReportMetric(float64(senderCPU.Microseconds())/float64(n), "sender-cpu-us/record")
 		b.ReportMetric(float64(res.PeakFilekB)/1024, "receiver-peak-file-MB")
 		fmt.Printf("backfill of %d records: %v, %.0f records/s, %.1f MB/s of payload; raw Badger WriteBatch %.0f records/s, ratio %.2f (target ≥ 0.5: %s); raw libp2p stream %.1f MB/s, ratio %.3f\n",
 			n, res.Elapsed.Round(time.Millisecond), rate, mbps, badgerRate, rate/badgerRate, verdict(rate/badgerRate >= 0.5), streamRate, mbps/streamRate)
+		fmt.Printf("backfill CPU per record (user+system): receiver %.1f µs, sender %.1f µs (the machine has %d cores)\n",
+			float64(res.CPU.Microseconds())/float64(n), float64(senderCPU.Microseconds())/float64(n), runtime.NumCPU())
 		fmt.Printf("backfill receiver (child process): peak RSS (VmHWM) %.0f MB (target ≤ 300 MB: %s), RSS after start %.0f MB; sampled peaks: RssAnon %.0f MB (heap and runtime), RssFile %.0f MB (memory-mapped database files), Go HeapInuse %.0f MB (%d samples at 100 ms)\n",
 			rssMB, verdict(rssMB <= 300), float64(res.StartRSSkB)/1024, float64(res.PeakAnonkB)/1024, float64(res.PeakFilekB)/1024, float64(res.PeakHeapUse)/(1<<20), res.HeapSamples)
 	}
