@@ -74,8 +74,6 @@ func (w *writer) take(start int) []byte {
 	return w.arena[start:len(w.arena):len(w.arena)]
 }
 
-var flagValues = [2][]byte{{0}, {flagTombstone}}
-
 func (w *writer) write(b *store.Batch) error {
 	txn := w.txn
 	for i := range b.PutRecords {
@@ -233,16 +231,22 @@ func (w *writer) putRecord(r *store.Record, replaced *hlc.HLC) error {
 		}
 	}
 	start = len(w.arena)
-	w.arena = appendRecordValue(w.arena, r)
+	w.arena = appendRecordHead(w.arena, r)
 	if w.filter != nil {
 		w.filter.add(rk)
 	}
 	if err := w.txn.Set(rk, w.take(start)); err != nil {
 		return err
 	}
+	// The data goes with the index entry, so that a page of a stream (its
+	// index in version order) is read in one pass, without a lookup per
+	// record.
 	start = len(w.arena)
 	w.arena = indexKey(w.arena, r.Library, r.ModelType, r.Version, r.ID)
-	return w.txn.Set(w.take(start), flagValues[recordFlags(r)])
+	ik := w.take(start)
+	start = len(w.arena)
+	w.arena = append(w.arena, r.Data...)
+	return w.txn.SetEntry(badger.NewEntry(ik, w.take(start)).WithMeta(indexV2 | recordFlags(r)))
 }
 
 func (w *writer) dropRecord(k store.RecordKey) error {

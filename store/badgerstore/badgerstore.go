@@ -44,8 +44,12 @@ import (
 )
 
 // SchemaVersion is the version of the key layout and value encodings this
-// package writes. Open refuses a directory with a newer one.
-const SchemaVersion = 1
+// package writes. Open refuses a directory with a newer one. Schema 2 keeps
+// a record's data with its index entry instead of with its record key (see
+// values.go); it reads what schema 1 wrote, so Open raises a directory of
+// schema 1 to 2 and its records move as they are rewritten. A syncnode of
+// schema 1 then refuses the directory instead of misreading it.
+const SchemaVersion = 2
 
 // Options configures a Store. Start from DefaultOptions; a zero numeric field
 // takes its default.
@@ -339,6 +343,8 @@ func (s *Store) checkSchema() error {
 				return fmt.Errorf("%w: data directory %s has schema version %d, this syncnode supports up to %d", store.ErrSchema, s.dir, v, SchemaVersion)
 			case v == 0:
 				return fmt.Errorf("%w: data directory %s has schema version 0, this syncnode supports 1 to %d", store.ErrSchema, s.dir, SchemaVersion)
+			case v < SchemaVersion:
+				return txn.Set(schemaKey, appendSchemaValue(nil, SchemaVersion))
 			}
 			return nil
 		}

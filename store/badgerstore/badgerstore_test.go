@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -306,12 +307,13 @@ func TestSchemaRefusal(t *testing.T) {
 		if !errors.Is(err, store.ErrSchema) {
 			t.Fatalf("Open of schema 7: err %v, want ErrSchema", err)
 		}
-		for _, want := range []string{dir, "schema version 7", "supports up to 1"} {
+		for _, want := range []string{dir, "schema version 7", fmt.Sprint("supports up to ", SchemaVersion)} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not say %q", err, want)
 			}
 		}
-		// The refusal changed nothing: back at version 1, all is there.
+		// The refusal changed nothing: back at the current version, all is
+		// there.
 		rawSet(t, dir, schemaKey, appendSchemaValue(nil, SchemaVersion))
 		s = openTest(t, dir, testOptions())
 		if rs, err := s.List(lib, model, uuid.Nil, 10); err != nil || len(rs) != 10 {
@@ -367,6 +369,7 @@ func TestCorruptValues(t *testing.T) {
 	id := storetest.ID(0x7e, 1) // version 1, devA
 	rawSet(t, dir,
 		recordKey(nil, lib, model, id), []byte("garbage"),
+		indexKey(nil, lib, model, ver(1, devA), id), []byte("garbage"), // user meta 0: read as schema 1
 		streamPrefix(nil, kindWatermark, store.Stream{Library: lib, ModelType: model, Origin: devB}), []byte{1, 2, 3},
 		logKey(nil, &store.LogEntry{Library: lib, ModelType: model, HLC: ver(2000, devA)}), []byte{1, 9},
 		libPrefix(nil, kindLibrary, lib), []byte{0xff, 0xff},
@@ -559,5 +562,104 @@ func TestMinMemTableSize(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSchema1Read opens a directory of schema 1 (records with their data
+// under the record key, index entries of flags only): it is read as before,
+// raised to schema 2, and its records move to the layout of schema 2 as
+// they are rewritten; its tombstones are purged.
+func TestSchema1Read(t *testing.T) {
+	dir := t.TempDir()
+	openTest(t, dir, testOptions()).Close()
+	st := store.Stream{Library: lib, ModelType: model, Origin: devA}
+	var want []store.Record
+	var kv [][]byte
+	for i := uint64(1); i <= 20; i++ {
+		r := store.Record{Library: lib, ModelType: model, ID: storetest.ID(0x7e, i), Version: ver(i, devA), Data: []byte{0x41, byte(i)}}
+		if i%5 == 0 {
+			r.Data, r.Deleted = nil, true
+		}
+		want = append(want, r)
+		kv = append(kv, recordKey(nil, lib, model, r.ID), appendRecordValue(nil, &r),
+			indexKey(nil, lib, model, r.Version, r.ID), []byte{recordFlags(&r)})
+	}
+	kv = append(kv, schemaKey, appendSchemaValue(nil, 1))
+	rawSet(t, dir, kv...)
+	s := openTest(t, dir, testOptions())
+	page, err := s.StatePage(st, hlc.HLC{}, 100)
+	if err != nil || !reflect.DeepEqual(page.Records, want) {
+		t.Fatalf("StatePage of schema 1 records: %v\n got %+v\nwant %+v", err, page.Records, want)
+	}
+	if r, err := s.Record(store.RecordKey{Library: lib, ModelType: model, ID: want[2].ID}); err != nil || !reflect.DeepEqual(r, want[2]) {
+		t.Fatalf("Record of a schema 1 record: %+v, %v", r, err)
+	}
+	// Rewrite half of them (the new layout), then read all again, also
+	// after a reopen.
+	var b store.Batch
+	for i := range want {
+		if i%2 == 0 {
+			want[i].Version = ver(uint64(100+i), devA)
+			want[i].Data, want[i].Deleted = []byte{0x42, byte(i)}, false
+			b.PutRecords = append(b.PutRecords, want[i])
+		}
+	}
+	apply(t, s, &b)
+	sorted := append([]store.Record(nil), want...)
+	slices.SortFunc(sorted, func(a, b store.Record) int { return a.Version.Compare(b.Version) })
+	for round := 0; round < 2; round++ {
+		page, err = s.StatePage(st, hlc.HLC{}, 100)
+		if err != nil || !reflect.DeepEqual(page.Records, sorted) {
+			t.Fatalf("round %d: StatePage of mixed records: %v\n got %+v\nwant %+v", round, err, page.Records, sorted)
+		}
+		list, err := s.List(lib, model, uuid.Nil, 100)
+		if err != nil || len(list) != len(want) {
+			t.Fatalf("round %d: List: %d records, %v", round, len(list), err)
+		}
+		for _, r := range list {
+			got, err := s.Record(store.RecordKey{Library: lib, ModelType: model, ID: r.ID})
+			if err != nil || !reflect.DeepEqual(got, r) {
+				t.Fatalf("round %d: Record %s: %+v, %v; List says %+v", round, r.ID, got, err, r)
+			}
+		}
+		s.Close()
+		s = openTest(t, dir, testOptions())
+	}
+	// The schema version was raised.
+	s.Close()
+	db := rawBadger(t, dir)
+	err = db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(schemaKey)
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			n, err := decodeSchema(schemaKey, v)
+			if err == nil && n != SchemaVersion {
+				err = fmt.Errorf("schema version %d, want %d", n, SchemaVersion)
+			}
+			return err
+		})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The schema 1 tombstones left (records 10 and 20; 5 and 15 were
+	// rewritten) are purged.
+	s = openTest(t, dir, testOptions())
+	apply(t, s, &store.Batch{PurgeTombstones: []store.Mark{{Stream: st, HLC: ver(99, devA)}}})
+	if err := s.WaitPruned(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Record(store.RecordKey{Library: lib, ModelType: model, ID: storetest.ID(0x7e, 10)}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a schema 1 tombstone after the purge: %v, want ErrNotFound", err)
+	}
+	page, err = s.StatePage(st, hlc.HLC{}, 100)
+	if err != nil || len(page.Records) != len(want)-2 {
+		for _, r := range page.Records {
+			t.Logf("left: %s %s deleted %v", r.ID, r.Version, r.Deleted)
+		}
+		t.Errorf("after the purge: %d records, %v; want %d", len(page.Records), err, len(want)-2)
 	}
 }

@@ -161,10 +161,10 @@ func ingestRaw(b *testing.B, dir string, o Options, pages int, payload []byte) t
 		var last hlc.HLC
 		for i := range benchPage {
 			r := benchRecord(uint64(p*benchPage+i+1), payload)
-			if err := wb.Set(recordKey(nil, r.Library, r.ModelType, r.ID), appendRecordValue(nil, &r)); err != nil {
+			if err := wb.Set(recordKey(nil, r.Library, r.ModelType, r.ID), appendRecordHead(nil, &r)); err != nil {
 				b.Fatal(err)
 			}
-			if err := wb.Set(indexKey(nil, r.Library, r.ModelType, r.Version, r.ID), flagValues[0]); err != nil {
+			if err := wb.SetEntry(badger.NewEntry(indexKey(nil, r.Library, r.ModelType, r.Version, r.ID), r.Data).WithMeta(indexV2)); err != nil {
 				b.Fatal(err)
 			}
 			last = r.Version

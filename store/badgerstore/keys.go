@@ -20,8 +20,8 @@ import (
 // "ab", and keys order by model type as Go strings do.
 //
 //	'S'                                          schema version        -> fmt 1 | uint32 BE
-//	'r' lib16 model 0x00 id16                    record                -> recordValue
-//	'i' lib16 model 0x00 origin16 hlc28 id16     stream version index  -> flags (bit 0: tombstone)
+//	'r' lib16 model 0x00 id16                    record                -> record head (flags, version)
+//	'i' lib16 model 0x00 origin16 hlc28 id16     stream version index  -> the record's data; user meta: flags
 //	'l' lib16 model 0x00 origin16 hlc28          log entry             -> logValue
 //	'w' lib16 model 0x00 origin16                watermark             -> fmt 1 | hlc28
 //	'a' lib16 model 0x00 origin16 member16       acknowledgement       -> fmt 1 | hlc28
@@ -35,8 +35,13 @@ import (
 // The index entry of a record is derived from its value (origin and hlc28
 // are its version): Apply keeps the two in step in one transaction, so the
 // index of stream s, scanned in key order, is s's records in (version, ID)
-// order. Its one-byte value lets PurgeTombstones skip live records without
-// reading them.
+// order. The index entry holds the record's data, so that a page of a
+// stream is one scan; the record key holds what a lookup by ID needs first
+// (the version, for last-writer-wins), small enough to stay in Badger's tree
+// while the data goes to its value log. The flags in the index entry's
+// Badger user meta let PurgeTombstones skip live records without reading
+// their data. (Schema 1 kept the data under the record key and the flags as
+// the index entry's value; values.go reads both.)
 const (
 	kindSchema     byte = 'S'
 	kindRecord     byte = 'r'

@@ -487,14 +487,8 @@ func (s *Store) purgeTombstones(st store.Stream, from, mark hlc.HLC) error {
 				}
 				examined++
 				s.pr.examined.Add(1)
-				var flags byte
-				if err := item.Value(func(v []byte) error {
-					if len(v) != 1 {
-						return corruptValue(key, "index value of %d bytes", len(v))
-					}
-					flags = v[0]
-					return nil
-				}); err != nil {
+				flags, _, err := indexFlags(key, item) // from the user meta: no value read
+				if err != nil {
 					return err
 				}
 				if flags&flagTombstone != 0 {
@@ -590,14 +584,8 @@ func checkIndexEntry(txn *badger.Txn, ik []byte, v, cur hlc.HLC, deleted, found 
 	if err != nil {
 		return err
 	}
-	var flags byte
-	if err := item.Value(func(val []byte) error {
-		if len(val) != 1 {
-			return corruptValue(ik, "index value of %d bytes", len(val))
-		}
-		flags = val[0]
-		return nil
-	}); err != nil {
+	flags, _, err := indexFlags(ik, item)
+	if err != nil {
 		return err
 	}
 	switch {

@@ -55,7 +55,7 @@ func (s *Store) Record(k store.RecordKey) (store.Record, error) {
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error { return decodeRecord(key, v, &r) })
+		return readRecord(txn, key, item, &r)
 	})
 	if err != nil {
 		return store.Record{}, err
@@ -87,7 +87,7 @@ func (s *Store) List(library uuid.UUID, modelType string, after uuid.UUID, limit
 				return corruptKey(kindRecord, key, "wrong length")
 			}
 			r := store.Record{Library: library, ModelType: modelType, ID: uuid.UUID(key[len(prefix):])}
-			if err := item.Value(func(v []byte) error { return decodeRecord(key, v, &r) }); err != nil {
+			if err := readRecord(txn, key, item, &r); err != nil {
 				return err
 			}
 			out = append(out, r)
@@ -98,6 +98,34 @@ func (s *Store) List(library uuid.UUID, modelType string, after uuid.UUID, limit
 		return nil, err
 	}
 	return out, nil
+}
+
+// readRecord fills r from its record key's item, reading its data from its
+// index entry when it is there (format 2).
+func readRecord(txn *badger.Txn, key []byte, item *badger.Item, r *store.Record) error {
+	var inIndex bool
+	err := item.Value(func(v []byte) error {
+		var err error
+		inIndex, err = decodeRecord(key, v, r)
+		return err
+	})
+	if err != nil || !inIndex {
+		return err
+	}
+	ik := indexKey(nil, r.Library, r.ModelType, r.Version, r.ID)
+	ii, err := txn.Get(ik)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return corruptKey(kindRecord, key, fmt.Sprintf("record at %s without its index entry", r.Version))
+	}
+	if err != nil {
+		return err
+	}
+	if flags, v2, err := indexFlags(ik, ii); err != nil {
+		return err
+	} else if !v2 || flags != 0 {
+		return corruptKey(kindIndex, ik, "index entry of a live record of format 2 is not one of schema 2 for a live record")
+	}
+	return indexData(ik, ii, r)
 }
 
 // marks reads the watermark and prune point of stream s.
@@ -129,8 +157,9 @@ func getValue(txn *badger.Txn, key []byte, fn func(v []byte) error) error {
 	return item.Value(fn)
 }
 
-// StatePage implements store.Reader. It walks the stream's index from after
-// and reads each record by its key.
+// StatePage implements store.Reader. It walks the stream's index from after,
+// which holds each record's data (schema 2); an entry of schema 1 has only
+// flags, and its record is read by its key.
 func (s *Store) StatePage(st store.Stream, after hlc.HLC, limit int) (store.StatePage, error) {
 	if err := st.Validate(); err != nil {
 		return store.StatePage{}, err
@@ -145,25 +174,38 @@ func (s *Store) StatePage(st store.Stream, after hlc.HLC, limit int) (store.Stat
 			return err
 		}
 		prefix := streamPrefix(nil, kindIndex, st)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: prefetch(limit)})
 		defer it.Close()
 		rk := make([]byte, 0, maxStreamPrefix)
 		for it.Seek(successor(after.AppendKey(bytes.Clone(prefix)))); it.ValidForPrefix(prefix) && len(page.Records) < limit; it.Next() {
-			key := it.Item().Key()
+			item := it.Item()
+			key := item.Key()
 			if len(key) != len(prefix)+hlc.KeySize+idSize {
 				return corruptKey(kindIndex, key, "wrong length")
 			}
 			v, _ := hlc.FromKey(key[len(prefix):])
 			r := store.Record{Library: st.Library, ModelType: st.ModelType, ID: uuid.UUID(key[len(prefix)+hlc.KeySize:])}
+			flags, v2, err := indexFlags(key, item)
+			if err != nil {
+				return err
+			}
+			if v2 {
+				r.Version, r.Deleted = v, flags&flagTombstone != 0
+				if err := indexData(key, item, &r); err != nil {
+					return err
+				}
+				page.Records = append(page.Records, r)
+				continue
+			}
 			rk = recordKey(rk[:0], r.Library, r.ModelType, r.ID)
-			item, err := txn.Get(rk)
+			ri, err := txn.Get(rk)
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				return corruptKey(kindIndex, key, "index entry of a missing record")
 			}
 			if err != nil {
 				return err
 			}
-			if err := item.Value(func(val []byte) error { return decodeRecord(rk, val, &r) }); err != nil {
+			if err := readRecord(txn, rk, ri, &r); err != nil {
 				return err
 			}
 			if r.Version != v {

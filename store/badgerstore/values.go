@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/fxamacker/cbor/v2"
 	"github.com/google/uuid"
 
@@ -18,9 +19,14 @@ import (
 // history needs no migration. Libraries and members are CBOR maps with
 // integer keys, which grow by adding keys.
 //
-//	record (format 1):    0x01 | flags | version hlc28 | data...
+//	record (format 2):    0x02 | flags | version hlc28 (the record's head;
+//	                      its data is the value of its index entry)
 //	                      flags bit 0: tombstone (data is then empty)
-//	index entry:          flags (as the record's)
+//	index entry:          data... (the record's payload; Badger's user meta
+//	                      byte holds indexV2 | the record's flags)
+//	record (format 1):    0x01 | flags | version hlc28 | data... (schema 1;
+//	                      read, never written)
+//	index entry (fmt 1):  flags (user meta 0; schema 1, read, never written)
 //	log entry (format 1): 0x01 | change type (1 Insert, 2 Update, 3 Delete) |
 //	                      record id16 | prev hlc28 | data...
 //	watermark, ack:       0x01 | hlc28
@@ -33,8 +39,13 @@ import (
 // that names the kind of key and the key.
 const (
 	format1 = 1
+	format2 = 2
 
 	flagTombstone = 1 << 0
+	// indexV2 marks, in an index entry's Badger user meta, an entry of
+	// schema 2: its value is the record's data and the rest of the user
+	// meta its flags. Schema 1 wrote user meta 0 and the flags as the value.
+	indexV2 = 1 << 7
 
 	recordHeader = 2 + hlc.KeySize
 	logHeader    = 2 + idSize + hlc.KeySize
@@ -55,15 +66,16 @@ func recordFlags(r *store.Record) byte {
 	return 0
 }
 
-func appendRecordValue(dst []byte, r *store.Record) []byte {
-	dst = append(dst, format1, recordFlags(r))
-	dst = r.Version.AppendKey(dst)
-	return append(dst, r.Data...)
+// appendRecordHead appends the value of a record's key (format 2): its
+// flags and version. Its data goes to its index entry.
+func appendRecordHead(dst []byte, r *store.Record) []byte {
+	dst = append(dst, format2, recordFlags(r))
+	return r.Version.AppendKey(dst)
 }
 
-// recordVersion reads only the version of a record value.
+// recordVersion reads only the version of a record value (format 1 or 2).
 func recordVersion(key, v []byte) (hlc.HLC, error) {
-	if len(v) < recordHeader || v[0] != format1 {
+	if len(v) < recordHeader || (v[0] != format1 && v[0] != format2) || (v[0] == format2 && len(v) != recordHeader) {
 		return hlc.HLC{}, corruptValue(key, "record value of %d bytes, format %d", len(v), first(v))
 	}
 	h, _ := hlc.FromKey(v[2:])
@@ -77,26 +89,70 @@ func first(v []byte) int {
 	return int(v[0])
 }
 
-// decodeRecord fills r (whose key fields the caller set) from a value,
-// copying the data.
-func decodeRecord(key, v []byte, r *store.Record) error {
-	if len(v) < recordHeader || v[0] != format1 {
-		return corruptValue(key, "record value of %d bytes, format %d", len(v), first(v))
+// decodeRecord fills r (whose key fields the caller set) from a record
+// value, copying the data. For format 2 the data is the index entry's:
+// inIndex says that the record is live and its data must be read from there
+// (indexData).
+func decodeRecord(key, v []byte, r *store.Record) (inIndex bool, err error) {
+	if len(v) < recordHeader || (v[0] != format1 && v[0] != format2) {
+		return false, corruptValue(key, "record value of %d bytes, format %d", len(v), first(v))
 	}
 	flags := v[1]
 	if flags&^flagTombstone != 0 {
-		return corruptValue(key, "record flags %#x", flags)
+		return false, corruptValue(key, "record flags %#x", flags)
 	}
 	r.Deleted = flags&flagTombstone != 0
 	r.Version, _ = hlc.FromKey(v[2:])
 	r.Data = nil
-	if data := v[recordHeader:]; len(data) > 0 {
+	data := v[recordHeader:]
+	if v[0] == format2 {
+		if len(data) > 0 {
+			return false, corruptValue(key, "record head with %d bytes after it", len(data))
+		}
+		return !r.Deleted, nil
+	}
+	if len(data) > 0 {
 		if r.Deleted {
-			return corruptValue(key, "tombstone with %d bytes of data", len(data))
+			return false, corruptValue(key, "tombstone with %d bytes of data", len(data))
 		}
 		r.Data = append([]byte(nil), data...)
 	}
-	return nil
+	return false, nil
+}
+
+// indexFlags returns the flags of an index entry read as item, and whether
+// it is of schema 2 (its value is then the record's data). A schema 1 entry's
+// flags are its value, which it reads.
+func indexFlags(key []byte, item *badger.Item) (flags byte, v2 bool, err error) {
+	if um := item.UserMeta(); um&indexV2 != 0 {
+		if um&^(indexV2|flagTombstone) != 0 {
+			return 0, false, corruptValue(key, "index entry flags %#x", um)
+		}
+		return um &^ indexV2, true, nil
+	}
+	err = item.Value(func(v []byte) error {
+		if len(v) != 1 || v[0]&^flagTombstone != 0 {
+			return corruptValue(key, "index value of %d bytes, %x", len(v), v)
+		}
+		flags = v[0]
+		return nil
+	})
+	return flags, false, err
+}
+
+// indexData sets r.Data from the value of r's schema 2 index entry (item),
+// copying it.
+func indexData(key []byte, item *badger.Item, r *store.Record) error {
+	return item.Value(func(v []byte) error {
+		if r.Deleted && len(v) > 0 {
+			return corruptValue(key, "index entry of a tombstone with %d bytes of data", len(v))
+		}
+		r.Data = nil
+		if len(v) > 0 {
+			r.Data = append([]byte(nil), v...)
+		}
+		return nil
+	})
 }
 
 var changeTypes = [...]string{1: "Insert", 2: "Update", 3: "Delete"}
