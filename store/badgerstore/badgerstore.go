@@ -74,15 +74,15 @@ const SchemaVersion = 2
 // logs are written and read through memory maps, so the RSS also counts the
 // pages of the database's files that were touched, which is every page
 // written: page cache that the kernel reclaims when memory is short, which
-// grows with the database (about 440 bytes per record of 256 bytes).
+// grows with the database (about 490 bytes per record of 256 bytes).
 //
 // Measured with BenchmarkIngestRSS (a million records of 256 bytes, in
-// pages of 1,000, SyncWrites off): the defaults peak at about 710 MB of RSS,
-// of which about 220 MB anonymous (heap) and 490 MB mapped files (330 MB
-// value log, 86 MB tables, 22 MB memtable logs); with GOMEMLIMIT=150MiB the
-// anonymous part peaks at about 130 MB (RSS 594 MB). The defaults before
-// values left the tree (two 60 MiB memtables) peaked at 950 to 1,030 MB, 470
-// to 570 MB anonymous.
+// pages of 1,000, SyncWrites off): the defaults peak at about 750 MB of RSS,
+// of which about 260 MB anonymous (heap) and 490 MB mapped files (350 MB
+// value log, 120 MB tables, 16 MB memtable logs); with GOMEMLIMIT=256MiB
+// the anonymous part peaks at about 210 MB. The defaults before values left
+// the tree (two 60 MiB memtables) peaked at 950 to 1,030 MB, 470 to 570 MB
+// anonymous.
 type Options struct {
 	// SyncWrites makes every Apply fsync before it returns, so that an Apply
 	// that returned nil survives power loss. Default true. Safety against a
