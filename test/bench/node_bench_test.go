@@ -29,7 +29,7 @@ package bench
 // backfill, and BENCH_RECEIVER_MEMPROFILE=file writes its heap profile once
 // the last record arrived, BENCH_RECEIVER_PEAKPROFILE=file each time the
 // sampled HeapInuse peaks (as of the last GC). As an experiment, BENCH_RECEIVER_MEMTABLES=n
-// gives the receiver's store n Badger memtables (the node's default is 3);
+// gives the receiver's store n Badger memtables (the node's default is 2);
 // BENCH_RECEIVER_GOMEMLIMIT sets the child's GOMEMLIMIT.
 
 import (
