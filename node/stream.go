@@ -109,7 +109,7 @@ func (n *Node) runSession(key sessionKey, s network.Stream, r *bufio.Reader, fir
 // message at once.
 func (s *session) writeLoop() {
 	bw := bufio.NewWriterSize(s.stream, 64<<10)
-	w := protocol.NewWriter(bw, s.n.cfg.MaxFrameSize)
+	w := s.n.newWriter(bw)
 	for {
 		select {
 		case <-s.done:
@@ -146,7 +146,7 @@ func (s *session) writeLoop() {
 const maxInFlight = 64
 
 func (s *session) readLoop(br *bufio.Reader) {
-	r := protocol.NewReader(br, s.n.cfg.MaxFrameSize)
+	r := s.n.newReader(br)
 	r.AcceptCompressed()       // this node's Hello lists it
 	var pending []<-chan error // results of submitted frames, in order
 	// settle takes the results of submitted frames, waiting for all (or only
@@ -307,7 +307,7 @@ func transportFailure(err error) bool {
 func (n *Node) sendError(s network.Stream, lib uuid.UUID, err error) {
 	code := network.StreamErrorCode(protocol.CodeOf(err))
 	_ = s.SetWriteDeadline(time.Now().Add(errorLinger))
-	if werr := protocol.NewWriter(s, n.cfg.MaxFrameSize).WriteMessage(protocol.NewError(lib, err)); werr != nil {
+	if werr := n.newWriter(s).WriteMessage(protocol.NewError(lib, err)); werr != nil {
 		_ = s.ResetWithError(code)
 		return
 	}
@@ -385,7 +385,7 @@ func (n *Node) handleStream(s network.Stream) {
 	}
 	_ = s.SetReadDeadline(time.Now().Add(n.cfg.StreamTimeout))
 	br := bufio.NewReader(s)
-	first, err := protocol.NewReader(br, n.cfg.MaxFrameSize).ReadMessage()
+	first, err := n.newReader(br).ReadMessage()
 	if err != nil {
 		refuse(uuid.Nil, fmt.Errorf("reading the first frame: %w", err))
 		return
@@ -446,7 +446,7 @@ func (n *Node) serveRequest(s network.Stream, device uuid.UUID, req protocol.Mes
 		n.refuseStream(s, req.Library(), err)
 		return
 	}
-	w := protocol.NewWriter(s, n.cfg.MaxFrameSize)
+	w := n.newWriter(s)
 	w.Compress(protocol.AcceptsCompression(requestCompression(req)))
 	for {
 		m, err := resp.Next()
@@ -501,12 +501,12 @@ func (n *Node) runRequest(r engine.Request) error {
 		return err
 	}
 	_ = s.SetWriteDeadline(time.Now().Add(n.cfg.StreamTimeout))
-	if err := protocol.NewWriter(s, n.cfg.MaxFrameSize).WriteMessage(withCompression(r.Message)); err != nil {
+	if err := n.newWriter(s).WriteMessage(withCompression(r.Message)); err != nil {
 		_ = s.Reset()
 		return fmt.Errorf("sending %s: %w", r.Message.Name(), err)
 	}
 	_ = s.CloseWrite()
-	rd := protocol.NewReader(bufio.NewReader(s), n.cfg.MaxFrameSize)
+	rd := n.newReader(bufio.NewReader(s))
 	rd.AcceptCompressed() // the request listed it
 	for {
 		_ = s.SetReadDeadline(time.Now().Add(n.cfg.StreamTimeout))

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/syncnode/syncnode/node"
 )
 
 // A joiner learns from the inviter how many records to expect, counts what
@@ -59,6 +61,21 @@ func TestJoinBackfillProgress(t *testing.T) {
 	}
 	if st.Name != "photos" || st.Quarantined != 0 {
 		t.Errorf("status: name %q quarantined %d", st.Name, st.Quarantined)
+	}
+	// The wire counts: B read A's catch-up pages, A wrote them, and both
+	// counted the session's Hello each way, with the bytes of each frame.
+	in, out := b.Metrics().Messages, a.Metrics().Messages
+	for _, k := range []node.MessageKey{{Type: "StateResponse", Direction: "in"}, {Type: "SharedChangeResponse", Direction: "in"}, {Type: "Hello", Direction: "in"}, {Type: "Hello", Direction: "out"}} {
+		if c := in[k]; c.Count == 0 || c.Bytes < c.Count*10 {
+			t.Errorf("B counted %+v for %+v", c, k)
+		}
+		ka := node.MessageKey{Type: k.Type, Direction: map[string]string{"in": "out", "out": "in"}[k.Direction]}
+		if c := out[ka]; c.Count == 0 || c.Bytes < c.Count*10 {
+			t.Errorf("A counted %+v for %+v", c, ka)
+		}
+	}
+	if got, sent := in[node.MessageKey{Type: "StateResponse", Direction: "in"}], out[node.MessageKey{Type: "StateResponse", Direction: "out"}]; got != sent {
+		t.Errorf("B read %+v of StateResponse, A wrote %+v", got, sent)
 	}
 	stA, err := onA.Status(ctx)
 	if err != nil {
