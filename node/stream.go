@@ -574,7 +574,12 @@ func (n *Node) onConnected(c network.Conn) {
 	_, member := n.members[c.RemotePeer()]
 	n.mu.Unlock()
 	if member {
-		n.rememberAddr(c.RemotePeer(), c.RemoteMultiaddr().String())
+		// An address this node dialled is one the peer listens on; the
+		// source of an inbound connection may be an ephemeral port (the
+		// peer's listen addresses come from identify, see discover.go).
+		if c.Stat().Direction == network.DirOutbound {
+			n.rememberAddr(c.RemotePeer(), c.RemoteMultiaddr().String())
+		}
 		n.kickDialer()
 	}
 }
