@@ -106,12 +106,12 @@ func recordOf(r store.Record) Record {
 func (l *Library) PutOwned(ctx context.Context, model string, id uuid.UUID, data []byte) (hlc.HLC, error) {
 	// The engine keeps the slice in the live push, sent after this returns.
 	data = bytes.Clone(data)
-	return l.write(ctx, writeCost(data), func(now time.Time) (hlc.HLC, error) { return l.n.eng.PutOwned(now, l.id, model, id, data) })
+	return l.write(ctx, writeCost(model, data), func(now time.Time) (hlc.HLC, error) { return l.n.eng.PutOwned(now, l.id, model, id, data) })
 }
 
 // DeleteOwned deletes a device-owned record of this device (a tombstone).
 func (l *Library) DeleteOwned(ctx context.Context, model string, id uuid.UUID) (hlc.HLC, error) {
-	return l.write(ctx, writeCost(nil), func(now time.Time) (hlc.HLC, error) { return l.n.eng.DeleteOwned(now, l.id, model, id) })
+	return l.write(ctx, writeCost(model, nil), func(now time.Time) (hlc.HLC, error) { return l.n.eng.DeleteOwned(now, l.id, model, id) })
 }
 
 // PutShared inserts or updates a shared record (last writer wins by HLC)
@@ -119,13 +119,13 @@ func (l *Library) DeleteOwned(ctx context.Context, model string, id uuid.UUID) (
 // is durable, with its HLC. data is copied: the caller may reuse it at once.
 func (l *Library) PutShared(ctx context.Context, model string, id uuid.UUID, data []byte) (hlc.HLC, error) {
 	data = bytes.Clone(data) // see PutOwned
-	return l.write(ctx, writeCost(data), func(now time.Time) (hlc.HLC, error) { return l.n.eng.PutShared(now, l.id, model, id, data) })
+	return l.write(ctx, writeCost(model, data), func(now time.Time) (hlc.HLC, error) { return l.n.eng.PutShared(now, l.id, model, id, data) })
 }
 
 // DeleteShared deletes a shared record (a tombstone, which wins over any
 // older write).
 func (l *Library) DeleteShared(ctx context.Context, model string, id uuid.UUID) (hlc.HLC, error) {
-	return l.write(ctx, writeCost(nil), func(now time.Time) (hlc.HLC, error) { return l.n.eng.DeleteShared(now, l.id, model, id) })
+	return l.write(ctx, writeCost(model, nil), func(now time.Time) (hlc.HLC, error) { return l.n.eng.DeleteShared(now, l.id, model, id) })
 }
 
 func (l *Library) write(ctx context.Context, cost int, fn func(now time.Time) (hlc.HLC, error)) (hlc.HLC, error) {

@@ -454,57 +454,42 @@ type input struct {
 // clock). An input costlier than the budget runs in a group of its own.
 const groupBudget = store.MaxBatchSize / 2
 
-// Costs of inputs, in estimated store bytes. A record costs its payload
-// twice (a shared change is stored as the record and as a log entry) plus
-// recordCost for its keys (store.Batch.Size charges about 700 bytes for a
-// record's keys and 250 for a log entry's); any input costs at least
-// baseCost.
+// Costs of inputs, in estimated store bytes: what their records cost a
+// store batch (store.EntryCost), plus baseCost for what any input adds
+// (watermarks, acks, the clock), plus recordCost/4 per watermark a Hello or
+// Heartbeat carries.
 const (
 	baseCost   = 1 << 10
 	recordCost = 1 << 10
 )
 
 // writeCost is the cost of a local write of data.
-func writeCost(data []byte) int { return baseCost + recordCost + 2*len(data) }
+func writeCost(model string, data []byte) int {
+	return baseCost + store.EntryCost(model, string(protocol.Update), len(data), true)
+}
 
-// messageCost is the cost of feeding m to the engine.
+// messageCost is the cost of feeding m to the engine: what its records
+// cost the store batch (engine.MessageStoreCost), and its watermarks.
 func messageCost(m protocol.Message) int {
-	c := baseCost
-	recs := func(n int) { c += n * recordCost }
-	data := func(d []byte) { c += 2 * len(d) }
+	c := baseCost + engine.MessageStoreCost(m)
 	switch m := m.(type) {
-	case *protocol.StateChange:
-		recs(1)
-		data(m.Data)
-	case *protocol.StateBatch:
-		recs(len(m.Records))
-		for _, r := range m.Records {
-			data(r.Data)
-		}
-	case *protocol.StateResponse:
-		recs(len(m.Records))
-		for _, r := range m.Records {
-			data(r.Data)
-		}
-	case *protocol.SharedChange:
-		recs(1)
-		data(m.Data)
-	case *protocol.SharedChangeBatch:
-		recs(len(m.Entries))
-		for _, e := range m.Entries {
-			data(e.Data)
-		}
-	case *protocol.SharedChangeResponse:
-		recs(len(m.Entries))
-		for _, e := range m.Entries {
-			data(e.Data)
-		}
 	case *protocol.Hello:
 		c += len(m.Watermarks) * (recordCost / 4)
 	case *protocol.Heartbeat:
 		c += len(m.Watermarks) * (recordCost / 4)
 	}
 	return c
+}
+
+// tooCostly refuses a batch or page that would cost the store more than one
+// message may (engine.MaxMessageStoreCost): storing it could exceed the
+// store's batch limit. The engine never sends one.
+func tooCostly(m protocol.Message) error {
+	if c := engine.MessageStoreCost(m); c > engine.MaxMessageStoreCost {
+		return fmt.Errorf("%w: a %s that costs %d bytes to store, more than the %d one message may: send smaller batches",
+			protocol.ErrRateLimited, m.Name(), c, engine.MaxMessageStoreCost)
+	}
+	return nil
 }
 
 // do runs fn on the engine loop and waits until its effects are durable.

@@ -202,6 +202,12 @@ func (s *session) readLoop(br *bufio.Reader) {
 		if h, ok := m.(*protocol.Hello); ok {
 			s.compress.Store(protocol.AcceptsCompression(h.Compression))
 		}
+		if err := tooCostly(m); err != nil {
+			// The session ends; after a reconnect, the gap the message
+			// leaves is caught up in pages the store can hold.
+			s.refuse(err)
+			return
+		}
 		done, err := s.n.submit(s.n.ctx, messageCost(m), func(now time.Time) error { return s.n.eng.Step(now, s.key.device, m) })
 		if err != nil {
 			s.refuse(err)
@@ -518,6 +524,11 @@ func (n *Node) runRequest(r engine.Request) error {
 		if e, ok := m.(*protocol.Error); ok {
 			_ = s.Reset()
 			return fmt.Errorf("peer refused: %w", e.Err())
+		}
+		if err := tooCostly(m); err != nil {
+			n.countRefusal(err)
+			_ = s.ResetWithError(network.StreamErrorCode(protocol.CodeOf(err)))
+			return err
 		}
 		if err := n.doCost(n.ctx, messageCost(m), func(now time.Time) error { return n.eng.StepResponse(now, r.ID, m) }); err != nil {
 			_ = s.ResetWithError(network.StreamErrorCode(protocol.CodeOf(err)))

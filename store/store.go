@@ -540,6 +540,18 @@ func validateQuarantineKey(k QuarantineKey) error {
 // up to 128 bytes of fixed-size key and value parts (IDs, HLCs, flags).
 const keyCost = 96 + 128
 
+// EntryCost is what Size charges for storing one received record
+// (device-owned: the record and its two index keys) or shared change (the
+// same, plus its log entry). Senders and receivers of batches use it to keep
+// a message within what one Batch may hold.
+func EntryCost(modelType string, changeType string, dataLen int, shared bool) int {
+	n := 3*(keyCost+len(modelType)) + dataLen
+	if shared {
+		n += keyCost + len(modelType) + len(changeType) + dataLen
+	}
+	return n
+}
+
 // dropLibraryMembers is how many members Size charges for each library of
 // DropLibraries.
 const dropLibraryMembers = 16

@@ -314,23 +314,26 @@ func (r *Responder) readPage(s store.Stream) (protocol.Message, bool, error) {
 }
 
 // cutByBytes returns how many entries of a page fit in the byte budget
-// (at least one).
+// and in what one page may cost the receiver's store (at least one).
 func (r *Responder) cutByBytes(m protocol.Message) int {
-	var sizes []int
+	var sizes, costs []int
 	switch m := m.(type) {
 	case *protocol.StateResponse:
 		for _, rec := range m.Records {
 			sizes = append(sizes, len(rec.Data)+64)
+			costs = append(costs, store.EntryCost(m.ModelType, "", len(rec.Data), false))
 		}
 	case *protocol.SharedChangeResponse:
 		for _, en := range m.Entries {
 			sizes = append(sizes, len(en.Data)+96)
+			costs = append(costs, store.EntryCost(en.ModelType, string(en.ChangeType), len(en.Data), true))
 		}
 	}
-	total := 0
+	total, cost := 0, 0
 	for i, sz := range sizes {
 		total += sz
-		if total > r.budget && i > 0 {
+		cost += costs[i]
+		if (total > r.budget || cost > MaxMessageStoreCost) && i > 0 {
 			return i
 		}
 	}

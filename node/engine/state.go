@@ -499,7 +499,43 @@ type group struct {
 	prev    *hlc.HLC
 	entries []protocol.SharedChangeEntry
 	bytes   int
+	cost    int // what the receiver's store batch takes (MessageStoreCost)
 	n       int
+}
+
+// MaxMessageStoreCost bounds what one batch or page costs its receiver's
+// store (store.EntryCost summed over its entries): half a store batch. The
+// engine sends no batch or page above it, and the node refuses one that
+// arrives above it instead of failing to store it.
+const MaxMessageStoreCost = store.MaxBatchSize / 2
+
+// MessageStoreCost is what storing m's records or entries costs the
+// receiver's store batch (zero for messages that carry none).
+func MessageStoreCost(m protocol.Message) int {
+	c := 0
+	switch m := m.(type) {
+	case *protocol.StateChange:
+		c = store.EntryCost(m.ModelType, "", len(m.Data), false)
+	case *protocol.StateBatch:
+		for _, r := range m.Records {
+			c += store.EntryCost(m.ModelType, "", len(r.Data), false)
+		}
+	case *protocol.StateResponse:
+		for _, r := range m.Records {
+			c += store.EntryCost(m.ModelType, "", len(r.Data), false)
+		}
+	case *protocol.SharedChange:
+		c = store.EntryCost(m.ModelType, string(m.ChangeType), len(m.Data), true)
+	case *protocol.SharedChangeBatch:
+		for _, e := range m.Entries {
+			c += store.EntryCost(e.ModelType, string(e.ChangeType), len(e.Data), true)
+		}
+	case *protocol.SharedChangeResponse:
+		for _, e := range m.Entries {
+			c += store.EntryCost(e.ModelType, string(e.ChangeType), len(e.Data), true)
+		}
+	}
+	return c
 }
 
 func coalesce(in []Envelope, maxBytes int) []Envelope {
@@ -518,7 +554,9 @@ func coalesce(in []Envelope, maxBytes int) []Envelope {
 			k := groupKey{lib: env.Library, to: env.To, model: m.ModelType, owner: m.DeviceID}
 			rec := protocol.StateRecord{RecordUUID: m.RecordUUID, Data: m.Data, Timestamp: m.Timestamp, Deleted: m.Deleted}
 			g := open[k]
+			cost := MessageStoreCost(m)
 			if g != nil && g.n < protocol.MaxRecordsPerMessage && g.bytes+len(m.Data) <= maxBytes &&
+				g.cost+cost <= MaxMessageStoreCost &&
 				m.Prev != nil && *m.Prev == g.records[len(g.records)-1].Timestamp {
 				for i := range g.records { // coalesce to the newest write of a record
 					if g.records[i].RecordUUID == m.RecordUUID {
@@ -528,23 +566,27 @@ func coalesce(in []Envelope, maxBytes int) []Envelope {
 				}
 				g.records = append(g.records, rec)
 				g.bytes += len(m.Data)
+				g.cost += cost
 				g.n++
 				continue
 			}
-			g = &group{env: env, records: []protocol.StateRecord{rec}, prev: m.Prev, bytes: len(m.Data), n: 1}
+			g = &group{env: env, records: []protocol.StateRecord{rec}, prev: m.Prev, bytes: len(m.Data), cost: cost, n: 1}
 			open[k] = g
 			slots = append(slots, slot{g: g})
 		case *protocol.SharedChange:
 			k := groupKey{lib: env.Library, to: env.To, owner: m.HLC.DeviceID}
 			g := open[k]
+			cost := MessageStoreCost(m)
 			if g != nil && g.n < protocol.MaxRecordsPerMessage && g.bytes+len(m.Data) <= maxBytes &&
+				g.cost+cost <= MaxMessageStoreCost &&
 				g.entries[len(g.entries)-1].HLC.Less(m.HLC) {
 				g.entries = append(g.entries, m.Entry())
 				g.bytes += len(m.Data)
+				g.cost += cost
 				g.n++
 				continue
 			}
-			g = &group{env: env, entries: []protocol.SharedChangeEntry{m.Entry()}, bytes: len(m.Data), n: 1}
+			g = &group{env: env, entries: []protocol.SharedChangeEntry{m.Entry()}, bytes: len(m.Data), cost: cost, n: 1}
 			open[k] = g
 			slots = append(slots, slot{g: g})
 		default:
