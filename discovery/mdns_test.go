@@ -31,6 +31,11 @@ func TestMDNSInNetns(t *testing.T) {
 	if err != nil {
 		t.Skip("mDNS needs a multicast interface; this test makes its own in network namespaces, which needs the ip tool (see test/ for the end-to-end netns tests)")
 	}
+	probe := fmt.Sprintf("sndiscprobe%d", os.Getpid())
+	if out, err := exec.Command(ipTool, "netns", "add", probe).CombinedOutput(); err != nil {
+		t.Skipf("root cannot create network namespaces here (a restricted container?): %v: %s", err, out)
+	}
+	_ = exec.Command(ipTool, "netns", "delete", probe).Run()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
