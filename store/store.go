@@ -552,6 +552,9 @@ func EntryCost(modelType string, changeType string, dataLen int, shared bool) in
 	return n
 }
 
+// DropCost is what Size charges for dropping one record of a model type.
+func DropCost(modelType string) int { return 2 * (keyCost + len(modelType)) }
+
 // dropLibraryMembers is how many members Size charges for each library of
 // DropLibraries.
 const dropLibraryMembers = 16

@@ -283,8 +283,14 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 		}
 	}
 	if exact && bound.After(from) {
-		if err := e.dropMissing(s, from, bound, entries); err != nil {
+		handled, err := e.dropMissing(s, from, bound, entries)
+		if err != nil {
 			return err
+		}
+		if handled.Less(bound) {
+			// Too many drops for one batch: the watermark stops where they
+			// stop, and stays there for the rest of this request.
+			bound, r.frozen = handled, true
 		}
 	}
 	if err := e.setWatermark(s, bound); err != nil {
@@ -296,10 +302,21 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 	return nil
 }
 
+// Bounds of one page's drops: their store cost (with the page itself, at
+// most MaxMessageStoreCost, and what shares its group, they stay within a
+// store batch), and the payload of the records read to find them (memory).
+const (
+	maxDropCost    = MaxMessageStoreCost / 2
+	maxDropPayload = 16 << 20
+)
+
 // dropMissing removes this node's records of stream s in (from, upTo] that
 // an exact page does not list: the responder purged their tombstones, so they
-// were deleted.
-func (e *Engine) dropMissing(s store.Stream, from, upTo hlc.HLC, entries []pageEntry) error {
+// were deleted. It returns the version up to which it did: upTo, or less
+// when the range holds more records than one batch may drop; the caller must
+// then not let the watermark pass it (the rest is dropped by a later
+// catch-up, which the responder again serves as a snapshot).
+func (e *Engine) dropMissing(s store.Stream, from, upTo hlc.HLC, entries []pageEntry) (hlc.HLC, error) {
 	listed := make(map[uuid.UUID]bool, len(entries))
 	for _, en := range entries {
 		if en.shared.RecordUUID != uuid.Nil {
@@ -308,21 +325,21 @@ func (e *Engine) dropMissing(s store.Stream, from, upTo hlc.HLC, entries []pageE
 			listed[en.state.RecordUUID] = true
 		}
 	}
-	recs, err := e.recordsInRange(s, from, upTo)
+	recs, handled, err := e.recordsInRange(s, from, upTo, listed, maxDropCost/store.DropCost(s.ModelType), maxDropPayload)
 	if err != nil {
-		return err
+		return hlc.HLC{}, err
 	}
 	for _, rec := range recs {
 		if listed[rec.ID] {
 			continue
 		}
 		k := store.RecordKey{Library: rec.Library, ModelType: rec.ModelType, ID: rec.ID}
-		e.ov.dropRecord(k)
+		e.ov.dropRecord(k, rec.Version)
 		if !rec.Deleted {
 			e.out.event(Event{Library: rec.Library, ModelType: rec.ModelType, ID: rec.ID, Deleted: true, By: rec.Version.DeviceID})
 		}
 	}
-	return nil
+	return handled, nil
 }
 
 // quarantinePage stores the skewed tail of a relayed page, as a response

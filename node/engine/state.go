@@ -177,8 +177,11 @@ func (o *overlay) putRecord(r store.Record, replaced hlc.HLC) {
 	o.records[k] = recState{rec: r, replaced: replaced}
 }
 
-func (o *overlay) dropRecord(k store.RecordKey) {
-	var replaced hlc.HLC
+// dropRecord drops the record at version replaced as the engine reads it
+// (Engine.record); like putRecord, a record the overlay wrote before keeps
+// the version it replaced then, so that a later put in the same batch
+// replaces what the store holds.
+func (o *overlay) dropRecord(k store.RecordKey, replaced hlc.HLC) {
 	if old, ok := o.records[k]; ok {
 		replaced = old.replaced
 	} else {
@@ -400,27 +403,41 @@ func (e *Engine) logNext(s store.Stream, after hlc.HLC) (store.LogEntry, bool, e
 }
 
 // recordsInRange returns the records of stream s, as the engine sees them,
-// with versions in (after, upTo].
-func (e *Engine) recordsInRange(s store.Stream, after, upTo hlc.HLC) ([]store.Record, error) {
+// with versions in (after, handled], except those whose IDs skip holds;
+// handled is upTo unless the range holds more than maxRecords such records
+// or maxBytes of their payload: then it is the version up to which the
+// records returned are all there are.
+func (e *Engine) recordsInRange(s store.Stream, after, upTo hlc.HLC, skip map[uuid.UUID]bool, maxRecords, maxBytes int) ([]store.Record, hlc.HLC, error) {
 	var out []store.Record
 	seen := make(map[uuid.UUID]bool)
 	cursor := after
+	bytes := 0
+	handled := upTo
+scan:
 	for {
 		page, err := e.st.StatePage(s, cursor, 1000)
 		if err != nil {
-			return nil, fmt.Errorf("reading stream %s/%s: %w", s.ModelType, s.Origin, err)
+			return nil, hlc.HLC{}, fmt.Errorf("reading stream %s/%s: %w", s.ModelType, s.Origin, err)
 		}
 		for _, r := range page.Records {
 			if r.Version.After(upTo) {
 				break
 			}
+			if len(out) >= maxRecords || bytes >= maxBytes {
+				// Enough for one batch: the range is handled up to the
+				// record before this one.
+				handled = cursor
+				break scan
+			}
+			cursor = r.Version
 			seen[r.ID] = true
 			cur, ok, err := e.record(store.RecordKey{Library: r.Library, ModelType: r.ModelType, ID: r.ID})
 			if err != nil {
-				return nil, err
+				return nil, hlc.HLC{}, err
 			}
-			if ok && cur.Stream() == s && cur.Version.After(after) && !cur.Version.After(upTo) {
+			if ok && !skip[cur.ID] && cur.Stream() == s && cur.Version.After(after) && !cur.Version.After(upTo) {
 				out = append(out, cur)
+				bytes += len(cur.Data)
 			}
 		}
 		if len(page.Records) < 1000 || page.Records[len(page.Records)-1].Version.After(upTo) {
@@ -434,20 +451,29 @@ func (e *Engine) recordsInRange(s store.Stream, after, upTo hlc.HLC) ([]store.Re
 				continue
 			}
 			r := st.rec
-			if r.Stream() == s && r.Version.After(after) && !r.Version.After(upTo) {
+			if r.Stream() == s && r.Version.After(after) && !r.Version.After(handled) {
 				cur, ok, err := e.record(k)
 				if err != nil {
-					return nil, err
+					return nil, hlc.HLC{}, err
 				}
-				if ok && cur.Version == r.Version {
+				if ok && cur.Version == r.Version && !skip[k.ID] {
 					seen[k.ID] = true
 					out = append(out, cur)
 				}
 			}
 		}
 	}
+	if handled != upTo { // a newer version the overlay holds may lie past it
+		kept := out[:0]
+		for _, r := range out {
+			if !r.Version.After(handled) {
+				kept = append(kept, r)
+			}
+		}
+		out = kept
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version.Less(out[j].Version) })
-	return out, nil
+	return out, handled, nil
 }
 
 func isNotFound(err error) bool {

@@ -248,7 +248,10 @@ func (o Options) withDefaults() (Options, error) {
 
 // Store is a store.Store on Badger. It is safe for concurrent use: reads run
 // in parallel on snapshots, and concurrent Applies are serialised by Badger's
-// conflict detection (a conflicting transaction is retried).
+// conflict detection (a conflicting transaction is retried). A batch with
+// Replaced does not read the records it replaces, so that detection does not
+// cover them: as store.Batch says, its caller must be the only writer of
+// records (the node's engine loop is).
 type Store struct {
 	db  *badger.DB
 	dir string

@@ -91,10 +91,17 @@ func next(x uint64) (uint64, uint64) {
 	return x >> 55, x
 }
 
-// add records that key may be stored.
+// add records that key may be stored. A key some filter already has is not
+// counted again: the filters grow with the records stored, not with the
+// writes (an update of a record adds nothing).
 func (f *recordFilter) add(key []byte) {
 	h := maphash.Bytes(f.seed, key)
 	bs := *f.blooms.Load()
+	for _, b := range bs {
+		if b.has(h) {
+			return
+		}
+	}
 	b := bs[len(bs)-1]
 	if b.keys.Add(1) > b.capacity {
 		b = f.grow(b)
