@@ -74,8 +74,10 @@ func TestJoinBackfillProgress(t *testing.T) {
 			t.Errorf("A counted %+v for %+v", c, ka)
 		}
 	}
-	if got, sent := in[node.MessageKey{Type: "StateResponse", Direction: "in"}], out[node.MessageKey{Type: "StateResponse", Direction: "out"}]; got != sent {
-		t.Errorf("B read %+v of StateResponse, A wrote %+v", got, sent)
+	// B cannot have read more than A wrote (A may have written more: a
+	// request stream that B reset, or one still being answered).
+	if got, sent := in[node.MessageKey{Type: "StateResponse", Direction: "in"}], out[node.MessageKey{Type: "StateResponse", Direction: "out"}]; got.Count > sent.Count || got.Bytes > sent.Bytes {
+		t.Errorf("B read %+v of StateResponse, A wrote only %+v", got, sent)
 	}
 	stA, err := onA.Status(ctx)
 	if err != nil {
