@@ -367,73 +367,47 @@ func scan(txn *badger.Txn, prefix []byte, values bool, fn func(key, v []byte) (b
 
 // Watermarks implements store.Reader.
 func (s *Store) Watermarks(library uuid.UUID) ([]store.Mark, error) {
-	if err := validateLibrary(library); err != nil {
-		return nil, err
-	}
-	var out []store.Mark
-	err := s.view(func(txn *badger.Txn) error {
-		return scan(txn, libPrefix(nil, kindWatermark, library), true, func(key, v []byte) (bool, error) {
-			st, _, err := parseStreamKey(key, 0)
-			if err != nil {
-				return false, err
-			}
-			m := store.Mark{Stream: st}
-			if err := decodeHLCs(key, v, &m.HLC); err != nil {
-				return false, err
-			}
-			out = append(out, m)
-			return true, nil
-		})
+	return readStreams(s, library, kindWatermark, 0, func(st store.Stream, _, key, v []byte) (store.Mark, error) {
+		m := store.Mark{Stream: st}
+		return m, decodeHLCs(key, v, &m.HLC)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // Acks implements store.Reader.
 func (s *Store) Acks(library uuid.UUID) ([]store.Ack, error) {
-	if err := validateLibrary(library); err != nil {
-		return nil, err
-	}
-	var out []store.Ack
-	err := s.view(func(txn *badger.Txn) error {
-		return scan(txn, libPrefix(nil, kindAck, library), true, func(key, v []byte) (bool, error) {
-			st, rest, err := parseStreamKey(key, idSize)
-			if err != nil {
-				return false, err
-			}
-			a := store.Ack{Stream: st, Member: uuid.UUID(rest)}
-			if err := decodeHLCs(key, v, &a.HLC); err != nil {
-				return false, err
-			}
-			out = append(out, a)
-			return true, nil
-		})
+	return readStreams(s, library, kindAck, idSize, func(st store.Stream, rest, key, v []byte) (store.Ack, error) {
+		a := store.Ack{Stream: st, Member: uuid.UUID(rest)}
+		return a, decodeHLCs(key, v, &a.HLC)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // PrunePoints implements store.Reader.
 func (s *Store) PrunePoints(library uuid.UUID) ([]store.PrunePoint, error) {
+	return readStreams(s, library, kindPrune, 0, func(st store.Stream, _, key, v []byte) (store.PrunePoint, error) {
+		p := store.PrunePoint{Stream: st}
+		return p, decodeHLCs(key, v, &p.Log, &p.Tombstones)
+	})
+}
+
+// readStreams reads every per-stream entry of one kind of a library, in key
+// order: each key is a stream key followed by extra bytes (rest), decoded
+// with its value by decode.
+func readStreams[T any](s *Store, library uuid.UUID, kind byte, extra int, decode func(st store.Stream, rest, key, v []byte) (T, error)) ([]T, error) {
 	if err := validateLibrary(library); err != nil {
 		return nil, err
 	}
-	var out []store.PrunePoint
+	var out []T
 	err := s.view(func(txn *badger.Txn) error {
-		return scan(txn, libPrefix(nil, kindPrune, library), true, func(key, v []byte) (bool, error) {
-			st, _, err := parseStreamKey(key, 0)
+		return scan(txn, libPrefix(nil, kind, library), true, func(key, v []byte) (bool, error) {
+			st, rest, err := parseStreamKey(key, extra)
 			if err != nil {
 				return false, err
 			}
-			p := store.PrunePoint{Stream: st}
-			if err := decodeHLCs(key, v, &p.Log, &p.Tombstones); err != nil {
+			e, err := decode(st, rest, key, v)
+			if err != nil {
 				return false, err
 			}
-			out = append(out, p)
+			out = append(out, e)
 			return true, nil
 		})
 	})
