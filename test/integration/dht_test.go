@@ -25,28 +25,18 @@ const dhtPrefix = "/syncnode-test"
 // their peer ID) brings one member to another.
 func startDHTNode(t *testing.T, dir, name string, boot []string) *node.Node {
 	t.Helper()
-	cfg := node.DefaultLocalConfig()
-	cfg.DataDir = dir
-	cfg.DeviceName = name
-	cfg.Discovery.DHT = true
-	cfg.Discovery.DHTProtocolPrefix = dhtPrefix
-	cfg.Discovery.BootstrapPeers = boot
-	cfg.Discovery.DHTMode = discovery.ModeClient
-	if len(boot) == 0 {
-		cfg.Discovery.DHTMode = discovery.ModeServer
-	}
-	cfg.Discovery.FindIntervalMin = 200 * time.Millisecond
-	cfg.Discovery.FindIntervalMax = time.Second
-	cfg.Discovery.FindTimeout = 5 * time.Second
-	n, err := node.New(cfg, node.WithLogger(logger().With("node", name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Close() })
-	return n
+	return startNamed(t, dir, name, func(cfg *node.Config) {
+		cfg.Discovery.DHT = true
+		cfg.Discovery.DHTProtocolPrefix = dhtPrefix
+		cfg.Discovery.BootstrapPeers = boot
+		cfg.Discovery.DHTMode = discovery.ModeClient
+		if len(boot) == 0 {
+			cfg.Discovery.DHTMode = discovery.ModeServer
+		}
+		cfg.Discovery.FindIntervalMin = 200 * time.Millisecond
+		cfg.Discovery.FindIntervalMax = time.Second
+		cfg.Discovery.FindTimeout = 5 * time.Second
+	})
 }
 
 // bootstrapNode starts the private DHT's bootstrap node (no library) and

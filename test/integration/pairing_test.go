@@ -18,9 +18,19 @@ import (
 // startPaired starts a node with its own data directory and no library.
 func startPaired(t *testing.T, name string) *node.Node {
 	t.Helper()
+	return startNamed(t, t.TempDir(), name, nil)
+}
+
+// startNamed starts a node on dir with the local configuration, changed by
+// tweak if not nil, and closes it when the test ends.
+func startNamed(t *testing.T, dir, name string, tweak func(*node.Config)) *node.Node {
+	t.Helper()
 	cfg := node.DefaultLocalConfig()
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = dir
 	cfg.DeviceName = name
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	n, err := node.New(cfg, node.WithLogger(logger().With("node", name)))
 	if err != nil {
 		t.Fatal(err)
