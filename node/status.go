@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
 	"github.com/syncnode/syncnode/store"
 )
@@ -45,9 +44,6 @@ func (n *Node) DeviceName() string { return n.deviceName() }
 // Registry returns the model types the node syncs.
 func (n *Node) Registry() *engine.Registry { return n.cfg.Registry }
 
-// maxCountedLogEntries bounds the log entries Status counts per library.
-const maxCountedLogEntries = 1_000_000
-
 // LibraryStatus is what a person asks of one library: who its members are,
 // how each peer is doing, and how much history is kept.
 type LibraryStatus struct {
@@ -59,10 +55,8 @@ type LibraryStatus struct {
 	// Quarantined counts received changes held back because their clocks
 	// were too far ahead of this device's.
 	Quarantined int
-	// LogEntries counts the shared changes kept in the log (not yet pruned);
-	// LogEntriesCapped says the count stopped at its bound (1,000,000).
-	LogEntries       int
-	LogEntriesCapped bool
+	// LogEntries counts the shared changes kept in the log (not yet pruned).
+	LogEntries int
 	// PrunedUpTo is the newest point up to which the log of some stream was
 	// pruned (zero if nothing was pruned yet); Horizon is how long a silent
 	// member holds pruning back.
@@ -91,8 +85,8 @@ type Backfill struct {
 	Done bool
 }
 
-// Status reports the library's state. The log is counted from the store,
-// which costs one pass over the unpruned log (bounded).
+// Status reports the library's state. The log is counted from the store's
+// keys (a pass over them, values unread).
 func (l *Library) Status(ctx context.Context) (LibraryStatus, error) {
 	if err := l.check(ctx); err != nil {
 		return LibraryStatus{}, err
@@ -148,34 +142,17 @@ func caughtUp(peers []PeerState) bool {
 
 func (l *Library) countLog(st *LibraryStatus) error {
 	n := l.n
-	streams, err := n.st.Streams(l.id)
-	if err != nil {
-		return fmt.Errorf("node: reading streams: %w", err)
+	var err error
+	if st.LogEntries, err = n.st.CountLog(l.id); err != nil {
+		return fmt.Errorf("node: counting the log: %w", err)
 	}
-	for _, s := range streams {
-		if n.cfg.Registry.Strategy(s.ModelType) != engine.Shared {
-			continue
-		}
-		var after hlc.HLC
-		for {
-			page, err := n.st.LogPage(s, after, 1000)
-			if err != nil {
-				return fmt.Errorf("node: reading the log of %s: %w", s.ModelType, err)
-			}
-			if t := page.PrunePoint.Log; !t.IsZero() {
-				if pt := time.UnixMilli(int64(t.Timestamp)).UTC(); pt.After(st.PrunedUpTo) {
-					st.PrunedUpTo = pt
-				}
-			}
-			st.LogEntries += len(page.Entries)
-			if st.LogEntries >= maxCountedLogEntries {
-				st.LogEntriesCapped = true
-				return nil
-			}
-			if len(page.Entries) < 1000 {
-				break
-			}
-			after = page.Entries[len(page.Entries)-1].HLC
+	points, err := n.st.PrunePoints(l.id)
+	if err != nil {
+		return fmt.Errorf("node: reading prune points: %w", err)
+	}
+	for _, p := range points {
+		if t := p.Log; !t.IsZero() && t.Time().After(st.PrunedUpTo) {
+			st.PrunedUpTo = t.Time()
 		}
 	}
 	return nil

@@ -685,6 +685,25 @@ func (m *Mem) Quarantined(library uuid.UUID, limit int) ([]Quarantined, error) {
 	return out, nil
 }
 
+// CountLog implements Reader.
+func (m *Mem) CountLog(library uuid.UUID) (int, error) {
+	if err := validateLibrary(library); err != nil {
+		return 0, err
+	}
+	unlock, err := m.read()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	n := 0
+	if l := m.lib(library, false); l != nil {
+		for _, s := range l.streams {
+			n += s.log.len()
+		}
+	}
+	return n, nil
+}
+
 // CountQuarantined implements Reader.
 func (m *Mem) CountQuarantined(library uuid.UUID) (int, error) {
 	if err := validateLibrary(library); err != nil {

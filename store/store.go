@@ -250,6 +250,9 @@ type Reader interface {
 	Quarantined(library uuid.UUID, limit int) ([]Quarantined, error)
 	// CountQuarantined returns how many messages of a library are quarantined.
 	CountQuarantined(library uuid.UUID) (int, error)
+	// CountLog returns how many shared changes of a library its log keeps
+	// (every stream), without reading them.
+	CountLog(library uuid.UUID) (int, error)
 	// ClockBound returns the persisted clock lease (0 if none).
 	ClockBound() (uint64, error)
 	// Libraries returns every library, in ID order.

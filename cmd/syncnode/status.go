@@ -90,11 +90,7 @@ func writeStatus(w io.Writer, st localapi.Status) {
 			fmt.Fprintf(w, "    %s  %s%s\n", m.Device, m.Name, self)
 		}
 		fmt.Fprintf(w, "  quarantined  %d\n", l.Quarantined)
-		capped := ""
-		if l.LogEntriesCapped {
-			capped = "+"
-		}
-		fmt.Fprintf(w, "  log          %d%s entries", l.LogEntries, capped)
+		fmt.Fprintf(w, "  log          %d entries", l.LogEntries)
 		if l.PrunedUpTo != nil {
 			fmt.Fprintf(w, ", pruned up to %s", l.PrunedUpTo.Format(time.RFC3339))
 		}

@@ -31,7 +31,7 @@ func newCollector(n *node.Node) *collector {
 		peerState:        d("peer_state", "1 for the sync state each member peer is in (connecting, catching up, live, offline).", "library", "device", "state"),
 		peerLag:          d("peer_lag_seconds", "How far this node is behind the watermarks a peer reported.", "library", "device"),
 		quarantined:      d("quarantined_changes", "Received changes held back because their clock is too far ahead.", "library"),
-		logEntries:       d("log_entries", "Shared changes kept in the log, not yet pruned (counted up to 1,000,000).", "library"),
+		logEntries:       d("log_entries", "Shared changes kept in the log, not yet pruned.", "library"),
 		prunedUpTo:       d("log_pruned_up_to_timestamp_seconds", "The newest point up to which a stream's log was pruned.", "library"),
 		received:         d("received_total", "Records and changes received from other devices since start.", "library"),
 		backfillExpected: d("backfill_expected_records", "Records the inviter held when this device joined.", "library"),

@@ -227,7 +227,7 @@ func (s *Server) libStatus(ctx context.Context, l *node.Library) (LibraryStatus,
 		Library:     Library{ID: st.ID.String(), Name: st.Name, CreatedAt: st.CreatedAt},
 		Members:     membersJSON(st.Members, s.n.Device()),
 		Peers:       peersJSON(st.Peers, st.Members),
-		Quarantined: st.Quarantined, LogEntries: st.LogEntries, LogEntriesCapped: st.LogEntriesCapped,
+		Quarantined: st.Quarantined, LogEntries: st.LogEntries,
 		PrunedUpTo: timePtr(st.PrunedUpTo), HorizonHours: st.Horizon.Hours(), Received: st.Received, CaughtUp: st.CaughtUp,
 	}
 	if b := st.Backfill; b != nil {

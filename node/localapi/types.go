@@ -100,15 +100,14 @@ type Backfill struct {
 // LibraryStatus is the state of one library.
 type LibraryStatus struct {
 	Library
-	Members          []Member   `json:"members"`
-	Peers            []Peer     `json:"peers"`
-	Quarantined      int        `json:"quarantined"`
-	LogEntries       int        `json:"log_entries"`
-	LogEntriesCapped bool       `json:"log_entries_capped,omitempty"`
-	PrunedUpTo       *time.Time `json:"pruned_up_to,omitempty"`
-	HorizonHours     float64    `json:"horizon_hours"`
-	Received         int        `json:"received"`
-	Backfill         *Backfill  `json:"backfill,omitempty"`
+	Members      []Member   `json:"members"`
+	Peers        []Peer     `json:"peers"`
+	Quarantined  int        `json:"quarantined"`
+	LogEntries   int        `json:"log_entries"`
+	PrunedUpTo   *time.Time `json:"pruned_up_to,omitempty"`
+	HorizonHours float64    `json:"horizon_hours"`
+	Received     int        `json:"received"`
+	Backfill     *Backfill  `json:"backfill,omitempty"`
 	// CaughtUp is true when no catch-up is in flight and a peer is live.
 	CaughtUp bool `json:"caught_up"`
 }

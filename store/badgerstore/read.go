@@ -465,6 +465,22 @@ func (s *Store) CountQuarantined(library uuid.UUID) (int, error) {
 	return n, err
 }
 
+// CountLog implements store.Reader: a scan of the library's log keys,
+// values not read.
+func (s *Store) CountLog(library uuid.UUID) (int, error) {
+	if err := validateLibrary(library); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := s.view(func(txn *badger.Txn) error {
+		return scan(txn, libPrefix(nil, kindLog, library), false, func([]byte, []byte) (bool, error) {
+			n++
+			return true, nil
+		})
+	})
+	return n, err
+}
+
 // ClockBound implements store.Reader.
 func (s *Store) ClockBound() (uint64, error) {
 	var c uint64

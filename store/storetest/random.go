@@ -161,6 +161,16 @@ func compareStreams(a, b store.Stream) int {
 	return bytes.Compare(a.Origin[:], b.Origin[:])
 }
 
+func (m *refModel) countLog(lib uuid.UUID) int {
+	n := 0
+	for _, e := range m.log {
+		if e.Library == lib {
+			n++
+		}
+	}
+	return n
+}
+
 func (m *refModel) streams(lib uuid.UUID) []store.Stream {
 	set := map[store.Stream]bool{}
 	for _, r := range m.records {
@@ -327,6 +337,9 @@ func testRandom(t *testing.T, s store.Store) {
 			}
 			if got, want := must[int](t, "CountQuarantined")(s.CountQuarantined(lib)), len(ref.quarantined(lib, 1<<30)); got != want {
 				t.Fatalf("step %d (seed %d): CountQuarantined = %d, want %d", step, seed, got, want)
+			}
+			if got, want := must[int](t, "CountLog")(s.CountLog(lib)), ref.countLog(lib); got != want {
+				t.Fatalf("step %d (seed %d): CountLog = %d, want %d", step, seed, got, want)
 			}
 		}
 		if got := must[uint64](t, "ClockBound")(s.ClockBound()); got != ref.clock {

@@ -229,6 +229,7 @@ func isEmpty(t *testing.T, s store.Reader) {
 			func(l uuid.UUID) (int, error) { x, err := s.PrunePoints(l); return len(x), err },
 			func(l uuid.UUID) (int, error) { x, err := s.Members(l); return len(x), err },
 			s.CountQuarantined,
+			s.CountLog,
 		} {
 			if n, err := f(lib); err != nil || n != 0 {
 				t.Errorf("a library read saw %d items (err %v), want none", n, err)
@@ -343,6 +344,7 @@ func testReadValidation(t *testing.T, s store.Store) {
 		{"Quarantined zero limit", second(s.Quarantined(lib1, 0))},
 		{"Quarantined nil library", second(s.Quarantined(uuid.Nil, 1))},
 		{"CountQuarantined nil library", second(s.CountQuarantined(uuid.Nil))},
+		{"CountLog nil library", second(s.CountLog(uuid.Nil))},
 		{"Members nil library", second(s.Members(uuid.Nil))},
 		{"Meta empty key", second(s.Meta(""))},
 	}
@@ -1416,6 +1418,7 @@ func testClose(t *testing.T, s store.Store) {
 		"PrunePoints":      second(s.PrunePoints(lib1)),
 		"Quarantined":      second(s.Quarantined(lib1, 1)),
 		"CountQuarantined": second(s.CountQuarantined(lib1)),
+		"CountLog":         second(s.CountLog(lib1)),
 		"ClockBound":       second(s.ClockBound()),
 		"Libraries":        second(s.Libraries()),
 		"Members":          second(s.Members(lib1)),
