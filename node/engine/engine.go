@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -187,6 +188,8 @@ type Engine struct {
 	out      outbox
 
 	lastPrune time.Time
+	lastTick  time.Time // of the last Tick (or Load): see skipGap
+	lastAlive time.Time // last persisted MetaAlive
 	stats     Stats
 }
 
@@ -275,9 +278,27 @@ func (e *Engine) Load(now time.Time) error {
 		}
 	}
 	e.loaded = true
-	e.lastPrune = now
+	e.lastPrune, e.lastTick, e.lastAlive = now, now, now
+	// The time this node was down does not count as its members' silence
+	// (see skipGap), nor does a step of its wall clock while it was down.
+	alive, err := e.st.Meta(MetaAlive)
+	switch {
+	case err == nil && len(alive) == 8:
+		last := time.UnixMilli(int64(binary.BigEndian.Uint64(alive)))
+		if gap := now.Sub(last); gap > e.cfg.PeerTimeout {
+			e.skipGap(gap, now)
+		}
+	case err != nil && !isNotFound(err):
+		return fmt.Errorf("loading the time this node was last alive: %w", err)
+	}
+	e.ov.alive = uint64(now.UnixMilli())
 	return nil
 }
+
+// MetaAlive is the store.Meta key under which the engine keeps, as 8 bytes
+// big-endian of ms since the epoch, the last time it was running (written by
+// Load and then at most once per LastSeenResolution).
+const MetaAlive = "engine/alive"
 
 func (e *Engine) loadLibrary(l store.Library) error {
 	lib := newLibrary(l)

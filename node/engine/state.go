@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -144,6 +145,8 @@ type overlay struct {
 	purgeLibraries []uuid.UUID
 
 	clockBound uint64
+	// alive is the time to store under MetaAlive (zero: none).
+	alive uint64
 }
 
 func newOverlay() *overlay {
@@ -161,7 +164,7 @@ func (o *overlay) empty() bool {
 		len(o.prune) == 0 && len(o.pruneLog) == 0 && len(o.purge) == 0 && len(o.qPut) == 0 &&
 		len(o.qDrop) == 0 && len(o.libraries) == 0 && len(o.members) == 0 && len(o.dropMembers) == 0 &&
 		len(o.dropLibraries) == 0 && len(o.purgeLibraries) == 0 &&
-		o.clockBound == 0
+		o.clockBound == 0 && o.alive == 0
 }
 
 // putRecord writes r, which replaces the record at version replaced (zero:
@@ -279,6 +282,9 @@ func (o *overlay) batch() store.Batch {
 	b.DropMembers = o.dropMembers
 	b.DropLibraries = o.dropLibraries
 	b.PurgeLibraries = o.purgeLibraries
+	if o.alive != 0 {
+		b.PutMeta = map[string][]byte{MetaAlive: binary.BigEndian.AppendUint64(nil, o.alive)}
+	}
 	return b
 }
 

@@ -20,6 +20,14 @@ func (e *Engine) Tick(now time.Time) error {
 		return ErrNotReady
 	}
 	e.setNow(now)
+	if gap := now.Sub(e.lastTick); gap > e.cfg.PeerTimeout {
+		e.skipGap(gap, now)
+	}
+	e.lastTick = now
+	if due(now, e.lastAlive, e.cfg.LastSeenResolution) {
+		e.lastAlive = now
+		e.ov.alive = uint64(now.UnixMilli())
+	}
 	for _, libID := range sortedIDs(e.libs) {
 		lib := e.libs[libID]
 		if err := e.tickPeers(lib, now); err != nil {
@@ -38,6 +46,40 @@ func (e *Engine) Tick(now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// skipGap handles a gap of time this node did not observe: between two Ticks
+// longer than PeerTimeout (the machine slept, or its wall clock jumped
+// ahead), or while it was down (see MetaAlive). That time does not count as
+// its peers' silence: a connected peer is not timed out for it, and no
+// member comes nearer the horizon by it (which would prune logs past what it
+// acknowledged and serve it snapshots): each member's stored last-seen time
+// moves forward by the gap, up to now.
+func (e *Engine) skipGap(gap time.Duration, now time.Time) {
+	for _, libID := range sortedIDs(e.libs) {
+		lib := e.libs[libID]
+		for _, id := range sortedIDs(lib.members) {
+			m := lib.members[id]
+			seen := e.lastSeen(lib, m).Add(gap)
+			if seen.After(now) {
+				seen = now
+			}
+			if ms := uint64(seen.UnixMilli()); ms > m.LastSeen {
+				m.LastSeen = ms
+				lib.members[id] = m
+				e.ov.members = append(e.ov.members, m)
+			}
+		}
+		for _, p := range lib.peers {
+			heard := p.lastHeard.Add(gap)
+			if heard.After(now) {
+				heard = now
+			}
+			if heard.After(p.lastHeard) {
+				p.lastHeard = heard
+			}
+		}
+	}
 }
 
 // due reports whether a timer last fired at last with period interval is due
@@ -102,7 +144,8 @@ func (e *Engine) sendAcks(lib *library, p *peer) {
 	}
 }
 
-// lastSeen returns when a member was last heard of.
+// lastSeen returns when a member was last heard of (or added), time this
+// node did not observe left out (see skipGap).
 func (e *Engine) lastSeen(lib *library, m store.Member) time.Time {
 	t := m.LastSeen
 	if m.AddedAt > t {
