@@ -410,6 +410,12 @@ func (e *Engine) SetMembers(now time.Time, libID uuid.UUID, members []store.Memb
 		}
 		if old, ok := lib.members[m.DeviceID]; ok && old.LastSeen > m.LastSeen {
 			m.LastSeen = old.LastSeen
+		} else if !ok && m.LastSeen < uint64(now.UnixMilli()) {
+			// A member this node lists anew counts as heard of now, by this
+			// node's clock: its AddedAt comes from the clock of the device
+			// that added it, which may run behind this one by more than the
+			// horizon (the member would count as silent from the start).
+			m.LastSeen = uint64(now.UnixMilli())
 		}
 		next[m.DeviceID] = m
 		e.ov.members = append(e.ov.members, m)

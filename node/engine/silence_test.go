@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/syncnode/syncnode/protocol"
+	"github.com/syncnode/syncnode/store"
 )
 
 // A member is silent only for time this node observed: a wall clock that
@@ -61,5 +62,32 @@ func TestDowntimeIsNoSilence(t *testing.T) {
 	}
 	if p := h.prunePoint("tag", h.self).Log; !first.Less(p) {
 		t.Errorf("a member silent for the horizon after the restart still holds the log at %s", p)
+	}
+}
+
+// A member this node lists anew counts as heard of now, by this node's
+// clock: its AddedAt comes from the device that added it, whose clock may
+// run behind this one by more than the horizon. (The simulation found it: a
+// node whose clock ran minutes ahead pruned past a member that had just
+// joined.)
+func TestNewMemberIsFreshByThisClock(t *testing.T) {
+	peer, joiner := uuid.New(), uuid.New()
+	h := newHarness(t, peer)
+	first := h.putShared("tag", uuid.New(), 1)
+	h.connect(peer, protocol.Watermark{DeviceID: h.self, ModelType: "tag", HLC: first})
+	addedAt := uint64(h.now.Add(-3 * h.cfg.Horizon).UnixMilli()) // the inviter's clock
+	if err := h.eng.SetMembers(h.now, h.lib, []store.Member{{DeviceID: h.self}, {DeviceID: peer}, {DeviceID: joiner, AddedAt: addedAt}}); err != nil {
+		t.Fatal(err)
+	}
+	h.flush()
+	h.putShared("tag", uuid.New(), 2)
+	for i := 0; i < 5; i++ {
+		h.tick(time.Second)
+		if err := h.step(peer, &protocol.Heartbeat{LibraryID: h.lib, DeviceID: peer, Watermarks: []protocol.Watermark{{DeviceID: h.self, ModelType: "tag", HLC: h.watermark("tag", h.self)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := h.prunePoint("tag", h.self).Log; !p.IsZero() {
+		t.Errorf("the log is pruned to %s while a member added a moment ago acknowledged nothing", p)
 	}
 }
