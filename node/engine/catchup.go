@@ -257,11 +257,19 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 		if good > 0 {
 			bound = hlc.Min(upTo, hlc.Min(complete, entries[good-1].hlc))
 		}
+		// The tail follows on from bound when the page vouches for it
+		// (complete reaches past it, and the page is no snapshot, whose
+		// drops the tail's range would also need).
+		var after *hlc.HLC
+		if last := entries[len(entries)-1].hlc; !r.frozen && !exact && !complete.Less(last) {
+			b := bound
+			after = &b
+		}
 		if r.frozen {
 			bound = hlc.HLC{}
 		}
 		r.frozen = true
-		if err := e.quarantinePage(lib, r.peer, s, entries[good:], m); err != nil {
+		if err := e.quarantinePage(lib, r.peer, s, entries[good:], m, after); err != nil {
 			return err
 		}
 		entries = entries[:good]
@@ -342,10 +350,16 @@ func (e *Engine) dropMissing(s store.Stream, from, upTo hlc.HLC, entries []pageE
 	return handled, nil
 }
 
-// quarantinePage stores the skewed tail of a relayed page, as a response
-// message, so that it is applied (without moving watermarks) once the clock
-// has caught up.
-func (e *Engine) quarantinePage(lib *library, from uuid.UUID, s store.Stream, entries []pageEntry, orig protocol.Message) error {
+// quarantinePage stores the skewed tail of a relayed page, so that it is
+// applied once the clock has caught up. A device-owned tail that follows on
+// from what this node holds of the stream (after, not nil) is stored as a
+// StateBatch linked to it, so that its release moves the watermark as a live
+// batch does; any other is stored as a response page, applied without moving
+// watermarks (shared entries move it through their own prev links). Without
+// the link, a tail whose origin is gone (removed from the library) would be
+// held beyond the watermark for good, and no other member would ever ask for
+// it.
+func (e *Engine) quarantinePage(lib *library, from uuid.UUID, s store.Stream, entries []pageEntry, orig protocol.Message, after *hlc.HLC) error {
 	last := entries[len(entries)-1].hlc
 	var m protocol.Message
 	switch orig.(type) {
@@ -353,6 +367,10 @@ func (e *Engine) quarantinePage(lib *library, from uuid.UUID, s store.Stream, en
 		recs := make([]protocol.StateRecord, len(entries))
 		for i, en := range entries {
 			recs[i] = en.state
+		}
+		if after != nil {
+			m = &protocol.StateBatch{LibraryID: s.Library, ModelType: s.ModelType, DeviceID: s.Origin, Records: recs, Prev: optHLC(*after)}
+			break
 		}
 		m = &protocol.StateResponse{LibraryID: s.Library, ModelType: s.ModelType, DeviceID: s.Origin, Records: recs, UpTo: last, Complete: last}
 	default:

@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/syncnode/syncnode/hlc"
+	"github.com/syncnode/syncnode/node/engine"
 	"github.com/syncnode/syncnode/protocol"
 	"github.com/syncnode/syncnode/store"
 )
@@ -89,5 +91,49 @@ func TestNewMemberIsFreshByThisClock(t *testing.T) {
 	}
 	if p := h.prunePoint("tag", h.self).Log; !p.IsZero() {
 		t.Errorf("the log is pruned to %s while a member added a moment ago acknowledged nothing", p)
+	}
+}
+
+// The skewed tail of a catch-up page from a stream's origin is quarantined;
+// once released it moves the watermark as far as the page vouched for, so
+// that other members can catch up from this node even if the origin is gone
+// by then. (The simulation found it: a device removed right after its
+// far-ahead write reached one member left the others without it for good.)
+func TestReleasedPageTailMovesWatermark(t *testing.T) {
+	origin := uuid.New()
+	h := newHarness(t, origin)
+	h.connect(origin)
+	ms := uint64(h.now.UnixMilli())
+	v1 := hlc.HLC{Timestamp: ms - 1000, DeviceID: origin}
+	v2 := hlc.HLC{Timestamp: ms + uint64((h.cfg.Horizon + 10*time.Minute).Milliseconds()), DeviceID: origin}
+	if err := h.eng.CatchUp(h.now, h.lib, origin, engine.DeviceOwned, "location"); err != nil {
+		t.Fatal(err)
+	}
+	rd := h.flush()
+	if len(rd.Requests) != 1 {
+		t.Fatalf("want one catch-up request, have %d", len(rd.Requests))
+	}
+	page := &protocol.StateResponse{LibraryID: h.lib, ModelType: "location", DeviceID: origin, UpTo: v2, Complete: v2,
+		Records: []protocol.StateRecord{{RecordUUID: uuid.New(), Data: cborOf(t, 1), Timestamp: v1}, {RecordUUID: uuid.New(), Data: cborOf(t, 2), Timestamp: v2}}}
+	if err := h.eng.StepResponse(h.now, rd.Requests[0].ID, page); err != nil {
+		t.Fatal(err)
+	}
+	h.eng.RequestDone(h.now, rd.Requests[0].ID, nil)
+	h.flush()
+	if wm := h.watermark("location", origin); wm != v1 {
+		t.Fatalf("after the page the watermark is %s, want %s (below the quarantined tail)", wm, v1)
+	}
+	if err := h.eng.SetMembers(h.now, h.lib, []store.Member{{DeviceID: h.self}}); err != nil { // the origin is removed
+		t.Fatal(err)
+	}
+	h.flush()
+	for i := 0; i < 30 && h.eng.QuarantineCount(h.lib) > 0; i++ {
+		h.tick(time.Minute)
+	}
+	if c := h.eng.QuarantineCount(h.lib); c != 0 {
+		t.Fatalf("%d messages still quarantined", c)
+	}
+	if wm := h.watermark("location", origin); wm != v2 {
+		t.Errorf("after the release the watermark is %s, want %s: the page vouched for the whole stream up to it", wm, v2)
 	}
 }
