@@ -11,6 +11,7 @@ import (
 	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
 	"github.com/syncnode/syncnode/store"
+	"github.com/syncnode/syncnode/store/badgerstore"
 )
 
 func errorsIsNotFound(err error) bool { return errors.Is(err, engine.ErrNotFound) }
@@ -55,8 +56,20 @@ func (s *Sim) purgedAt(n *node, st store.Stream) hlc.HLC {
 	return hlc.HLC{}
 }
 
+// purgedAnywhere reports whether any member purged the tombstones of a
+// stream up to v: the tombstone was stable, so its absence is safe on every
+// node (a node that caught up from a snapshot never had it).
+func (s *Sim) purgedAnywhere(st store.Stream, v hlc.HLC) bool {
+	for _, n := range s.finalMembers() {
+		if !s.purgedAt(n, st).Less(v) {
+			return true
+		}
+	}
+	return false
+}
+
 // diff compares two nodes' records. Live records must be identical. A
-// tombstone may be missing where that node has purged it.
+// tombstone may be missing where a member has purged it.
 func (s *Sim) diff(a, b *node, sa, sb snapshot) string {
 	keys := make(map[store.RecordKey]bool)
 	for k := range sa {
@@ -84,11 +97,11 @@ func (s *Sim) diff(a, b *node, sa, sb snapshot) string {
 				return fmt.Sprintf("%s/%s: n%d has %s del=%v, n%d has %s del=%v", k.ModelType, k.ID, a.idx, ra.Version, ra.Deleted, b.idx, rb.Version, rb.Deleted)
 			}
 		case oka && !okb:
-			if !ra.Deleted || s.purgedAt(b, ra.Stream()).Less(ra.Version) {
+			if !ra.Deleted || !s.purgedAnywhere(ra.Stream(), ra.Version) {
 				return fmt.Sprintf("%s/%s: n%d has %s del=%v, n%d has nothing", k.ModelType, k.ID, a.idx, ra.Version, ra.Deleted, b.idx)
 			}
 		case okb && !oka:
-			if !rb.Deleted || s.purgedAt(a, rb.Stream()).Less(rb.Version) {
+			if !rb.Deleted || !s.purgedAnywhere(rb.Stream(), rb.Version) {
 				return fmt.Sprintf("%s/%s: n%d has %s del=%v, n%d has nothing", k.ModelType, k.ID, b.idx, rb.Version, rb.Deleted, a.idx)
 			}
 		}
@@ -96,15 +109,28 @@ func (s *Sim) diff(a, b *node, sa, sb snapshot) string {
 	return ""
 }
 
-// converged reports whether every node is up, idle and holds the same
+// finalMembers are the nodes that are members at the end: the ones that
+// must converge.
+func (s *Sim) finalMembers() []*node {
+	var out []*node
+	for i, n := range s.nodes {
+		if s.isMember(i) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// converged reports whether every member is up, idle and holds the same
 // records, with nothing left in quarantine.
 func (s *Sim) converged() bool {
-	first := s.nodes[0]
+	ms := s.finalMembers()
+	first := ms[0]
 	if !first.up {
 		return false
 	}
 	base := s.snapshotOf(first)
-	for _, n := range s.nodes {
+	for _, n := range ms {
 		if !n.up || n.eng.QuarantineCount(s.lib.ID) > 0 || len(n.eng.CatchUps()) > 0 {
 			return false
 		}
@@ -115,29 +141,51 @@ func (s *Sim) converged() bool {
 	return true
 }
 
-// check verifies the invariants after the run.
+// check verifies the invariants after the run. Every loop over what the
+// run produced counts what it checked, and a run that produced something
+// must have checked something.
 func (s *Sim) check() {
-	snaps := make([]snapshot, len(s.nodes))
-	for i, n := range s.nodes {
+	ms := s.finalMembers()
+	if len(ms) < 2 {
+		s.fail("the run ends with %d members; the checks need two", len(ms))
+		return
+	}
+	snaps := make([]snapshot, len(ms))
+	for i, n := range ms {
+		if !n.up {
+			s.fail("n%d is down at the end", n.idx)
+			return
+		}
 		snaps[i] = s.snapshotOf(n)
 	}
 	// 1. Convergence: same records, versions and tombstones (but purged ones).
-	for i := 1; i < len(s.nodes); i++ {
-		if d := s.diff(s.nodes[0], s.nodes[i], snaps[0], snaps[i]); d != "" {
+	for i := 1; i < len(ms); i++ {
+		if d := s.diff(ms[0], ms[i], snaps[0], snaps[i]); d != "" {
 			s.fail("invariant 1 (convergence): %s", d)
 			return
 		}
+		s.Stats.RecordsCompared += len(snaps[i])
 	}
 	s.Stats.InvariantsChecked++
-	// 5. Skew: nothing left in quarantine once the clocks caught up.
-	for _, n := range s.nodes {
+	// 5. Skew: nothing left in quarantine once the clocks caught up, in the
+	// engine or in the store.
+	for _, n := range ms {
 		if c := n.eng.QuarantineCount(s.lib.ID); c > 0 {
 			s.fail("invariant 5 (skew): n%d still has %d quarantined messages", n.idx, c)
 			return
 		}
+		c, err := n.st.CountQuarantined(s.lib.ID)
+		if err != nil {
+			s.fail("n%d counting quarantine: %v", n.idx, err)
+			return
+		}
+		if c > 0 {
+			s.fail("invariant 5 (skew): n%d's store still holds %d quarantined messages; its engine counts none", n.idx, c)
+			return
+		}
 	}
 	s.Stats.InvariantsChecked++
-	// The final state of each record, from any node that holds it.
+	// The final state of each record, from any member that holds it.
 	final := make(map[store.RecordKey]store.Record)
 	for _, snap := range snaps {
 		for k, r := range snap {
@@ -146,13 +194,16 @@ func (s *Sim) check() {
 			}
 		}
 	}
-	// 2, 3 and 6, per acknowledged write.
+	// 2, 3 and 6, per acknowledged write of a member (a device removed
+	// before its writes could spread carries no promise).
+	checked, expected := 0, 0
 	for _, w := range s.writes {
 		k := store.RecordKey{Library: s.lib.ID, ModelType: w.model, ID: w.id}
 		r, ok := final[k]
-		if !w.acked {
+		if !w.acked || !s.isMember(w.node) {
 			continue
 		}
+		expected++
 		if !ok {
 			// Gone everywhere: only a purged tombstone may explain it, so a
 			// delete at least as new as this write must exist.
@@ -160,6 +211,7 @@ func (s *Sim) check() {
 				s.fail("invariant 2 (no lost write): %s/%s written at %s by n%d is gone everywhere, with no later delete", w.model, w.id, w.version, w.node)
 				return
 			}
+			checked++
 			continue
 		}
 		if r.Version.Less(w.version) {
@@ -171,7 +223,7 @@ func (s *Sim) check() {
 			return
 		}
 		if r.Version != w.version {
-			if _, real := s.byVer[r.Version]; !real {
+			if _, real := s.issued[r.Version]; !real {
 				s.fail("%s/%s ends at %s, which nobody wrote", w.model, w.id, r.Version)
 				return
 			}
@@ -180,22 +232,139 @@ func (s *Sim) check() {
 			s.fail("invariant 3 (no resurrection): %s/%s deleted at %s is live at %s", w.model, w.id, w.version, r.Version)
 			return
 		}
+		checked++
 	}
+	if checked != expected || (s.Stats.Acked > 0 && expected == 0 && len(s.removed) == 0) {
+		s.fail("checked %d of %d acknowledged writes (%d acknowledged in all)", checked, expected, s.Stats.Acked)
+		return
+	}
+	s.Stats.WritesChecked += checked
 	s.Stats.InvariantsChecked += 3
+	// Every record a member holds was written by someone, with that data.
+	for k, r := range final {
+		if w, ok := s.issued[r.Version]; !ok || w.model != k.ModelType || w.id != k.ID || w.deleted != r.Deleted || !bytes.Equal(w.data, r.Data) {
+			s.fail("%s/%s is held at %s, which is no write made of it", k.ModelType, k.ID, r.Version)
+			return
+		}
+	}
 	// 6. Ownership: device-owned records carry their owner's versions only.
+	owned := 0
 	for k, r := range final {
 		if Registry().Strategy(k.ModelType) != engine.DeviceOwned {
 			continue
 		}
+		owned++
 		owner, ok := s.ownerOf[k.ID]
 		if !ok || s.nodes[owner].id != r.Version.DeviceID {
 			s.fail("invariant 6 (ownership): %s/%s has version %s, but its owner is n%d", k.ModelType, k.ID, r.Version, owner)
 			return
 		}
 	}
+	s.Stats.OwnedChecked += owned
 	s.Stats.InvariantsChecked++
 	// 4. Monotonic clocks were checked on every issue; 4 counts here.
 	s.Stats.InvariantsChecked++
+	// 10. Pruning made progress: with every member connected and quiet, each
+	// member's log of each shared stream is pruned up to what every member
+	// holds of it, and keeps nothing at or below that.
+	if !s.checkPruneProgress(ms, final) {
+		return
+	}
+	s.Stats.InvariantsChecked++
+}
+
+// checkPruneProgress checks that pruning happened where every member holds
+// the stream (invariant 10's other half), and that it checked something if
+// any shared record exists.
+func (s *Sim) checkPruneProgress(ms []*node, final map[store.RecordKey]store.Record) bool {
+	type wmKey struct {
+		node int
+		s    store.Stream
+	}
+	wms := make(map[wmKey]hlc.HLC)
+	streams := make(map[store.Stream]bool)
+	for _, n := range ms {
+		if bs, ok := n.st.(*badgerstore.Store); ok {
+			if err := bs.WaitPruned(); err != nil {
+				s.fail("n%d pruning: %v", n.idx, err)
+				return false
+			}
+		}
+		marks, err := n.st.Watermarks(s.lib.ID)
+		if err != nil {
+			s.fail("n%d watermarks: %v", n.idx, err)
+			return false
+		}
+		for _, m := range marks {
+			if Registry().Strategy(m.ModelType) == engine.Shared {
+				wms[wmKey{n.idx, m.Stream}] = m.HLC
+				streams[m.Stream] = true
+			}
+		}
+	}
+	checked := 0
+	for st := range streams {
+		var target hlc.HLC
+		first := true
+		for _, n := range ms {
+			if n.id == st.Origin {
+				continue // an origin holds all of its stream
+			}
+			if h := wms[wmKey{n.idx, st}]; first || h.Less(target) {
+				target, first = h, false
+			}
+		}
+		for _, n := range ms {
+			mine := wms[wmKey{n.idx, st}]
+			want := hlc.Min(target, mine)
+			if first {
+				want = mine
+			}
+			if want.IsZero() {
+				continue
+			}
+			pp := s.prunePoint(n, st)
+			if pp.Log.Less(want) {
+				s.fail("invariant 10 (pruning progress): every member holds %s/%s up to %s, but n%d pruned its log only up to %s", st.ModelType, st.Origin.String()[:8], want, n.idx, pp.Log)
+				return false
+			}
+			page, err := n.st.LogPage(st, hlc.HLC{}, 1)
+			if err != nil {
+				s.fail("n%d log page: %v", n.idx, err)
+				return false
+			}
+			if len(page.Entries) > 0 && !page.Entries[0].HLC.After(want) {
+				s.fail("invariant 10 (pruning progress): n%d still keeps the log entry %s of %s/%s at or below its prune point %s", n.idx, page.Entries[0].HLC, st.ModelType, st.Origin.String()[:8], pp.Log)
+				return false
+			}
+			checked++
+		}
+	}
+	s.Stats.PruneProgress += checked
+	if checked == 0 {
+		for k := range final {
+			if Registry().Strategy(k.ModelType) == engine.Shared {
+				s.fail("invariant 10 (pruning progress): shared records exist but no member's log was checked")
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// prunePoint returns a node's prune point of a stream.
+func (s *Sim) prunePoint(n *node, st store.Stream) store.PrunePoint {
+	pps, err := n.st.PrunePoints(st.Library)
+	if err != nil {
+		s.fail("n%d prune points: %v", n.idx, err)
+		return store.PrunePoint{}
+	}
+	for _, p := range pps {
+		if p.Stream == st {
+			return p
+		}
+	}
+	return store.PrunePoint{Stream: st}
 }
 
 // deletedSince reports whether a delete of k at or after v was written.

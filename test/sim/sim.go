@@ -1,20 +1,26 @@
 // Package sim is the deterministic simulation that judges the sync engine.
 //
-// One goroutine drives several node/engine.Engines, each over its own
-// store.Mem, with a seeded PRNG deciding everything: which node writes what,
-// message delays, drops, duplicates and reorders, partitions and heals,
-// crashes (the engine and everything not yet persisted are lost, the store is
-// kept), a node whose wall clock runs ahead, and a node silent for longer than
-// the pruning horizon. Every message crosses the real protocol codec. After
-// the chaos the network heals, the nodes run until quiet, and Check verifies
-// the invariants of DESIGN.md §3. The same seed always replays the same run.
+// One goroutine drives several node/engine.Engines, each over its own store
+// (store.Mem, or store/badgerstore on disk), with a seeded PRNG deciding
+// everything: which node writes what (hot records that many devices write,
+// and records written once), message delays, drops, duplicates and reorders,
+// partitions and heals, crashes (the engine and everything not yet persisted
+// are lost, the store is kept), wall clocks that run ahead or behind, a node
+// silent for longer than the pruning horizon, devices that join and leave,
+// devices that write one record at the same instant, and a member that lies.
+// Every message crosses the real protocol codec. Invariants are checked as the
+// run goes (clocks, skew, pruning, snapshots, refusals) and after it: the
+// network heals, the nodes run until quiet, and check verifies the rest of
+// DESIGN.md §3. The same seed always replays the same run.
 package sim
 
 import (
 	"bytes"
+	"container/heap"
 	"fmt"
 	"io"
 	"math/rand"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -25,12 +31,17 @@ import (
 	"github.com/syncnode/syncnode/node/engine"
 	"github.com/syncnode/syncnode/protocol"
 	"github.com/syncnode/syncnode/store"
+	"github.com/syncnode/syncnode/store/badgerstore"
 )
 
-// Config describes one simulated run.
+// Config describes one simulated run. LegacyConfig draws only the fields up
+// to Silent (the workload the simulation had before issue 12, kept so that
+// the regression seeds replay as they were found); RandomConfig draws them
+// all.
 type Config struct {
 	Seed int64
-	// Nodes is the number of devices (3 to 7 by default choice).
+	// Nodes is the number of devices (3 to 7 by default choice), joiners
+	// included.
 	Nodes int
 	// Writes is the number of local writes during the chaos phase.
 	Writes int
@@ -38,14 +49,73 @@ type Config struct {
 	Chaos time.Duration
 	// Drop, Dup are probabilities per live message.
 	Drop, Dup float64
-	// Partitions, Crashes, Skew and Silent switch those faults on.
+	// Partitions, Crashes, Skew and Silent switch those faults on. Skew is
+	// one node whose clock jumps beyond MaxDrift ahead, then steps back.
 	Partitions, Crashes, Skew, Silent bool
+
+	// FreshIDs sends about half of the shared writes to new records that
+	// are written once and never again, beside the six hot ones, so that a
+	// change that is skipped is not hidden by a later write.
+	FreshIDs bool
+	// Ties makes two or three devices write one shared record at the same
+	// instant, so that HLCs tie on (timestamp, counter) across devices.
+	Ties bool
+	// Byzantine makes one member also send forged messages: changes claiming
+	// another origin, take-overs of records it does not own, lying
+	// watermarks and acknowledgements, messages out of place, corrupt
+	// catch-up pages, requests and messages in a stranger's name.
+	Byzantine bool
+	// Joins is how many devices join the library during the chaos (they are
+	// among Nodes and are no members before).
+	Joins int
+	// Remove removes one member for good during the chaos.
+	Remove bool
+	// Skews lists clock faults, one node each (see SkewKind).
+	Skews []SkewKind
+	// CrashPoints adds crash points between persisting a Ready and handing
+	// out its messages, and restarts a node that crashed while writing
+	// (after a delay that may pass the horizon).
+	CrashPoints bool
+	// Badger stores each node in store/badgerstore under Dir (which the
+	// caller creates and removes); a crash closes the store and a restart
+	// reopens it.
+	Badger bool
+	Dir    string
+
 	// Trace, if set, receives a line per event.
 	Trace io.Writer
 }
 
-// RandomConfig derives a run's shape from its seed.
-func RandomConfig(seed int64) Config {
+// SkewKind is how one node's wall clock is wrong during the chaos.
+type SkewKind int
+
+// The clock faults of Config.Skews.
+const (
+	// FarAhead runs 10 s to 130 s beyond MaxDrift ahead, then steps back:
+	// the node's changes are quarantined by the others.
+	FarAhead SkewKind = iota + 1
+	// NearAhead runs within MaxDrift ahead: its changes are applied and
+	// its clock is merged by the others.
+	NearAhead
+	// NearBehind runs within MaxDrift behind.
+	NearBehind
+	// FarBehind runs beyond MaxDrift behind: it quarantines everyone's
+	// changes until its clock is set right (a step forward).
+	FarBehind
+)
+
+var skewNames = map[SkewKind]string{FarAhead: "far-ahead", NearAhead: "near-ahead", NearBehind: "near-behind", FarBehind: "far-behind"}
+
+func (k SkewKind) String() string { return skewNames[k] }
+
+// LegacyConfig derives a run's shape from its seed as the simulation did
+// before issue 12: the regression seeds found then replay with it.
+func LegacyConfig(seed int64) Config {
+	cfg, _ := legacyConfig(seed)
+	return cfg
+}
+
+func legacyConfig(seed int64) (Config, *rand.Rand) {
 	r := rand.New(rand.NewSource(seed ^ 0x5eed))
 	return Config{
 		Seed:       seed,
@@ -58,7 +128,38 @@ func RandomConfig(seed int64) Config {
 		Crashes:    r.Intn(2) == 0,
 		Skew:       r.Intn(4) == 0,
 		Silent:     r.Intn(4) == 0,
+	}, r
+}
+
+// RandomConfig derives a run's shape from its seed: the legacy shape, and
+// every fault and workload of issue 12 on top.
+func RandomConfig(seed int64) Config {
+	cfg, r := legacyConfig(seed)
+	if cfg.Skew {
+		cfg.Skew = false
+		cfg.Skews = append(cfg.Skews, FarAhead)
 	}
+	for _, k := range []SkewKind{NearAhead, NearBehind, FarBehind} {
+		if r.Intn(5) == 0 {
+			cfg.Skews = append(cfg.Skews, k)
+		}
+	}
+	cfg.FreshIDs = true
+	cfg.Ties = r.Intn(2) == 0
+	cfg.Byzantine = r.Intn(4) == 0
+	cfg.Joins = []int{0, 0, 1, 2}[r.Intn(4)]
+	if cfg.Joins > cfg.Nodes-2 {
+		cfg.Joins = cfg.Nodes - 2
+	}
+	cfg.Remove = r.Intn(4) == 0
+	cfg.CrashPoints = cfg.Crashes
+	return cfg
+}
+
+// legacy reports whether the run uses none of issue 12's additions: its
+// random choices are then drawn exactly as before them.
+func (c Config) legacy() bool {
+	return !c.FreshIDs && !c.Ties && !c.Byzantine && c.Joins == 0 && !c.Remove && len(c.Skews) == 0 && !c.CrashPoints
 }
 
 // Engine timing used by the simulation: fast, so that runs are short.
@@ -67,6 +168,11 @@ const (
 	tickEvery = 250 * time.Millisecond
 	horizon   = 40 * time.Second
 	maxDrift  = 5 * time.Minute
+	// slack is how much earlier than the simulation an engine may judge a
+	// member silent, or how much later: the stored last-seen time is up to
+	// a second stale and only heartbeats refresh it, and a wall clock may
+	// step by less than the peer timeout without the engine seeing a gap.
+	slack = 10 * time.Second
 )
 
 var models = struct{ owned, shared []string }{
@@ -100,16 +206,24 @@ type write struct {
 }
 
 type node struct {
-	idx    int
-	id     uuid.UUID
-	st     *store.Mem
-	eng    *engine.Engine
-	up     bool
-	skew   time.Duration
-	epoch  int // bumps on every crash
+	idx   int
+	id    uuid.UUID
+	st    store.Store
+	dir   string // Badger mode: the store's directory
+	eng   *engine.Engine
+	up    bool
+	skew  time.Duration
+	epoch int // bumps on every crash
+	// silent nodes have no sessions (past the horizon, or a joiner that
+	// is not reachable yet).
 	silent bool
-	// hadSkew is set once the node's wall clock ran ahead.
-	hadSkew bool
+	// ceiling is the greatest wall time plus MaxDrift the node ever had: no
+	// HLC it holds may be above it (plus a lease window).
+	ceiling time.Time
+	// byz marks the byzantine member.
+	byz bool
+	// view is the member list its engine holds, by node index.
+	view map[int]bool
 	// pageEntries and pageBytes count what catch-up pages brought it.
 	pageEntries, pageBytes int
 	// lastIssued is the newest HLC this incarnation issued (invariant 4
@@ -126,24 +240,52 @@ type event struct {
 	fn  func()
 }
 
+// queue is the events by (time, order of scheduling).
+type queue []event
+
+func (q queue) Len() int { return len(q) }
+func (q queue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q queue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *queue) Push(x any)   { *q = append(*q, x.(event)) }
+func (q *queue) Pop() any {
+	old := *q
+	ev := old[len(old)-1]
+	old[len(old)-1] = event{}
+	*q = old[:len(old)-1]
+	return ev
+}
+
 // Sim is one simulated run.
 type Sim struct {
 	cfg   Config
 	rng   *rand.Rand
+	start time.Time
 	now   time.Time
 	lib   store.Library
 	nodes []*node
-	queue []event
+	queue queue
 	seq   int
 	// link[i][j] is the session epoch of an open session i-j, 0 if closed.
 	link    [][]int
 	linkSeq int
 	cut     map[[2]int]bool // partitioned pairs
 	members map[int]bool    // nil: every node is a member
+	// addedAt is when each node became a member (its Member.AddedAt).
+	addedAt []time.Time
+	// removed marks nodes removed from the library for good.
+	removed map[int]bool
 	writes  []*write
-	byVer   map[hlc.HLC]*write
+	byVer   map[hlc.HLC]*write // acknowledged writes
+	issued  map[hlc.HLC]*write // every write made, acknowledged or not
 	ownerOf map[uuid.UUID]int
 	shared  []uuid.UUID
+
+	or oracle
 
 	chaosEnd time.Time
 
@@ -163,9 +305,38 @@ type Stats struct {
 	Released          int
 	Pruned            int
 	InvariantsChecked int
+	// Simulated is the simulated time of the run; Unquiet counts runs that
+	// reached the deadline without going quiet.
+	Simulated time.Duration
+	Unquiet   int
 	// Variants counts the frames of each message variant that crossed the
 	// wire (live, requests and pages).
 	Variants map[string]int
+
+	// What the sharper workload did.
+	FreshWrites     int // writes to records written once
+	Ties            int // pairs of writes of one record whose HLCs tie on (timestamp, counter)
+	Joins, Removals int
+	Skews           map[string]int
+	CrashPoints     int // crashes between persisting a Ready and sending it
+	LongDowntimes   int // crashed nodes down for longer than the horizon
+	Reopens         int // Badger stores closed and reopened by a crash
+	// Forged counts the forged messages a byzantine member sent, by kind,
+	// and Handled those the receiver refused or took as it must.
+	Forged, Handled map[string]int
+
+	// What the checks looked at (each must be more than zero over a run
+	// that can produce it, so that no check passes by checking nothing).
+	WritesChecked, OwnedChecked, RecordsCompared int
+	PruneSafety, PruneProgress, SnapshotsJudged  int
+	SkewApplied, QuarantineMirrors               int
+}
+
+func (st *Stats) count(m *map[string]int, k string) {
+	if *m == nil {
+		*m = make(map[string]int)
+	}
+	(*m)[k]++
 }
 
 // New builds a run.
@@ -173,20 +344,38 @@ func New(cfg Config) *Sim {
 	if cfg.Nodes < 2 {
 		cfg.Nodes = 2
 	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := &Sim{
 		cfg:     cfg,
 		rng:     rand.New(rand.NewSource(cfg.Seed)),
-		now:     time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		start:   start,
+		now:     start,
 		byVer:   make(map[hlc.HLC]*write),
+		issued:  make(map[hlc.HLC]*write),
 		ownerOf: make(map[uuid.UUID]int),
 		cut:     make(map[[2]int]bool),
+		removed: make(map[int]bool),
 	}
 	s.lib = store.Library{ID: s.uuid(), Name: "sim", CreatedAt: uint64(s.now.UnixMilli())}
-	var members []store.Member
 	for i := 0; i < cfg.Nodes; i++ {
-		n := &node{idx: i, id: s.uuid(), st: store.NewMem()}
+		n := &node{idx: i, id: s.uuid()}
+		if cfg.Badger {
+			n.dir = filepath.Join(cfg.Dir, fmt.Sprintf("seed%d-n%d", cfg.Seed, i))
+		} else {
+			n.st = store.NewMem()
+		}
 		s.nodes = append(s.nodes, n)
-		members = append(members, store.Member{Library: s.lib.ID, DeviceID: n.id, Name: fmt.Sprintf("n%d", i), AddedAt: uint64(s.now.UnixMilli())})
+		s.addedAt = append(s.addedAt, s.now)
+	}
+	s.or.init(len(s.nodes), s.now)
+	// The last Joins nodes join later: until then nobody lists them, and
+	// each lists the members and itself.
+	initial := make(map[int]bool)
+	for i := 0; i < cfg.Nodes-cfg.Joins; i++ {
+		initial[i] = true
+	}
+	if cfg.Joins > 0 {
+		s.members = initial
 	}
 	s.link = make([][]int, cfg.Nodes)
 	for i := range s.link {
@@ -196,16 +385,63 @@ func New(cfg Config) *Sim {
 		s.shared = append(s.shared, s.uuid())
 	}
 	for _, n := range s.nodes {
-		s.start(n)
+		s.startNode(n)
 		if s.Failure != nil {
 			return s
 		}
-		if err := n.eng.AddLibrary(s.wall(n), s.lib, members); err != nil {
+		view := initial
+		if !initial[n.idx] {
+			view = map[int]bool{n.idx: true}
+			for i := range initial {
+				view[i] = true
+			}
+		}
+		if err := n.eng.AddLibrary(s.wall(n), s.lib, s.memberList(view)); err != nil {
 			s.fail("node %d: adding library: %v", n.idx, err)
 		}
+		s.setView(n, view)
 		s.flush(n)
 	}
 	return s
+}
+
+// memberList returns the store.Member list of the nodes in set.
+func (s *Sim) memberList(set map[int]bool) []store.Member {
+	var out []store.Member
+	for i, n := range s.nodes {
+		if set[i] {
+			out = append(out, store.Member{Library: s.lib.ID, DeviceID: n.id, Name: fmt.Sprintf("n%d", i), AddedAt: uint64(s.addedAt[i].UnixMilli())})
+		}
+	}
+	return out
+}
+
+// setView records the member list node n's engine now holds.
+func (s *Sim) setView(n *node, set map[int]bool) {
+	view := make(map[int]bool, len(set))
+	for i, ok := range set {
+		if !ok {
+			continue
+		}
+		view[i] = true
+		if n.view == nil || !n.view[i] {
+			s.or.added(n.idx, i, s.addedAt[i], n.view != nil)
+		}
+	}
+	n.view = view
+}
+
+// isMember reports whether node i is a member now.
+func (s *Sim) isMember(i int) bool { return s.members == nil || s.members[i] }
+
+// Close releases the stores of a run (Badger mode); it is safe to call twice.
+func (s *Sim) Close() {
+	for _, n := range s.nodes {
+		if n.st != nil && s.cfg.Badger {
+			n.st.Close()
+			n.st = nil
+		}
+	}
 }
 
 func (s *Sim) uuid() uuid.UUID {
@@ -218,7 +454,7 @@ func (s *Sim) uuid() uuid.UUID {
 
 func (s *Sim) tracef(format string, args ...any) {
 	if s.cfg.Trace != nil {
-		fmt.Fprintf(s.cfg.Trace, "%8.3fs ", s.now.Sub(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)).Seconds())
+		fmt.Fprintf(s.cfg.Trace, "%8.3fs ", s.now.Sub(s.start).Seconds())
 		fmt.Fprintf(s.cfg.Trace, format+"\n", args...)
 	}
 }
@@ -232,13 +468,46 @@ func (s *Sim) fail(format string, args ...any) {
 
 func (s *Sim) wall(n *node) time.Time { return s.now.Add(n.skew) }
 
-func (s *Sim) at(d time.Duration, fn func()) {
-	s.seq++
-	s.queue = append(s.queue, event{at: s.now.Add(d), seq: s.seq, fn: fn})
+// setSkew changes node n's clock error, keeping its ceiling.
+func (s *Sim) setSkew(n *node, d time.Duration) {
+	s.raiseCeiling(n)
+	n.skew = d
+	s.raiseCeiling(n)
 }
 
-// start (re)creates a node's engine over its store.
-func (s *Sim) start(n *node) {
+func (s *Sim) raiseCeiling(n *node) {
+	if c := s.wall(n).Add(maxDrift); c.After(n.ceiling) {
+		n.ceiling = c
+	}
+}
+
+func (s *Sim) at(d time.Duration, fn func()) {
+	s.seq++
+	heap.Push(&s.queue, event{at: s.now.Add(d), seq: s.seq, fn: fn})
+}
+
+// open opens node n's store (Badger mode; Mem stores live as long as the run).
+func (s *Sim) open(n *node) bool {
+	if !s.cfg.Badger || n.st != nil {
+		return true
+	}
+	opts := badgerstore.DefaultOptions()
+	opts.SyncWrites = false // a simulated crash does not cut power
+	opts.GCInterval = -1
+	st, err := badgerstore.Open(n.dir, opts)
+	if err != nil {
+		s.fail("node %d: opening its Badger store: %v", n.idx, err)
+		return false
+	}
+	n.st = st
+	return true
+}
+
+// startNode (re)creates a node's engine over its store.
+func (s *Sim) startNode(n *node) {
+	if !s.open(n) {
+		return
+	}
 	cfg := engine.Config{
 		Device: n.id, Registry: Registry(), PageSize: 7,
 		HeartbeatInterval: heartbeat, PeerTimeout: 5 * heartbeat, AckInterval: 300 * time.Millisecond,
@@ -256,6 +525,10 @@ func (s *Sim) start(n *node) {
 	}
 	n.eng, n.up = eng, true
 	n.lastIssued = hlc.HLC{}
+	s.raiseCeiling(n)
+	if c, err := n.st.CountQuarantined(s.lib.ID); err == nil && c != eng.QuarantineCount(s.lib.ID) && c <= 10000 {
+		s.fail("invariant 5 (skew): n%d's store holds %d quarantined messages, its engine loaded %d", n.idx, c, eng.QuarantineCount(s.lib.ID))
+	}
 }
 
 // checkIssued checks an HLC the node just issued (invariant 4).
@@ -280,16 +553,36 @@ func (s *Sim) madeDurable(n *node, h hlc.HLC) {
 }
 
 // flush hands a node's Ready to the store and the network, as the node
-// package does. With crash set, the node dies before the batch is durable.
-func (s *Sim) flush(n *node) (persisted bool) {
+// package does.
+func (s *Sim) flush(n *node) {
+	s.flushAt(n, false)
+}
+
+// flushMayCrash is flush with a crash point between persisting the Ready and
+// sending its messages (Config.CrashPoints, during the chaos). The caller
+// must check n.up afterwards.
+func (s *Sim) flushMayCrash(n *node) {
+	s.flushAt(n, true)
+}
+
+func (s *Sim) flushAt(n *node, mayCrash bool) {
 	if !n.up || !n.eng.HasReady() {
-		return true
+		return
 	}
 	rd := n.eng.Ready()
 	if err := n.st.Apply(&rd.Batch); err != nil {
 		s.fail("node %d: persisting: %v", n.idx, err)
-		return false
+		return
 	}
+	if s.cfg.Badger && (len(rd.Batch.PruneLog) > 0 || len(rd.Batch.PurgeTombstones) > 0) {
+		// Deterministic runs: the pruning a batch asks for is done before
+		// anything reads the store again.
+		if err := n.st.(*badgerstore.Store).WaitPruned(); err != nil {
+			s.fail("node %d: pruning: %v", n.idx, err)
+			return
+		}
+	}
+	s.persisted(n, &rd)
 	if s.cfg.Trace != nil {
 		for _, ev := range rd.Events {
 			s.tracef("n%d event %s/%s del=%v v=%s", n.idx, ev.ModelType, ev.ID.String()[:8], ev.Deleted, ev.Version)
@@ -297,6 +590,16 @@ func (s *Sim) flush(n *node) (persisted bool) {
 		for _, m := range rd.Batch.PurgeTombstones {
 			s.tracef("n%d purge %s/%s <= %s", n.idx, m.ModelType, m.Origin.String()[:4], m.HLC)
 		}
+		for _, m := range rd.Batch.PruneLog {
+			s.tracef("n%d prune log %s/%s <= %s", n.idx, m.ModelType, m.Origin.String()[:4], m.HLC)
+		}
+	}
+	if mayCrash && s.cfg.CrashPoints && s.chaos() && s.rng.Intn(400) == 0 {
+		s.Stats.CrashPoints++
+		s.tracef("n%d crashes after persisting a Ready, before sending it", n.idx)
+		s.crash(n)
+		s.restartAfter(n, s.downtime())
+		return
 	}
 	for _, env := range rd.Messages {
 		s.sendLive(n, env)
@@ -311,7 +614,49 @@ func (s *Sim) flush(n *node) (persisted bool) {
 		}
 	}
 	n.eng.Advance()
-	return true
+}
+
+// persisted checks what a batch just made durable and records what the
+// oracle needs of it.
+func (s *Sim) persisted(n *node, rd *engine.Ready) {
+	b := &rd.Batch
+	// 4: every HLC of this device in the batch now binds a restart.
+	for _, r := range b.PutRecords {
+		s.madeDurable(n, r.Version)
+	}
+	for _, e := range b.AppendLog {
+		s.madeDurable(n, e.HLC)
+	}
+	// 5: nothing stamped beyond MaxDrift ahead of this node's wall clock
+	// is applied or logged here.
+	limit := uint64(s.wall(n).Add(maxDrift).UnixMilli())
+	for _, r := range b.PutRecords {
+		if r.Version.DeviceID != n.id {
+			s.Stats.SkewApplied++
+			if r.Version.Timestamp > limit {
+				s.fail("invariant 5 (skew): n%d applied %s/%s at %s, more than %v ahead of its wall clock %s", n.idx, r.ModelType, r.ID, r.Version, maxDrift, s.wall(n).Format(time.RFC3339))
+			}
+		}
+	}
+	for _, e := range b.AppendLog {
+		if e.HLC.DeviceID != n.id && e.HLC.Timestamp > limit {
+			s.fail("invariant 5 (skew): n%d logged %s/%s at %s, more than %v ahead of its wall clock", n.idx, e.ModelType, e.RecordID, e.HLC, maxDrift)
+		}
+	}
+	// 5: the engine's quarantine mirrors the store's.
+	if len(b.PutQuarantine) > 0 || len(b.DropQuarantine) > 0 {
+		c, err := n.st.CountQuarantined(s.lib.ID)
+		if err != nil {
+			s.fail("n%d counting quarantine: %v", n.idx, err)
+		} else if e := n.eng.QuarantineCount(s.lib.ID); c != e {
+			s.fail("invariant 5 (skew): n%d's store holds %d quarantined messages, its engine counts %d (a released one stayed stored, or one was lost)", n.idx, c, e)
+		}
+		s.Stats.QuarantineMirrors++
+	}
+	// 10: a log is pruned only up to what every active member acknowledged.
+	for _, mk := range b.PruneLog {
+		s.checkPruneSafe(n, mk)
+	}
 }
 
 func (s *Sim) indexOf(id uuid.UUID) int {
@@ -386,7 +731,8 @@ func (s *Sim) sendLive(from *node, env engine.Envelope) {
 				s.fail("n%d refused %s from honest n%d: %v", to, m.Name(), from.idx, err)
 				return
 			}
-			s.flush(dst)
+			s.heard(dst, from, m)
+			s.flushMayCrash(dst)
 		})
 	}
 }
@@ -434,11 +780,18 @@ func (s *Sim) sendRequest(from *node, r engine.Request) {
 			}
 			pages = append(pages, m)
 		}
+		s.judgeSnapshots(dst, from, pages)
+		corrupt := false
+		if dst.byz && !from.byz && s.rng.Intn(8) == 0 {
+			pages, corrupt = s.corruptPages(dst, from, pages)
+			s.Stats.count(&s.Stats.Forged, "corrupt page")
+		}
 		cutAt := len(pages)
 		if s.chaos() && s.rng.Float64() < s.cfg.Drop {
 			cutAt = s.rng.Intn(len(pages) + 1)
 		}
 		delay := time.Duration(0)
+		refused := false
 		for i, pg := range pages {
 			if i == cutAt {
 				break
@@ -450,8 +803,9 @@ func (s *Sim) sendRequest(from *node, r engine.Request) {
 			s.Stats.Pages++
 			s.Stats.PageBytes += size
 			delay += time.Duration(1+s.rng.Intn(10)) * time.Millisecond
+			last := i == len(pages)-1
 			s.at(delay, func() {
-				if from.epoch != fromEpoch || !from.up {
+				if from.epoch != fromEpoch || !from.up || refused {
 					return
 				}
 				if s.link[from.idx][to] != epoch {
@@ -465,15 +819,24 @@ func (s *Sim) sendRequest(from *node, r engine.Request) {
 				case *protocol.SharedChangeResponse:
 					from.pageEntries += len(m.Entries)
 				}
-				if err := from.eng.StepResponse(s.wall(from), r.ID, m); err != nil {
+				err := from.eng.StepResponse(s.wall(from), r.ID, m)
+				s.flushMayCrash(from)
+				switch {
+				case err != nil && corrupt:
+					// The corrupt page of a lying responder: the stream
+					// is reset, the pages so far are kept.
+					refused = true
+					s.Stats.count(&s.Stats.Handled, "corrupt page")
+					s.tracef("n%d refused a corrupt page from byzantine n%d: %v", from.idx, to, err)
+				case err != nil:
 					s.fail("n%d refused page from honest n%d: %v", from.idx, to, err)
-					return
+				case corrupt && last:
+					s.fail("n%d accepted every page of a corrupt response from byzantine n%d", from.idx, to)
 				}
-				s.flush(from)
 			})
 		}
 		s.at(delay+time.Millisecond, func() {
-			if cutAt < len(pages) || s.link[from.idx][to] != epoch {
+			if cutAt < len(pages) || s.link[from.idx][to] != epoch || refused {
 				done(fmt.Errorf("stream reset"))
 			} else {
 				done(nil)
@@ -482,13 +845,13 @@ func (s *Sim) sendRequest(from *node, r engine.Request) {
 	})
 }
 
-// chaosUntil is when the faulty phase ends.
+// chaos reports whether the faulty phase is still on.
 func (s *Sim) chaos() bool { return s.now.Before(s.chaosEnd) }
 
 // ---- sessions ----
 
 func (s *Sim) canLink(i, j int) bool {
-	if s.members != nil && (!s.members[i] || !s.members[j]) {
+	if !s.isMember(i) || !s.isMember(j) {
 		return false
 	}
 	return i != j && s.nodes[i].up && s.nodes[j].up && !s.nodes[i].silent && !s.nodes[j].silent && !s.cut[pairOf(i, j)]
@@ -560,6 +923,16 @@ func (s *Sim) crash(n *node) {
 	for j := range s.nodes {
 		s.closeLink(n.idx, j)
 	}
+	if s.cfg.Badger {
+		// The store is closed as the process that held it dies, and
+		// reopened from its directory on restart: what the store kept in
+		// memory (its record filter, its pruning progress) is rebuilt.
+		if err := n.st.Close(); err != nil {
+			s.fail("n%d closing its store: %v", n.idx, err)
+		}
+		n.st = nil
+		s.Stats.Reopens++
+	}
 }
 
 func (s *Sim) restart(n *node) {
@@ -567,14 +940,86 @@ func (s *Sim) restart(n *node) {
 		return
 	}
 	s.tracef("restart n%d", n.idx)
-	s.start(n)
+	s.startNode(n)
+	if s.Failure != nil {
+		return
+	}
+	s.updateView(n)
+	s.reconcile()
+}
+
+// downtime is how long a node that crashed stays down: mostly a few seconds,
+// sometimes longer than the horizon.
+func (s *Sim) downtime() time.Duration {
+	if s.rng.Intn(6) == 0 {
+		return horizon + time.Duration(s.rng.Intn(20))*time.Second
+	}
+	return time.Duration(100+s.rng.Intn(8000)) * time.Millisecond
+}
+
+// restartAfter schedules a crashed node's restart.
+func (s *Sim) restartAfter(n *node, d time.Duration) {
+	if d > horizon {
+		s.Stats.LongDowntimes++
+		s.tracef("n%d stays down for %v, past the horizon", n.idx, d)
+	}
+	epoch := n.epoch
+	s.at(d, func() {
+		if n.epoch == epoch {
+			s.restart(n)
+		}
+	})
+}
+
+// updateView gives a node's engine the current member list if its own is
+// another (it was down when the list changed).
+func (s *Sim) updateView(n *node) {
+	if s.members == nil {
+		return
+	}
+	want := s.members
+	if !s.isMember(n.idx) && !s.removed[n.idx] {
+		// A device not yet joined knows the members and itself.
+		want = map[int]bool{n.idx: true}
+		for i := range s.members {
+			if s.members[i] {
+				want[i] = true
+			}
+		}
+	}
+	same := len(want) == len(n.view)
+	for i, ok := range want {
+		if ok && !n.view[i] {
+			same = false
+		}
+	}
+	if same {
+		return
+	}
+	if err := n.eng.SetMembers(s.wall(n), s.lib.ID, s.memberList(want)); err != nil {
+		s.fail("n%d set members: %v", n.idx, err)
+		return
+	}
+	s.setView(n, want)
+	s.flush(n)
+}
+
+// setMembers makes set the library's members, on every running node (the
+// others learn it when they restart).
+func (s *Sim) setMembers(set map[int]bool) {
+	s.members = set
+	for _, n := range s.nodes {
+		if n.up {
+			s.updateView(n)
+		}
+	}
 	s.reconcile()
 }
 
 func (s *Sim) randomWrite() {
 	var ups []*node
 	for _, n := range s.nodes {
-		if n.up {
+		if n.up && (s.cfg.legacy() || s.isMember(n.idx)) {
 			ups = append(ups, n)
 		}
 	}
@@ -606,6 +1051,9 @@ func (s *Sim) randomWrite() {
 		s.crash(n)
 		s.Stats.Unacked += len(burst)
 		s.tracef("n%d: %d writes lost in crash (not acknowledged)", n.idx, len(burst))
+		if s.cfg.CrashPoints {
+			s.restartAfter(n, s.downtime())
+		}
 		return
 	}
 	s.flush(n)
@@ -620,33 +1068,45 @@ func (s *Sim) randomWrite() {
 
 // writeOne makes one random local write on n, not yet persisted.
 func (s *Sim) writeOne(n *node) *write {
+	data, _ := cbor.Marshal(map[string]any{"n": n.idx, "v": s.rng.Intn(1000)})
+	if s.rng.Intn(2) == 0 {
+		model := models.owned[s.rng.Intn(len(models.owned))]
+		id := s.ownedID(n, model)
+		if s.rng.Intn(4) == 0 {
+			data = nil
+		}
+		return s.writeRecord(n, model, id, data)
+	}
+	model := models.shared[s.rng.Intn(len(models.shared))]
+	id := s.shared[s.rng.Intn(len(s.shared))]
+	if s.rng.Intn(4) == 0 {
+		data = nil
+	} else if s.cfg.FreshIDs && s.rng.Intn(2) == 0 {
+		id = s.uuid() // written once, never again
+		s.Stats.FreshWrites++
+	}
+	return s.writeRecord(n, model, id, data)
+}
+
+// writeRecord makes one local write on n (a delete when data is nil), not
+// yet persisted. It returns nil when there is nothing to delete.
+func (s *Sim) writeRecord(n *node, model string, id uuid.UUID, data []byte) *write {
 	wall := s.wall(n)
+	w := &write{node: n.idx, model: model, id: id, deleted: data == nil, data: data}
 	var (
-		w   = &write{node: n.idx}
 		h   hlc.HLC
 		err error
 	)
-	data, _ := cbor.Marshal(map[string]any{"n": n.idx, "v": s.rng.Intn(1000)})
-	if s.rng.Intn(2) == 0 {
-		w.model = models.owned[s.rng.Intn(len(models.owned))]
-		w.id = s.ownedID(n, w.model)
-		if s.rng.Intn(4) == 0 {
-			w.deleted = true
-			h, err = n.eng.DeleteOwned(wall, s.lib.ID, w.model, w.id)
-		} else {
-			w.data = data
-			h, err = n.eng.PutOwned(wall, s.lib.ID, w.model, w.id, data)
-		}
-	} else {
-		w.model = models.shared[s.rng.Intn(len(models.shared))]
-		w.id = s.shared[s.rng.Intn(len(s.shared))]
-		if s.rng.Intn(4) == 0 {
-			w.deleted = true
-			h, err = n.eng.DeleteShared(wall, s.lib.ID, w.model, w.id)
-		} else {
-			w.data = data
-			h, err = n.eng.PutShared(wall, s.lib.ID, w.model, w.id, data)
-		}
+	owned := Registry().Strategy(model) == engine.DeviceOwned
+	switch {
+	case owned && data == nil:
+		h, err = n.eng.DeleteOwned(wall, s.lib.ID, model, id)
+	case owned:
+		h, err = n.eng.PutOwned(wall, s.lib.ID, model, id, data)
+	case data == nil:
+		h, err = n.eng.DeleteShared(wall, s.lib.ID, model, id)
+	default:
+		h, err = n.eng.PutShared(wall, s.lib.ID, model, id, data)
 	}
 	if err != nil {
 		if errorsIsNotFound(err) {
@@ -658,6 +1118,7 @@ func (s *Sim) writeOne(n *node) *write {
 	w.version = h
 	s.checkIssued(n, h, "write")
 	s.writes = append(s.writes, w)
+	s.issued[h] = w
 	return w
 }
 
@@ -680,6 +1141,25 @@ func (s *Sim) ownedID(n *node, model string) uuid.UUID {
 
 // ---- running ----
 
+// tick is the periodic step of every running node: redial, Tick, flush,
+// check the clock.
+func (s *Sim) tick() {
+	s.reconcile() // redial closed sessions, as the node does with backoff
+	for _, n := range s.nodes {
+		if n.up {
+			if err := n.eng.Tick(s.wall(n)); err != nil {
+				s.fail("n%d tick: %v", n.idx, err)
+			}
+			s.flushMayCrash(n)
+			if n.up {
+				s.checkSkew(n)
+				s.or.observe(s, n)
+			}
+		}
+	}
+	s.at(tickEvery, s.tick)
+}
+
 // Run plays the whole run: chaos, heal, quiesce, check.
 func (s *Sim) Run() error {
 	if s.Failure != nil {
@@ -689,27 +1169,16 @@ func (s *Sim) Run() error {
 	s.chaosEnd = start.Add(s.cfg.Chaos)
 	s.reconcile()
 	// Ticks for every node, forever (the queue is drained by time).
-	var tick func()
-	tick = func() {
-		s.reconcile() // redial closed sessions, as the node does with backoff
-		for _, n := range s.nodes {
-			if n.up {
-				if err := n.eng.Tick(s.wall(n)); err != nil {
-					s.fail("n%d tick: %v", n.idx, err)
-				}
-				s.flush(n)
-				s.checkSkew(n)
-			}
-		}
-		s.at(tickEvery, tick)
-	}
-	s.at(tickEvery, tick)
+	s.at(tickEvery, s.tick)
 	// Writes spread over the chaos phase.
 	for i := 0; i < s.cfg.Writes; i++ {
 		d := time.Duration(s.rng.Int63n(int64(s.cfg.Chaos)))
 		s.at(d, s.randomWrite)
 	}
 	s.scheduleFaults()
+	if !s.cfg.legacy() {
+		s.scheduleMore()
+	}
 	// Chaos, then heal, then run until everything is quiet.
 	s.runUntil(s.chaosEnd)
 	s.heal()
@@ -726,6 +1195,10 @@ func (s *Sim) Run() error {
 			quietFor = 0
 		}
 	}
+	if quietFor < 3 {
+		s.Stats.Unquiet++
+	}
+	s.Stats.Simulated = s.now.Sub(start)
 	if s.Failure == nil {
 		s.check()
 	}
@@ -742,17 +1215,10 @@ func (s *Sim) Run() error {
 
 func (s *Sim) runUntil(t time.Time) {
 	for s.Failure == nil && len(s.queue) > 0 {
-		sort.Slice(s.queue, func(i, j int) bool {
-			if !s.queue[i].at.Equal(s.queue[j].at) {
-				return s.queue[i].at.Before(s.queue[j].at)
-			}
-			return s.queue[i].seq < s.queue[j].seq
-		})
-		ev := s.queue[0]
-		if ev.at.After(t) {
+		if s.queue[0].at.After(t) {
 			break
 		}
-		s.queue = s.queue[1:]
+		ev := heap.Pop(&s.queue).(event)
 		s.now = ev.at
 		ev.fn()
 	}
@@ -807,11 +1273,10 @@ func (s *Sim) scheduleFaults() {
 		at := time.Duration(s.rng.Int63n(int64(chaos) / 2))
 		s.at(at, func() {
 			s.tracef("n%d clock jumps %v ahead", n.idx, skew)
-			n.skew = skew
-			n.hadSkew = true
+			s.setSkew(n, skew)
 			s.at(chaos/3, func() {
 				s.tracef("n%d clock is set right (steps back)", n.idx)
-				n.skew = 0
+				s.setSkew(n, 0)
 			})
 		})
 	}
@@ -836,30 +1301,27 @@ func (s *Sim) heal() {
 	s.tracef("heal all")
 	s.cut = make(map[[2]int]bool)
 	for _, n := range s.nodes {
-		n.skew = 0
+		s.setSkew(n, 0)
 		n.silent = false
 		if !n.up {
-			s.start(n)
+			s.startNode(n)
+			if s.Failure != nil {
+				return
+			}
+			s.updateView(n)
 		}
 	}
 	s.reconcile()
 }
 
 // checkSkew asserts that no node adopted an HLC too far ahead of its wall
-// clock (invariant 5).
+// clock (invariant 5): its clock is at most the greatest wall time plus
+// MaxDrift it ever had, plus one lease window for a restored clock.
 func (s *Sim) checkSkew(n *node) {
+	s.raiseCeiling(n)
 	c := n.eng.Clock()
-	if n.hadSkew {
-		return // its own clock may be ahead: its wall clock was
-	}
-	limit := s.wall(n).Add(maxDrift)
-	if c.DeviceID == n.id {
-		// Its own HLCs build on what it merged, and a restart resumes at
-		// the persisted lease, up to one lease window further.
-		limit = limit.Add(hlc.DefaultLeaseWindow)
-	}
-	if c.Time().After(limit) {
-		s.fail("n%d merged %s, more than %v ahead of its wall clock %s", n.idx, c, maxDrift, s.wall(n).Format(time.RFC3339))
+	if c.Time().After(n.ceiling.Add(hlc.DefaultLeaseWindow)) {
+		s.fail("invariant 5 (skew): n%d's clock is at %s, more than %v ahead of any wall time it had (its wall clock is at %s)", n.idx, c, maxDrift, s.wall(n).Format(time.RFC3339))
 	}
 }
 
@@ -907,165 +1369,4 @@ func derefHLC(h *hlc.HLC) hlc.HLC {
 		return hlc.HLC{}
 	}
 	return *h
-}
-
-// ---- scripted scenarios ----
-
-// NewScenario returns a run with no random faults, ticking and connected,
-// for scripted tests: the caller cuts, crashes, writes and settles by hand.
-func NewScenario(nodes int, seed int64) *Sim {
-	s := New(Config{Seed: seed, Nodes: nodes})
-	s.chaosEnd = s.now // no random drops, duplicates or cuts
-	var tick func()
-	tick = func() {
-		s.reconcile()
-		for _, n := range s.nodes {
-			if n.up {
-				if err := n.eng.Tick(s.wall(n)); err != nil {
-					s.fail("n%d tick: %v", n.idx, err)
-				}
-				s.flush(n)
-				s.checkSkew(n)
-			}
-		}
-		s.at(tickEvery, tick)
-	}
-	s.at(tickEvery, tick)
-	s.reconcile()
-	return s
-}
-
-// Settle runs the scenario for d of simulated time.
-func (s *Sim) Settle(d time.Duration) { s.runUntil(s.now.Add(d)) }
-
-// Cut separates node i from node j (both ways) until Join.
-func (s *Sim) Cut(i, j int) {
-	s.cut[pairOf(i, j)] = true
-	s.reconcile()
-}
-
-// Isolate cuts node i from every other node.
-func (s *Sim) Isolate(i int) {
-	for j := range s.nodes {
-		if j != i {
-			s.cut[pairOf(i, j)] = true
-		}
-	}
-	s.reconcile()
-}
-
-// Join undoes every cut involving node i.
-func (s *Sim) Join(i int) {
-	for j := range s.nodes {
-		delete(s.cut, pairOf(i, j))
-	}
-	s.reconcile()
-}
-
-// Crash kills node i; Restart brings it back over its store.
-func (s *Sim) Crash(i int)   { s.crash(s.nodes[i]) }
-func (s *Sim) Restart(i int) { s.restart(s.nodes[i]) }
-
-// SetSkew sets how far node i's wall clock runs ahead.
-func (s *Sim) SetSkew(i int, d time.Duration) {
-	s.nodes[i].skew = d
-	if d != 0 {
-		s.nodes[i].hadSkew = true
-	}
-}
-
-// Node returns node i's engine and store.
-func (s *Sim) Node(i int) (*engine.Engine, *store.Mem) { return s.nodes[i].eng, s.nodes[i].st }
-
-// Library returns the scenario's library.
-func (s *Sim) Library() uuid.UUID { return s.lib.ID }
-
-// Device returns node i's device ID.
-func (s *Sim) Device(i int) uuid.UUID { return s.nodes[i].id }
-
-// Write makes one acknowledged local write on node i: a put (data non-nil)
-// or a delete (data nil) of model/id, with the strategy of the model type.
-func (s *Sim) Write(i int, model string, id uuid.UUID, data []byte) (hlc.HLC, error) {
-	n := s.nodes[i]
-	var (
-		h   hlc.HLC
-		err error
-	)
-	owned := Registry().Strategy(model) == engine.DeviceOwned
-	switch {
-	case owned && data != nil:
-		h, err = n.eng.PutOwned(s.wall(n), s.lib.ID, model, id, data)
-	case owned:
-		h, err = n.eng.DeleteOwned(s.wall(n), s.lib.ID, model, id)
-	case data != nil:
-		h, err = n.eng.PutShared(s.wall(n), s.lib.ID, model, id, data)
-	default:
-		h, err = n.eng.DeleteShared(s.wall(n), s.lib.ID, model, id)
-	}
-	if err != nil {
-		return h, err
-	}
-	if owned {
-		s.ownerOf[id] = i
-	}
-	w := &write{node: i, model: model, id: id, version: h, deleted: data == nil, data: data, acked: true}
-	s.writes = append(s.writes, w)
-	s.byVer[h] = w
-	s.flush(n)
-	s.madeDurable(n, h)
-	return h, nil
-}
-
-// Record returns node i's stored state of model/id (ok false if absent).
-func (s *Sim) Record(i int, model string, id uuid.UUID) (store.Record, bool) {
-	r, err := s.nodes[i].st.Record(store.RecordKey{Library: s.lib.ID, ModelType: model, ID: id})
-	if err != nil {
-		return store.Record{}, false
-	}
-	return r, true
-}
-
-// Check verifies the invariants now, as at the end of a random run.
-func (s *Sim) Check() error {
-	if s.Failure == nil {
-		s.check()
-	}
-	return s.Failure
-}
-
-// Converged reports whether every node holds the same records.
-func (s *Sim) Converged() bool { return s.converged() }
-
-// UUID returns a deterministic new UUID.
-func (s *Sim) UUID() uuid.UUID { return s.uuid() }
-
-// Received returns the number of entries and bytes node i was sent in
-// catch-up pages since the counter was last reset.
-func (s *Sim) Received(i int) (entries, bytes int) {
-	return s.nodes[i].pageEntries, s.nodes[i].pageBytes
-}
-
-// ResetReceived zeroes node i's page counters.
-func (s *Sim) ResetReceived(i int) { s.nodes[i].pageEntries, s.nodes[i].pageBytes = 0, 0 }
-
-// SetMembers replaces the member list on every running node.
-func (s *Sim) SetMembers(idx ...int) {
-	var members []store.Member
-	for _, i := range idx {
-		n := s.nodes[i]
-		members = append(members, store.Member{Library: s.lib.ID, DeviceID: n.id, Name: fmt.Sprintf("n%d", i), AddedAt: uint64(s.now.UnixMilli())})
-	}
-	s.members = map[int]bool{}
-	for _, i := range idx {
-		s.members[i] = true
-	}
-	for _, n := range s.nodes {
-		if n.up {
-			if err := n.eng.SetMembers(s.wall(n), s.lib.ID, members); err != nil {
-				s.fail("n%d set members: %v", n.idx, err)
-			}
-			s.flush(n)
-		}
-	}
-	s.reconcile()
 }

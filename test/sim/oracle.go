@@ -1,0 +1,150 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/syncnode/syncnode/hlc"
+	"github.com/syncnode/syncnode/protocol"
+	"github.com/syncnode/syncnode/store"
+)
+
+// oracle is what the simulation knows, independently of the engines, about
+// who heard from whom and who acknowledged what: enough to judge pruning
+// (invariant 10) and snapshots (invariant 9) while the run goes.
+type oracle struct {
+	// contact[x][m] is the last simulated time x had a Hello or Heartbeat
+	// from member m, or listed m anew (its Member.AddedAt).
+	contact [][]time.Time
+	// reported is the greatest HLC member m told x it holds of a stream
+	// (in Hello, Heartbeat and AckSharedChanges): x's acknowledgements.
+	reported map[reportKey]hlc.HLC
+	// pastHorizon[x][m] is set once x had not heard from m for nearly the
+	// horizon: from then on x may treat m as silent, and serve it snapshots.
+	pastHorizon [][]bool
+	// newcomer[x][m] is set when x's member list gained m during the run
+	// (a device that joined, or came back): x may serve it snapshots.
+	newcomer [][]bool
+}
+
+type reportKey struct {
+	x, m   int
+	model  string
+	origin uuid.UUID
+}
+
+func (o *oracle) init(n int, now time.Time) {
+	o.contact = make([][]time.Time, n)
+	o.pastHorizon = make([][]bool, n)
+	o.newcomer = make([][]bool, n)
+	for i := range o.contact {
+		o.contact[i] = make([]time.Time, n)
+		o.pastHorizon[i] = make([]bool, n)
+		o.newcomer[i] = make([]bool, n)
+	}
+	o.reported = make(map[reportKey]hlc.HLC)
+}
+
+// added records that x's member list gained m, added at the given time:
+// anew (fresh) or in the list x started with.
+func (o *oracle) added(x, m int, at time.Time, fresh bool) {
+	if fresh {
+		o.newcomer[x][m] = true
+	}
+	if at.After(o.contact[x][m]) {
+		o.contact[x][m] = at
+	}
+}
+
+// report records that m told x it holds a stream up to h.
+func (o *oracle) report(x, m int, model string, origin uuid.UUID, h hlc.HLC) {
+	k := reportKey{x: x, m: m, model: model, origin: origin}
+	if h.After(o.reported[k]) {
+		o.reported[k] = h
+	}
+}
+
+// observe marks, at node n's tick, the members n has not heard from for
+// nearly the horizon.
+func (o *oracle) observe(s *Sim, n *node) {
+	for m := range s.nodes {
+		if n.view[m] && m != n.idx && s.now.Sub(o.contact[n.idx][m]) >= horizon-slack {
+			if !o.pastHorizon[n.idx][m] {
+				s.tracef("n%d has not heard from n%d for %v: it may treat it as silent", n.idx, m, s.now.Sub(o.contact[n.idx][m]).Round(time.Millisecond))
+			}
+			o.pastHorizon[n.idx][m] = true
+		}
+	}
+}
+
+// heard records what dst learned from a message of from that it accepted.
+func (s *Sim) heard(dst, from *node, m protocol.Message) {
+	var wms []protocol.Watermark
+	switch m := m.(type) {
+	case *protocol.Hello:
+		wms = m.Watermarks
+	case *protocol.Heartbeat:
+		wms = m.Watermarks
+	case *protocol.AckSharedChanges:
+		s.or.report(dst.idx, from.idx, m.ModelType, m.UpToHLC.DeviceID, m.UpToHLC)
+		return
+	default:
+		return
+	}
+	s.or.contact[dst.idx][from.idx] = s.now
+	for _, w := range wms {
+		s.or.report(dst.idx, from.idx, w.ModelType, w.DeviceID, w.HLC)
+	}
+}
+
+// checkPruneSafe checks a log prune of node n (invariant 10): the mark is at
+// most what every member n heard from within the horizon (less the slack)
+// acknowledged of the stream. The stream's origin holds all of it, and the
+// byzantine member's acknowledgements may be lies, which harm only itself.
+func (s *Sim) checkPruneSafe(n *node, mk store.Mark) {
+	for m, mn := range s.nodes {
+		if !n.view[m] || m == n.idx || mn.id == mk.Origin || mn.byz {
+			continue
+		}
+		since := s.now.Sub(s.or.contact[n.idx][m])
+		if since > horizon-slack {
+			continue
+		}
+		s.Stats.PruneSafety++
+		acked := s.or.reported[reportKey{x: n.idx, m: m, model: mk.ModelType, origin: mk.Origin}]
+		if acked.Less(mk.HLC) {
+			s.fail("invariant 10 (safe pruning): n%d pruned the log of %s/%s up to %s, beyond %s which n%d acknowledged, a member it heard from %v ago (horizon %v)",
+				n.idx, mk.ModelType, mk.Origin.String()[:8], mk.HLC, acked, m, since.Round(time.Millisecond), horizon)
+			return
+		}
+	}
+}
+
+// judgeSnapshots checks the pages node dst serves to from (invariant 9):
+// snapshot pages go only to a device that is new to dst (it joined or came
+// back), or that dst may have treated as silent past the horizon, or to the
+// byzantine member, whose lies about what it holds earn it snapshots.
+func (s *Sim) judgeSnapshots(dst, from *node, pages []protocol.Message) {
+	for _, pg := range pages {
+		var snap bool
+		var model string
+		var origin uuid.UUID
+		switch m := pg.(type) {
+		case *protocol.StateResponse:
+			snap, model, origin = m.Snapshot, m.ModelType, m.DeviceID
+		case *protocol.SharedChangeResponse:
+			snap, model, origin = m.Snapshot, m.ModelType, m.DeviceID
+		}
+		if !snap {
+			continue
+		}
+		s.Stats.SnapshotsJudged++
+		if from.byz || s.or.pastHorizon[dst.idx][from.idx] || s.or.newcomer[dst.idx][from.idx] {
+			continue
+		}
+		s.fail("invariant 9 (catch-up cost): n%d serves a snapshot of %s/%s to n%d, a member that is not new to it and that it heard from %v ago (horizon %v)",
+			dst.idx, model, origin.String()[:8], from.idx, s.now.Sub(s.or.contact[dst.idx][from.idx]).Round(time.Millisecond), horizon)
+		return
+	}
+}
