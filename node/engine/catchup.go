@@ -227,6 +227,12 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 			return e.refuse(fmt.Errorf("%w: page entry %s is not after the stream's position %s", protocol.ErrUnexpected, en.hlc, r.cursor))
 		}
 	}
+	// The responder holds the stream up to complete: what it says now, page
+	// in hand, replaces a greater watermark it claimed before (a lie, or a
+	// stream it purged), so that the claim is not asked for at every retry.
+	if p := lib.peers[r.peer]; p != nil && complete.Less(p.wms[k]) {
+		p.wms[k] = complete
+	}
 	r.pages++
 	r.records += len(entries)
 	e.stats.PagesApplied++
@@ -411,6 +417,15 @@ func (e *Engine) RequestDone(now time.Time, id uint64, err error) {
 		// Ask again for the same model types on the next try.
 		for t := range r.types {
 			p.want[r.kind][t] = true
+		}
+		return
+	}
+	// A requested stream the response sent no page of is one the responder
+	// holds no further than this node's position: like a page's complete
+	// (see applyPage), that replaces a greater watermark it claimed.
+	for k, h := range p.wms {
+		if r.types[k.model] && !r.done[k] && (!r.started || r.cur != k) && r.positions[k].Less(h) {
+			p.wms[k] = r.positions[k]
 		}
 	}
 }

@@ -346,6 +346,75 @@ func TestDishonestFutureStampsNotAdopted(t *testing.T) {
 	}
 }
 
+// Lying watermarks and acknowledgements are taken (nothing can prove them
+// lies), and harm nobody but the liar: this node's watermarks do not move,
+// its log is not pruned past what an honest member acknowledged, and a
+// catch-up from the liar that shows the lie is not asked for again and again.
+func TestDishonestWatermarksHarmOnlyTheLiar(t *testing.T) {
+	l := newLiar(t)
+	mine := l.putShared("album", uuid.New(), 1)
+	// The victim acknowledges this node's write; then the liar claims far
+	// more of every stream than exists.
+	if err := l.step(l.victim, &protocol.AckSharedChanges{LibraryID: l.lib, FromDevice: l.victim, ModelType: "album", UpToHLC: mine}); err != nil {
+		t.Fatal(err)
+	}
+	mine2 := l.putShared("album", uuid.New(), 2)
+	lie := l.hlcOf(l.victim, 60_000)
+	wms := []protocol.Watermark{
+		{DeviceID: l.victim, ModelType: "tag", HLC: lie},
+		{DeviceID: l.victim, ModelType: "location", HLC: lie},
+		{DeviceID: l.self, ModelType: "album", HLC: l.hlcOf(l.self, 60_000)},
+	}
+	before := map[string]hlc.HLC{"tag": l.watermark("tag", l.victim), "location": l.watermark("location", l.victim)}
+	if err := l.step(l.peer, &protocol.Heartbeat{LibraryID: l.lib, DeviceID: l.peer, Watermarks: wms}); err != nil {
+		t.Fatalf("a Heartbeat with lying watermarks was refused: %v", err)
+	}
+	pending := l.last.Requests
+	if err := l.step(l.peer, &protocol.AckSharedChanges{LibraryID: l.lib, FromDevice: l.peer, ModelType: "album", UpToHLC: l.hlcOf(l.self, 60_000)}); err != nil {
+		t.Fatalf("a lying AckSharedChanges was refused: %v", err)
+	}
+	requests := 0
+	pending = append(pending, l.last.Requests...)
+	for round := 0; round < 10; round++ {
+		pending = append(pending, l.tick(time.Second).Requests...)
+		for _, r := range pending {
+			requests++
+			// The liar's engine answers honestly: it holds the streams only
+			// as far as this node does.
+			var page protocol.Message
+			switch r.Message.(type) {
+			case *protocol.StateRequest:
+				h := l.watermark("location", l.victim)
+				page = &protocol.StateResponse{LibraryID: l.lib, ModelType: "location", DeviceID: l.victim, UpTo: h, Complete: h}
+			default:
+				h := l.watermark("tag", l.victim)
+				page = &protocol.SharedChangeResponse{LibraryID: l.lib, ModelType: "tag", DeviceID: l.victim, UpTo: h, Complete: h}
+			}
+			if err := l.eng.StepResponse(l.now, r.ID, page); err != nil {
+				t.Fatalf("the honest page was refused: %v", err)
+			}
+			l.eng.RequestDone(l.now, r.ID, nil)
+			l.flush()
+		}
+		pending = nil
+		if err := l.step(l.victim, &protocol.Heartbeat{LibraryID: l.lib, DeviceID: l.victim}); err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, l.last.Requests...)
+	}
+	for model, h := range before {
+		if w := l.watermark(model, l.victim); w != h {
+			t.Errorf("the lie moved the watermark of %s/victim from %s to %s", model, h, w)
+		}
+	}
+	if p := l.prunePoint("album", l.self).Log; mine.Less(p) {
+		t.Errorf("the log is pruned to %s, past %s which the honest member acknowledged (this node wrote up to %s)", p, mine, mine2)
+	}
+	if requests == 0 || requests > 2 {
+		t.Errorf("the lying watermarks led to %d catch-up requests to the liar in 10 s; want one (or two), not one per retry", requests)
+	}
+}
+
 // Catch-up responses that break the rules of the exchange are refused: a
 // page nobody asked for, of the other strategy, of a stream not requested,
 // repeated, of a stream that ended, of another library, or not well formed.
