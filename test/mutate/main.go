@@ -194,7 +194,8 @@ func repoRoot() (string, error) {
 //	its replacement, as many lines as needed
 //
 // The old and new texts run up to the next marker line ("+++ new", "=== ",
-// or the end). Their last newline is not part of them.
+// a comment line starting with #, or the end); blank lines at their end and
+// their last newline are not part of them.
 func parseFile(path string) ([]Mutant, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -218,6 +219,9 @@ func parse(r io.Reader, name string) ([]Mutant, error) {
 	endBlock := func() {
 		if cur == nil {
 			return
+		}
+		for len(text) > 0 && strings.TrimSpace(text[len(text)-1]) == "" {
+			text = text[:len(text)-1] // blank lines between blocks
 		}
 		switch block {
 		case "old":
@@ -249,6 +253,9 @@ func parse(r io.Reader, name string) ([]Mutant, error) {
 	for sc.Scan() {
 		n++
 		line := sc.Text()
+		if block != "" && strings.HasPrefix(line, "#") {
+			endBlock() // a comment of the list ends a block (Go lines never start with #)
+		}
 		switch {
 		case strings.HasPrefix(line, "=== "):
 			if err := finish(); err != nil {

@@ -23,6 +23,7 @@ why: a bug
 		y()
 	}
 
+# a comment between mutants
 === two
 file: c.go
 why: another
@@ -30,6 +31,8 @@ equivalent: nobody can tell
 --- old
 a
 +++ new
+
+# the end
 `
 	ms, err := parse(strings.NewReader(list), "list")
 	if err != nil {
@@ -41,8 +44,8 @@ a
 	if want := "\tif x {\n\t\ty()\n\t}"; ms[0].Old != want {
 		t.Errorf("old text %q, want %q", ms[0].Old, want)
 	}
-	if want := "\tif !x {\n\t\ty()\n\t}\n"; ms[0].New != want {
-		t.Errorf("new text %q, want %q (the blank line before the next block belongs to it)", ms[0].New, want)
+	if want := "\tif !x {\n\t\ty()\n\t}"; ms[0].New != want {
+		t.Errorf("new text %q, want %q (without the blank line before the next block)", ms[0].New, want)
 	}
 	if ms[1].Equivalent != "nobody can tell" || ms[1].Old != "a" || ms[1].New != "" {
 		t.Errorf("second mutant %+v", ms[1])

@@ -116,6 +116,29 @@ func TestScenarioDeleteThenLateOlderWrite(t *testing.T) {
 	finish(t, s)
 }
 
+// The same trap past the horizon: the member that made the older update
+// stays silent for longer than the horizon. It stops holding log pruning
+// back, but never tombstone purging: its update, older than the delete, must
+// not resurrect the record when it returns.
+func TestScenarioSilentMemberHoldsTombstones(t *testing.T) {
+	s := NewScenario(3, 11)
+	a, b := 0, 1
+	id := s.UUID()
+	mustWrite(t, s, a, "album", id, payload(t, "v0"))
+	s.Settle(2 * time.Second)
+	s.Isolate(a)
+	mustWrite(t, s, a, "album", id, payload(t, "v1, made offline"))
+	s.Settle(time.Second)
+	mustWrite(t, s, b, "album", id, nil)
+	s.Settle(horizon + 20*time.Second)
+	s.Join(a)
+	s.Settle(10 * time.Second)
+	for n := 0; n < 3; n++ {
+		wantGone(t, s, n, "album", id)
+	}
+	finish(t, s)
+}
+
 // A device is removed while offline, the others delete records and purge
 // the tombstones (nobody waits for a non-member), and the device is added
 // back. Its catch-up is a snapshot from the beginning of each stream, exact,
