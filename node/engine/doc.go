@@ -68,7 +68,11 @@
 // heartbeats, each moved shared watermark in an AckSharedChanges (at most
 // one per stream per AckInterval). Log entries of a stream are dropped once
 // every active member holds them; a member silent for longer than Horizon
-// stops holding that back and is served snapshot pages on its return.
+// stops holding that back and is served snapshot pages on its return. Silence
+// is counted in time this node observed: a gap between two Ticks longer than
+// PeerTimeout (a wall clock that jumped ahead, a machine that slept) and the
+// time the node was down (MetaAlive) are left out, and a member listed anew
+// counts as heard of when it is listed, by this node's clock.
 // Tombstones of a model type are dropped only below its stable point, the
 // least watermark over every member (silent ones too) and every stream of
 // the type: below it no older write can arrive anywhere and resurrect a

@@ -17,24 +17,25 @@ type oracle struct {
 	// contact[x][m] is the last simulated time x had a Hello or Heartbeat
 	// from member m, or listed m anew (its Member.AddedAt).
 	contact [][]time.Time
-	// reported is the greatest HLC member m told x it holds of a stream
-	// (in Hello, Heartbeat and AckSharedChanges): x's acknowledgements.
-	reported map[reportKey]hlc.HLC
+	// reported holds, per (x, m, model type, origin), the greatest HLC
+	// member m told x it holds of that stream (in Hello, Heartbeat and
+	// AckSharedChanges): x's acknowledgements. See slot.
+	reported []hlc.HLC
 	// pastHorizon[x][m] is set once x had not heard from m for nearly the
 	// horizon: from then on x may treat m as silent, and serve it snapshots.
 	pastHorizon [][]bool
 	// newcomer[x][m] is set when x's member list gained m during the run
 	// (a device that joined, or came back): x may serve it snapshots.
 	newcomer [][]bool
+	// node and model number the origins and model types of reported.
+	node  map[uuid.UUID]int
+	model map[string]int
+	n     int
 }
 
-type reportKey struct {
-	x, m   int
-	model  string
-	origin uuid.UUID
-}
-
-func (o *oracle) init(n int, now time.Time) {
+func (o *oracle) init(nodes []*node) {
+	n := len(nodes)
+	o.n = n
 	o.contact = make([][]time.Time, n)
 	o.pastHorizon = make([][]bool, n)
 	o.newcomer = make([][]bool, n)
@@ -43,7 +44,26 @@ func (o *oracle) init(n int, now time.Time) {
 		o.pastHorizon[i] = make([]bool, n)
 		o.newcomer[i] = make([]bool, n)
 	}
-	o.reported = make(map[reportKey]hlc.HLC)
+	o.node = make(map[uuid.UUID]int, n)
+	for _, nd := range nodes {
+		o.node[nd.id] = nd.idx
+	}
+	o.model = make(map[string]int)
+	for i, m := range append(append([]string{}, models.owned...), models.shared...) {
+		o.model[m] = i
+	}
+	o.reported = make([]hlc.HLC, n*n*len(o.model)*n)
+}
+
+// slot returns the index in reported of what m told x of stream (model,
+// origin), or -1 for a stream of no node or model type of the simulation.
+func (o *oracle) slot(x, m int, model string, origin uuid.UUID) int {
+	mi, ok := o.model[model]
+	oi, ok2 := o.node[origin]
+	if !ok || !ok2 {
+		return -1
+	}
+	return ((x*o.n+m)*len(o.model)+mi)*o.n + oi
 }
 
 // added records that x's member list gained m, added at the given time:
@@ -59,10 +79,17 @@ func (o *oracle) added(x, m int, at time.Time, fresh bool) {
 
 // report records that m told x it holds a stream up to h.
 func (o *oracle) report(x, m int, model string, origin uuid.UUID, h hlc.HLC) {
-	k := reportKey{x: x, m: m, model: model, origin: origin}
-	if h.After(o.reported[k]) {
-		o.reported[k] = h
+	if i := o.slot(x, m, model, origin); i >= 0 && h.After(o.reported[i]) {
+		o.reported[i] = h
 	}
+}
+
+// acked returns the greatest HLC m told x it holds of a stream.
+func (o *oracle) acked(x, m int, model string, origin uuid.UUID) hlc.HLC {
+	if i := o.slot(x, m, model, origin); i >= 0 {
+		return o.reported[i]
+	}
+	return hlc.HLC{}
 }
 
 // observe marks, at node n's tick, the members n has not heard from for
@@ -112,7 +139,7 @@ func (s *Sim) checkPruneSafe(n *node, mk store.Mark) {
 			continue
 		}
 		s.Stats.PruneSafety++
-		acked := s.or.reported[reportKey{x: n.idx, m: m, model: mk.ModelType, origin: mk.Origin}]
+		acked := s.or.acked(n.idx, m, mk.ModelType, mk.Origin)
 		if acked.Less(mk.HLC) {
 			s.fail("invariant 10 (safe pruning): n%d pruned the log of %s/%s up to %s, beyond %s which n%d acknowledged, a member it heard from %v ago (horizon %v)",
 				n.idx, mk.ModelType, mk.Origin.String()[:8], mk.HLC, acked, m, since.Round(time.Millisecond), horizon)

@@ -106,6 +106,7 @@ const (
 
 var skewNames = map[SkewKind]string{FarAhead: "far-ahead", NearAhead: "near-ahead", NearBehind: "near-behind", FarBehind: "far-behind"}
 
+// String returns the kind's name, e.g. "far-ahead".
 func (k SkewKind) String() string { return skewNames[k] }
 
 // LegacyConfig derives a run's shape from its seed as the simulation did
@@ -367,7 +368,7 @@ func New(cfg Config) *Sim {
 		s.nodes = append(s.nodes, n)
 		s.addedAt = append(s.addedAt, s.now)
 	}
-	s.or.init(len(s.nodes), s.now)
+	s.or.init(s.nodes)
 	// The last Joins nodes join later: until then nobody lists them, and
 	// each lists the members and itself.
 	initial := make(map[int]bool)
@@ -726,7 +727,9 @@ func (s *Sim) sendLive(from *node, env engine.Envelope) {
 				return
 			}
 			dst := s.nodes[to]
-			s.tracef("deliver %s n%d->n%d %s", m.Name(), from.idx, to, describe(m))
+			if s.cfg.Trace != nil {
+				s.tracef("deliver %s n%d->n%d %s", m.Name(), from.idx, to, describe(m))
+			}
 			if err := dst.eng.Step(s.wall(dst), from.id, m); err != nil {
 				s.fail("n%d refused %s from honest n%d: %v", to, m.Name(), from.idx, err)
 				return
@@ -811,7 +814,9 @@ func (s *Sim) sendRequest(from *node, r engine.Request) {
 				if s.link[from.idx][to] != epoch {
 					return // reset; RequestDone follows below
 				}
-				s.tracef("page %s n%d->n%d %s", m.Name(), to, from.idx, describe(m))
+				if s.cfg.Trace != nil {
+					s.tracef("page %s n%d->n%d %s", m.Name(), to, from.idx, describe(m))
+				}
 				from.pageBytes += size
 				switch m := m.(type) {
 				case *protocol.StateResponse:
