@@ -431,6 +431,15 @@ func (e *Engine) SetMembers(now time.Time, libID uuid.UUID, members []store.Memb
 		}
 	}
 	lib.members = next
+	if len(e.ov.dropMembers) > 0 {
+		// Streams of a removed member can only be completed from the
+		// others now: ask every peer for them (see wantOrphans).
+		for _, id := range sortedIDs(lib.peers) {
+			if p := lib.peers[id]; p.connected {
+				e.wantOrphans(lib, p)
+			}
+		}
+	}
 	return nil
 }
 

@@ -207,6 +207,7 @@ func (e *Engine) onHello(lib *library, p *peer, m *protocol.Hello) error {
 	}
 	p.helloSeen = true
 	e.mergeClock(m.Clock)
+	e.wantOrphans(lib, p) // once per session
 	return e.learnWatermarks(lib, p, m.Watermarks, m.Clock)
 }
 
@@ -535,6 +536,21 @@ func streamsOf(m protocol.Message) []streamKey {
 		return out
 	}
 	return nil
+}
+
+// wantOrphans asks peer p, with its next catch-up, for every stream whose
+// origin is no member any more: such a stream can only be completed from the
+// other members, and what p holds of it beyond this node's watermark (a
+// removed device's changes that reached some members out of order) would
+// reach this node no other way.
+func (e *Engine) wantOrphans(lib *library, p *peer) {
+	for k := range lib.wms {
+		if _, member := lib.members[k.origin]; !member && k.origin != e.cfg.Device {
+			if kind := e.reg.Strategy(k.model); kind != 0 {
+				p.want[kind][k.model] = true
+			}
+		}
+	}
 }
 
 // QuarantineCount returns how many messages of a library wait in quarantine.

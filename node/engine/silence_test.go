@@ -96,16 +96,32 @@ func TestNewMemberIsFreshByThisClock(t *testing.T) {
 
 // The skewed tail of a catch-up page from a stream's origin is quarantined;
 // once released it moves the watermark as far as the page vouched for, so
-// that other members can catch up from this node even if the origin is gone
-// by then. (The simulation found it: a device removed right after its
-// far-ahead write reached one member left the others without it for good.)
+// that other members can catch up from this node at once. (Released without
+// moving it, a tail whose origin was removed meanwhile stayed beyond the
+// watermark for good: the simulation found members that never got it.)
 func TestReleasedPageTailMovesWatermark(t *testing.T) {
-	origin := uuid.New()
-	h := newHarness(t, origin)
+	h, origin, v1, v2 := quarantinedTail(t)
+	for i := 0; i < 30 && h.eng.QuarantineCount(h.lib) > 0; i++ {
+		h.tick(time.Minute)
+	}
+	if c := h.eng.QuarantineCount(h.lib); c != 0 {
+		t.Fatalf("%d messages still quarantined", c)
+	}
+	if wm := h.watermark("location", origin); wm != v2 {
+		t.Errorf("after the release the watermark is %s, want %s: the page vouched for the whole stream up to it (it was %s)", wm, v2, v1)
+	}
+}
+
+// quarantinedTail returns a harness that caught up a page of origin's stream
+// whose tail (at v2) is beyond MaxDrift: v1 is applied, v2 quarantined.
+func quarantinedTail(t *testing.T) (h *harness, origin uuid.UUID, v1, v2 hlc.HLC) {
+	t.Helper()
+	origin = uuid.New()
+	h = newHarness(t, origin)
 	h.connect(origin)
 	ms := uint64(h.now.UnixMilli())
-	v1 := hlc.HLC{Timestamp: ms - 1000, DeviceID: origin}
-	v2 := hlc.HLC{Timestamp: ms + uint64((h.cfg.Horizon + 10*time.Minute).Milliseconds()), DeviceID: origin}
+	v1 = hlc.HLC{Timestamp: ms - 1000, DeviceID: origin}
+	v2 = hlc.HLC{Timestamp: ms + uint64((h.cfg.Horizon + 10*time.Minute).Milliseconds()), DeviceID: origin}
 	if err := h.eng.CatchUp(h.now, h.lib, origin, engine.DeviceOwned, "location"); err != nil {
 		t.Fatal(err)
 	}
@@ -123,17 +139,50 @@ func TestReleasedPageTailMovesWatermark(t *testing.T) {
 	if wm := h.watermark("location", origin); wm != v1 {
 		t.Fatalf("after the page the watermark is %s, want %s (below the quarantined tail)", wm, v1)
 	}
-	if err := h.eng.SetMembers(h.now, h.lib, []store.Member{{DeviceID: h.self}}); err != nil { // the origin is removed
+	return h, origin, v1, v2
+}
+
+// The streams of a removed device can only be completed from the other
+// members: when it is removed, and at every new session, the engine asks its
+// peers for them from its watermarks, even if they claim no more of them
+// (what a member holds beyond its watermark, out of order, it does not
+// claim). The simulation found members that never got such records.
+func TestRemovedOriginStreamsAskedOfPeers(t *testing.T) {
+	origin, peer := uuid.New(), uuid.New()
+	h := newHarness(t, origin, peer)
+	h.connect(origin)
+	at := hlc.HLC{Timestamp: uint64(h.now.UnixMilli()) - 1000, DeviceID: origin}
+	if err := h.step(origin, &protocol.StateChange{LibraryID: h.lib, ModelType: "entry", RecordUUID: uuid.New(), DeviceID: origin, Data: cborOf(t, 1), Timestamp: at}); err != nil {
+		t.Fatal(err)
+	}
+	same := protocol.Watermark{DeviceID: origin, ModelType: "entry", HLC: at}
+	h.connect(peer, same)
+	asked := func(rd engine.Ready) bool {
+		for _, r := range rd.Requests {
+			if sr, ok := r.Message.(*protocol.StateRequest); ok && r.To == peer {
+				for _, m := range sr.ModelTypes {
+					if m == "entry" {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+	if asked(h.last) {
+		t.Fatal("setup: the peer was asked for the origin's stream while the origin is a member and the peer claims no more")
+	}
+	if err := h.eng.SetMembers(h.now, h.lib, []store.Member{{DeviceID: h.self}, {DeviceID: peer}}); err != nil {
 		t.Fatal(err)
 	}
 	h.flush()
-	for i := 0; i < 30 && h.eng.QuarantineCount(h.lib) > 0; i++ {
-		h.tick(time.Minute)
+	if rd := h.tick(h.cfg.RetryInterval); !asked(rd) {
+		t.Error("after the origin was removed the peer was not asked for its stream")
 	}
-	if c := h.eng.QuarantineCount(h.lib); c != 0 {
-		t.Fatalf("%d messages still quarantined", c)
-	}
-	if wm := h.watermark("location", origin); wm != v2 {
-		t.Errorf("after the release the watermark is %s, want %s: the page vouched for the whole stream up to it", wm, v2)
+	h.eng.Disconnected(h.now, h.lib, peer)
+	h.tick(h.cfg.RetryInterval)
+	h.connect(peer, same)
+	if !asked(h.last) {
+		t.Error("at a new session the peer was not asked for the removed origin's stream")
 	}
 }
