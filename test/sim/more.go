@@ -93,6 +93,9 @@ func (s *Sim) tieWrite() {
 	}
 	var ws []*write
 	for _, n := range ups {
+		if !s.seen(n, model, id) {
+			continue
+		}
 		data, _ := cbor.Marshal(map[string]any{"n": n.idx, "tie": s.rng.Intn(1000)})
 		if w := s.writeRecord(n, model, id, data); w != nil {
 			ws = append(ws, w)
