@@ -257,3 +257,39 @@ func TestRemovedMemberSessionClosed(t *testing.T) {
 		t.Errorf("a removed member's Heartbeat gave %v (code %s); want not_member", err, code)
 	}
 }
+
+// An entry of a snapshot page carries no prev (a snapshot lists records, not
+// their history): it must not extend the watermark past a change this node
+// does not hold. (Found by the simulation, seed 502682: a relay's snapshot
+// page listed a change beyond its complete bound; the receiver's chain walk
+// took it for the next link and skipped the change before it, which it never
+// got.)
+func TestSnapshotEntriesDoNotChain(t *testing.T) {
+	origin, relay := uuid.New(), uuid.New()
+	h := newHarness(t, origin, relay)
+	h.connect(relay)
+	ms := uint64(h.now.UnixMilli())
+	t1 := hlc.HLC{Timestamp: ms - 3000, DeviceID: origin}
+	t2 := hlc.HLC{Timestamp: ms - 2000, DeviceID: origin} // the relay does not hold it
+	t3 := hlc.HLC{Timestamp: ms - 1000, DeviceID: origin} // the relay holds it out of order
+	if err := h.eng.CatchUp(h.now, h.lib, relay, engine.Shared, "tag"); err != nil {
+		t.Fatal(err)
+	}
+	rd := h.flush()
+	if len(rd.Requests) != 1 {
+		t.Fatalf("want one request, have %d", len(rd.Requests))
+	}
+	page := &protocol.SharedChangeResponse{LibraryID: h.lib, ModelType: "tag", DeviceID: origin, UpTo: t3, Complete: t1, Snapshot: true,
+		Entries: []protocol.SharedChangeEntry{
+			{HLC: t1, ModelType: "tag", RecordUUID: uuid.New(), ChangeType: protocol.Update, Data: cborOf(t, 1)},
+			{HLC: t3, ModelType: "tag", RecordUUID: uuid.New(), ChangeType: protocol.Update, Data: cborOf(t, 3)},
+		}}
+	if err := h.eng.StepResponse(h.now, rd.Requests[0].ID, page); err != nil {
+		t.Fatal(err)
+	}
+	h.eng.RequestDone(h.now, rd.Requests[0].ID, nil)
+	h.flush()
+	if wm := h.watermark("tag", origin); wm != t1 {
+		t.Errorf("the watermark is %s, want %s (the page's complete): %s, which nobody sent, lies between", wm, t1, t2)
+	}
+}

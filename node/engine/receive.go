@@ -474,6 +474,14 @@ func (e *Engine) extendChain(s store.Stream) error {
 		if err != nil || !ok || wm.Less(next.Prev) {
 			return err
 		}
+		if next.Prev.IsZero() {
+			// No prev: an origin's first change, which moved the
+			// watermark when it came (applySharedLive), or an entry of a
+			// snapshot page, which lists records, not their history, and
+			// may be relayed on with no prev. Either way it links to
+			// nothing this walk may cross.
+			return nil
+		}
 		e.setWM(s, next.HLC)
 	}
 }

@@ -468,6 +468,7 @@ func TestSimRegressions(t *testing.T) {
 		{1283, false, "a tombstone purged by one member may be missing at a member that caught up from a snapshot (issue 12)"},
 		{501412, false, "a removed device's streams are asked of every member (issue 12)"},
 		{501918, false, "a removed device's write held beyond watermarks may be missing at other members (known, issue 12)"},
+		{502682, false, "a snapshot page's entry (no prev) does not extend the chain of a stream (issue 12)"},
 		{502755, false, "a device that joined writes only records it has seen, or new ones (issue 12)"},
 		{507011, false, "a device that joined writes only records it has seen, or new ones (issue 12)"},
 	} {
