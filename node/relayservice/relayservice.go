@@ -1,0 +1,528 @@
+// Package relayservice runs a Circuit Relay v2 service that treats the
+// members of the node's libraries differently from strangers.
+//
+// libp2p's relay applies one limit to every circuit. This service runs two
+// of them on one host and chooses, for each hop stream, which one serves it:
+//
+//   - the members' relay has no limit: a circuit between two members carries
+//     sync traffic for as long and as much as they need, and the connection
+//     it makes is not "limited", so sync streams may use it;
+//   - the strangers' relay has libp2p's default limits (2 minutes, 128 KiB
+//     each way): it serves reservations of peers that are no member (a
+//     public relay's courtesy: enough to coordinate a hole punch), or, with
+//     Strangers set to "off", none at all.
+//
+// A reservation goes to the members' relay if the reserving peer is a
+// member, else to the strangers' relay. A connect request goes to the relay
+// that holds the destination's reservation, which is the members' relay
+// when the destination is a member. A stranger may reach a member that way
+// (to pair with it: an invite names the member's relayed addresses), but it
+// holds at most MaxStrangerCircuitsPerMember such circuits per member and
+// MaxStrangerCircuits in all, so strangers cannot use up a member's
+// circuits; what a stranger may do over the circuit is for the member's own
+// node to decide (it serves strangers nothing but pairing).
+//
+// Both relays count reservations, circuits and bytes (Status), and both
+// answer within libp2p's resource manager (the "libp2p.relay" service's
+// limits), so no one can exhaust the host.
+package relayservice
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/util"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+	protobuf "google.golang.org/protobuf/proto"
+)
+
+// Values of Config.Strangers.
+const (
+	// StrangersLimited serves strangers' reservations with libp2p's
+	// default limits.
+	StrangersLimited = "limited"
+	// StrangersOff serves no stranger a reservation.
+	StrangersOff = "off"
+)
+
+// HopProtocol is the protocol a relay serves and that identifies one.
+const HopProtocol = protocol.ID(proto.ProtoIDv2Hop)
+
+// maxHopMessage bounds the first message of a hop stream, as libp2p's own
+// relay does.
+const maxHopMessage = 4096
+
+// hopTimeout bounds the read of a hop stream's first message.
+const hopTimeout = time.Minute
+
+// ErrClosed is returned by Start after Close.
+var ErrClosed = errors.New("relayservice: closed")
+
+// Config tunes the service. The zero value is not valid: start from
+// DefaultConfig.
+type Config struct {
+	// Strangers is StrangersLimited (default) or StrangersOff.
+	Strangers string
+	// MaxReservations bounds the reservations held by members, and
+	// MaxStrangerReservations those held by strangers. Defaults 128 and 64.
+	MaxReservations         int
+	MaxStrangerReservations int
+	// MaxCircuits bounds the circuits one peer may have open through the
+	// relay (either end). Default 16.
+	MaxCircuits int
+	// MaxStrangerCircuitsPerMember bounds the circuits strangers may have
+	// open to one member, and MaxStrangerCircuits to all members together.
+	// Defaults 4 and 64.
+	MaxStrangerCircuitsPerMember int
+	MaxStrangerCircuits          int
+	// ReservationTTL is how long a reservation lasts unless renewed.
+	// Default 1 h.
+	ReservationTTL time.Duration
+	// StrangerLimit is what one circuit of a stranger may carry; default
+	// libp2p's (2 minutes, 128 KiB each way).
+	StrangerLimit relay.RelayLimit
+	// AllowPrivateAddrs puts the relay's private and loopback addresses
+	// into the reservations it grants (tests on one machine); by default
+	// only public ones, which are the only ones that help a peer behind a
+	// NAT.
+	AllowPrivateAddrs bool
+}
+
+// DefaultConfig returns the production configuration.
+func DefaultConfig() Config {
+	return Config{
+		Strangers:                    StrangersLimited,
+		MaxReservations:              128,
+		MaxStrangerReservations:      64,
+		MaxCircuits:                  16,
+		MaxStrangerCircuitsPerMember: 4,
+		MaxStrangerCircuits:          64,
+		ReservationTTL:               time.Hour,
+		StrangerLimit:                *relay.DefaultLimit(),
+	}
+}
+
+// Validate reports what cannot work, in plain words.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Strangers != StrangersLimited && c.Strangers != StrangersOff {
+		errs = append(errs, fmt.Errorf("relay strangers must be %q or %q, is %q", StrangersLimited, StrangersOff, c.Strangers))
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"MaxReservations", c.MaxReservations}, {"MaxStrangerReservations", c.MaxStrangerReservations},
+		{"MaxCircuits", c.MaxCircuits}, {"MaxStrangerCircuitsPerMember", c.MaxStrangerCircuitsPerMember},
+		{"MaxStrangerCircuits", c.MaxStrangerCircuits}} {
+		if v.n < 1 {
+			errs = append(errs, fmt.Errorf("relay %s must be at least 1, is %d", v.name, v.n))
+		}
+	}
+	if c.ReservationTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("relay ReservationTTL must be at least a minute, is %v", c.ReservationTTL))
+	}
+	if c.StrangerLimit.Duration <= 0 || c.StrangerLimit.Data <= 0 {
+		errs = append(errs, fmt.Errorf("relay StrangerLimit must have a positive duration and data, is %v and %d bytes", c.StrangerLimit.Duration, c.StrangerLimit.Data))
+	}
+	return errors.Join(errs...)
+}
+
+// Status counts what the service did since Start.
+type Status struct {
+	// Running is true between Start and Close.
+	Running bool `json:"running"`
+	// StrangerPolicy is Config.Strangers.
+	StrangerPolicy string `json:"stranger_policy"`
+	// Members is the members' relay (circuits from strangers to members
+	// included), Strangers the strangers' relay.
+	Members   ClassStatus `json:"members"`
+	Strangers ClassStatus `json:"strangers"`
+	// StrangerCircuitsToMembers counts the open circuits from strangers
+	// to members.
+	StrangerCircuitsToMembers int `json:"stranger_circuits_to_members"`
+}
+
+// ClassStatus counts one relay's work.
+type ClassStatus struct {
+	// Reservations are held now; Circuits are open now.
+	Reservations int `json:"reservations"`
+	Circuits     int `json:"circuits"`
+	// Refused counts reservation and connect requests answered with
+	// anything but OK.
+	Refused int `json:"refused"`
+	// Bytes counts the bytes relayed.
+	Bytes int64 `json:"bytes"`
+}
+
+// Service is the relay service. Its methods are safe for concurrent use.
+type Service struct {
+	h        host.Host
+	isMember func(peer.ID) bool
+	cfg      Config
+
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	members  *relay.Relay
+	strange  *relay.Relay
+	mHandler network.StreamHandler
+	sHandler network.StreamHandler
+	mCount   *counter
+	sCount   *counter
+	// links counts the open circuits from strangers to each member.
+	links      map[peer.ID]int
+	linksTotal int
+}
+
+// New prepares the service on host h; isMember says whether a peer is a
+// member of any of the node's libraries (it must be fast and safe for
+// concurrent use). New starts nothing.
+func New(h host.Host, isMember func(peer.ID) bool, cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("relayservice: %w", err)
+	}
+	return &Service{h: h, isMember: isMember, cfg: cfg, links: make(map[peer.ID]int)}, nil
+}
+
+// Start runs both relays and serves the hop protocol on the host.
+func (s *Service) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return ErrClosed
+	case s.started:
+		return errors.New("relayservice: already started")
+	}
+	filter := manet.IsPublicAddr
+	if s.cfg.AllowPrivateAddrs {
+		filter = func(ma.Multiaddr) bool { return true }
+	}
+	s.mCount, s.sCount = &counter{}, &counter{}
+
+	mRes := relay.DefaultResources()
+	mRes.Limit = nil
+	mRes.MaxReservations = s.cfg.MaxReservations
+	mRes.MaxCircuits = s.cfg.MaxCircuits
+	mRes.ReservationTTL = s.cfg.ReservationTTL
+	// Members behind one NAT share its address: the per-IP and per-ASN
+	// bounds guard against strangers, not against a user's own devices.
+	mRes.MaxReservationsPerIP = s.cfg.MaxReservations
+	mRes.MaxReservationsPerASN = s.cfg.MaxReservations
+	mHost := &captureHost{Host: s.h}
+	m, err := relay.New(mHost,
+		relay.WithResources(mRes),
+		relay.WithACL(memberACL{s}),
+		relay.WithReservationAddressFilter(filter),
+		relay.WithMetricsTracer(s.mCount))
+	if err != nil {
+		return fmt.Errorf("relayservice: starting the members' relay: %w", err)
+	}
+
+	sRes := relay.DefaultResources()
+	limit := s.cfg.StrangerLimit
+	sRes.Limit = &limit
+	sRes.MaxReservations = s.cfg.MaxStrangerReservations
+	sRes.MaxCircuits = s.cfg.MaxCircuits
+	sRes.ReservationTTL = s.cfg.ReservationTTL
+	sHost := &captureHost{Host: s.h}
+	st, err := relay.New(sHost,
+		relay.WithResources(sRes),
+		relay.WithACL(strangerACL{s}),
+		relay.WithReservationAddressFilter(filter),
+		relay.WithMetricsTracer(s.sCount))
+	if err != nil {
+		_ = m.Close()
+		return fmt.Errorf("relayservice: starting the strangers' relay: %w", err)
+	}
+	s.members, s.strange = m, st
+	s.mHandler, s.sHandler = mHost.handler, sHost.handler
+	if s.mHandler == nil || s.sHandler == nil {
+		_ = m.Close()
+		_ = st.Close()
+		return errors.New("relayservice: libp2p's relay registered no hop handler")
+	}
+	s.started = true
+	s.h.SetStreamHandler(HopProtocol, s.handleHop)
+	return nil
+}
+
+// Close stops serving the hop protocol and closes both relays (their
+// circuits end). It is safe to call more than once.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	started := s.started
+	m, st := s.members, s.strange
+	s.mu.Unlock()
+	if !started {
+		return nil
+	}
+	s.h.RemoveStreamHandler(HopProtocol)
+	return errors.Join(m.Close(), st.Close())
+}
+
+// Status returns the service's counters.
+func (s *Service) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{Running: s.started && !s.closed, StrangerPolicy: s.cfg.Strangers, StrangerCircuitsToMembers: s.linksTotal}
+	if s.mCount != nil {
+		st.Members = s.mCount.status()
+		st.Strangers = s.sCount.status()
+	}
+	return st
+}
+
+// handleHop reads the first message of a hop stream and hands the stream,
+// that message replayed in front of the rest, to the relay that serves it.
+func (s *Service) handleHop(str network.Stream) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		_ = str.Reset()
+		return
+	}
+	_ = str.SetReadDeadline(time.Now().Add(hopTimeout))
+	raw, msg, err := readHop(str)
+	if err != nil {
+		writeStatus(str, pbv2.Status_MALFORMED_MESSAGE)
+		return
+	}
+	_ = str.SetReadDeadline(time.Time{})
+	replay := &replayStream{Stream: str, r: io.MultiReader(bytes.NewReader(raw), str)}
+	src := str.Conn().RemotePeer()
+	switch msg.GetType() {
+	case pbv2.HopMessage_RESERVE:
+		if s.isMember(src) {
+			s.mHandler(replay)
+		} else {
+			s.sHandler(replay)
+		}
+	case pbv2.HopMessage_CONNECT:
+		dest, err := util.PeerToPeerInfoV2(msg.GetPeer())
+		if err != nil {
+			writeStatus(str, pbv2.Status_MALFORMED_MESSAGE)
+			return
+		}
+		if !s.isMember(dest.ID) {
+			s.sHandler(replay)
+			return
+		}
+		if s.isMember(src) {
+			s.mHandler(replay)
+			return
+		}
+		release, ok := s.takeLink(dest.ID)
+		if !ok {
+			writeStatus(str, pbv2.Status_RESOURCE_LIMIT_EXCEEDED)
+			return
+		}
+		replay.onEnd = release
+		s.mHandler(replay)
+		// The relay returns at once when it refuses, and when it splices
+		// (the circuit then lives on in its goroutines, which end the
+		// stream with Close or Reset). A refusal has closed the stream too.
+	default:
+		writeStatus(str, pbv2.Status_MALFORMED_MESSAGE)
+	}
+}
+
+// takeLink counts a stranger's circuit to member, if the bounds allow it;
+// release gives it back (once).
+func (s *Service) takeLink(member peer.ID) (release func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.links[member] >= s.cfg.MaxStrangerCircuitsPerMember || s.linksTotal >= s.cfg.MaxStrangerCircuits {
+		return nil, false
+	}
+	s.links[member]++
+	s.linksTotal++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.links[member]--; s.links[member] <= 0 {
+				delete(s.links, member)
+			}
+			s.linksTotal--
+		})
+	}, true
+}
+
+// readHop reads one length-delimited HopMessage without reading past it,
+// returning its bytes (length prefix included) and the message.
+func readHop(r io.Reader) ([]byte, *pbv2.HopMessage, error) {
+	var prefix []byte
+	var one [1]byte
+	var size uint64
+	for shift := 0; ; shift += 7 {
+		if shift > 63 || len(prefix) >= binary.MaxVarintLen64 {
+			return nil, nil, errors.New("hop message length is not a varint")
+		}
+		if _, err := io.ReadFull(r, one[:]); err != nil {
+			return nil, nil, fmt.Errorf("reading hop message length: %w", err)
+		}
+		prefix = append(prefix, one[0])
+		size |= uint64(one[0]&0x7f) << shift
+		if one[0] < 0x80 {
+			break
+		}
+	}
+	if size > maxHopMessage {
+		return nil, nil, fmt.Errorf("hop message of %d bytes, more than %d", size, maxHopMessage)
+	}
+	raw := make([]byte, len(prefix)+int(size))
+	copy(raw, prefix)
+	if _, err := io.ReadFull(r, raw[len(prefix):]); err != nil {
+		return nil, nil, fmt.Errorf("reading hop message: %w", err)
+	}
+	var msg pbv2.HopMessage
+	if err := protobuf.Unmarshal(raw[len(prefix):], &msg); err != nil {
+		return nil, nil, fmt.Errorf("decoding hop message: %w", err)
+	}
+	return raw, &msg, nil
+}
+
+// writeStatus answers a hop stream with a status and closes it.
+func writeStatus(s network.Stream, status pbv2.Status) {
+	_ = s.SetWriteDeadline(time.Now().Add(hopTimeout))
+	msg := pbv2.HopMessage{Type: pbv2.HopMessage_STATUS.Enum(), Status: status.Enum()}
+	if err := util.NewDelimitedWriter(s).WriteMsg(&msg); err != nil {
+		_ = s.Reset()
+		return
+	}
+	_ = s.Close()
+}
+
+// replayStream is a stream whose first bytes were already read: Read
+// returns them again before the rest. onEnd, if set, runs once when the
+// stream is closed or reset.
+type replayStream struct {
+	network.Stream
+	r     io.Reader
+	onEnd func()
+}
+
+func (s *replayStream) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+func (s *replayStream) Close() error {
+	err := s.Stream.Close()
+	s.end()
+	return err
+}
+
+func (s *replayStream) Reset() error {
+	err := s.Stream.Reset()
+	s.end()
+	return err
+}
+
+func (s *replayStream) ResetWithError(code network.StreamErrorCode) error {
+	err := s.Stream.ResetWithError(code)
+	s.end()
+	return err
+}
+
+func (s *replayStream) end() {
+	if s.onEnd != nil {
+		s.onEnd()
+	}
+}
+
+// captureHost is the host as one relay sees it: the hop handler it
+// registers is kept (the service registers its own) and never removed from
+// the real host by it.
+type captureHost struct {
+	host.Host
+	handler network.StreamHandler
+}
+
+func (h *captureHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
+	if pid == HopProtocol {
+		h.handler = handler
+		return
+	}
+	h.Host.SetStreamHandler(pid, handler)
+}
+
+func (h *captureHost) RemoveStreamHandler(pid protocol.ID) {
+	if pid == HopProtocol {
+		return
+	}
+	h.Host.RemoveStreamHandler(pid)
+}
+
+// memberACL admits only members' reservations; connects reach it only
+// for member destinations (handleHop decides), and are all allowed.
+type memberACL struct{ s *Service }
+
+func (a memberACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool { return a.s.isMember(p) }
+func (a memberACL) AllowConnect(peer.ID, ma.Multiaddr, peer.ID) bool {
+	return true
+}
+
+// strangerACL admits strangers' reservations when the policy allows them,
+// and connects to whoever holds a reservation there.
+type strangerACL struct{ s *Service }
+
+func (a strangerACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
+	return a.s.cfg.Strangers == StrangersLimited && !a.s.isMember(p)
+}
+func (a strangerACL) AllowConnect(peer.ID, ma.Multiaddr, peer.ID) bool { return true }
+
+// counter is a relay.MetricsTracer that keeps the counts Status reports.
+type counter struct {
+	reservations atomic.Int64
+	circuits     atomic.Int64
+	refused      atomic.Int64
+	bytes        atomic.Int64
+}
+
+var _ relay.MetricsTracer = (*counter)(nil)
+
+func (c *counter) status() ClassStatus {
+	return ClassStatus{Reservations: int(max(c.reservations.Load(), 0)), Circuits: int(max(c.circuits.Load(), 0)),
+		Refused: int(c.refused.Load()), Bytes: c.bytes.Load()}
+}
+
+func (c *counter) RelayStatus(bool)               {}
+func (c *counter) ConnectionOpened()              { c.circuits.Add(1) }
+func (c *counter) ConnectionClosed(time.Duration) { c.circuits.Add(-1) }
+func (c *counter) ConnectionRequestHandled(st pbv2.Status) {
+	if st != pbv2.Status_OK {
+		c.refused.Add(1)
+	}
+}
+func (c *counter) ReservationAllowed(renewal bool) {
+	if !renewal {
+		c.reservations.Add(1)
+	}
+}
+func (c *counter) ReservationClosed(n int) { c.reservations.Add(-int64(n)) }
+func (c *counter) ReservationRequestHandled(st pbv2.Status) {
+	if st != pbv2.Status_OK {
+		c.refused.Add(1)
+	}
+}
+func (c *counter) BytesTransferred(n int) { c.bytes.Add(int64(n)) }
