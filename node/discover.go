@@ -209,6 +209,7 @@ func (n *Node) watchIdentify(sub event.Subscription) {
 			if !ok {
 				continue
 			}
+			n.observe(ev.Conn, ev.ObservedAddr)
 			n.mu.Lock()
 			_, member := n.members[ev.Peer]
 			n.mu.Unlock()
@@ -282,6 +283,8 @@ func (n *Node) inviterFound(ai peer.AddrInfo) bool {
 func (n *Node) reachInviter(ctx context.Context, info peer.AddrInfo) error {
 	found, done := n.waitInviter(info.ID)
 	defer done()
+	// Pairing may go through a limited relay (see Join).
+	ctx = network.WithAllowLimitedConn(ctx, "pairing")
 	err := n.host.Connect(ctx, info)
 	if err == nil {
 		return nil

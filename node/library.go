@@ -259,6 +259,9 @@ type PeerState struct {
 	// (the largest gap of one stream), zero when caught up.
 	Lag       time.Duration
 	LastHeard time.Time
+	// Reach is how the node reaches the peer: the path now, the
+	// addresses known, the last dial and hole punch.
+	Reach Reach
 }
 
 // Peers returns the state of every member of the library but this device.
@@ -299,6 +302,9 @@ func (l *Library) Peers(ctx context.Context) ([]PeerState, error) {
 		}
 		return nil
 	})
+	for i := range out {
+		out[i].Reach = l.n.reach(out[i].Peer)
+	}
 	return out, err
 }
 

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,19 +9,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
-	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
-	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
-	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
@@ -97,6 +87,7 @@ type Node struct {
 	wire      wireStats       // messages and bytes by type and direction
 
 	disc discoverer // mDNS and DHT discovery; Join's search for an inviter
+	net  netState   // NAT traversal, relays, paths to members
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -142,6 +133,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		opening:   make(map[sessionKey]bool),
 		pairFails: make(map[peer.ID]*pairAttempts),
 		metrics:   Metrics{Refused: make(map[string]int)},
+		net:       newNetState(),
 	}
 	if n.log == nil {
 		n.log = slog.Default()
@@ -210,6 +202,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.loadAddrs(); err != nil {
 		return err
 	}
+	if err := n.startNAT(); err != nil {
+		return err
+	}
 	n.host.SetStreamHandler(ProtocolID, n.handleStream)
 	n.host.SetStreamHandler(p2pproto.ID(pairing.ProtocolID), n.handlePairing)
 	n.notifiee = &network.NotifyBundle{
@@ -226,6 +221,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	n.running = true
 	n.mu.Unlock()
+	n.net.markReady()
 	n.log.Info("syncnode started", "device", n.device, "peer", n.host.ID(), "addrs", n.host.Addrs())
 	return nil
 }
@@ -259,6 +255,7 @@ func (n *Node) Close() error {
 		}
 	}
 	n.closeDiscovery()
+	n.closeNAT()
 	for _, s := range sessions {
 		s.close(fmt.Errorf("%w: node closing", protocol.ErrShuttingDown))
 	}
@@ -349,92 +346,6 @@ func (n *Node) loadDevice() (uuid.UUID, error) {
 		return uuid.Nil, fmt.Errorf("node: storing device ID: %w", err)
 	}
 	return id, nil
-}
-
-// buildHost makes the node's own host: TCP and QUIC, Noise and TLS, Yamux,
-// the resource manager with its default limits, and a connection manager
-// (member peers are protected in it).
-func (n *Node) buildHost() (host.Host, error) {
-	key, err := n.loadHostKey()
-	if err != nil {
-		return nil, err
-	}
-	cm, err := connmgr.NewConnManager(64, 256, connmgr.WithGracePeriod(time.Minute))
-	if err != nil {
-		return nil, fmt.Errorf("node: connection manager: %w", err)
-	}
-	rm, err := n.resourceManager()
-	if err != nil {
-		return nil, err
-	}
-	h, err := libp2p.New(
-		libp2p.Identity(key),
-		libp2p.ListenAddrStrings(n.cfg.ListenAddrs...),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(libp2pquic.NewTransport),
-		libp2p.Security(noise.ID, noise.New),
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.ConnectionManager(cm),
-		libp2p.ResourceManager(rm),
-		libp2p.UserAgent("syncnode"),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("node: building libp2p host: %w", err)
-	}
-	return h, nil
-}
-
-// resourceManager is libp2p's default resource manager, with limits of its
-// own for the syncnode service: a peer may hold at most 16 inbound and 16
-// outbound streams of it and as much memory as 16 largest frames, and all
-// peers together 1,024 streams and 64 largest frames. Each stream reserves
-// one frame's memory before it reads, so a flood of streams from one peer is
-// refused by libp2p itself before it costs memory, and the other peers keep
-// their share.
-func (n *Node) resourceManager() (network.ResourceManager, error) {
-	limits := rcmgr.DefaultLimits
-	libp2p.SetDefaultServiceLimits(&limits)
-	frame := int64(n.cfg.MaxFrameSize)
-	limits.AddServiceLimit(serviceName, rcmgr.BaseLimit{
-		Streams: 2048, StreamsInbound: 1024, StreamsOutbound: 1024, Memory: 64 * frame,
-	}, rcmgr.BaseLimitIncrease{})
-	limits.AddServicePeerLimit(serviceName, rcmgr.BaseLimit{
-		Streams: 32, StreamsInbound: 16, StreamsOutbound: 16, Memory: 16 * frame,
-	}, rcmgr.BaseLimitIncrease{})
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
-	if err != nil {
-		return nil, fmt.Errorf("node: resource manager: %w", err)
-	}
-	return rm, nil
-}
-
-// loadHostKey reads the host's private key from the store, creating it on
-// first start.
-func (n *Node) loadHostKey() (crypto.PrivKey, error) {
-	b, err := n.st.Meta(metaHostKey)
-	if err == nil {
-		k, err := crypto.UnmarshalPrivateKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("node: stored host key is corrupt: %w", err)
-		}
-		return k, nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("node: reading host key: %w", err)
-	}
-	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("node: generating host key: %w", err)
-	}
-	b, err = crypto.MarshalPrivateKey(k)
-	if err != nil {
-		return nil, fmt.Errorf("node: encoding host key: %w", err)
-	}
-	if err := n.st.Apply(&store.Batch{PutMeta: map[string][]byte{metaHostKey: b}}); err != nil {
-		return nil, fmt.Errorf("node: storing host key: %w", err)
-	}
-	return k, nil
 }
 
 // ---- the engine loop ----

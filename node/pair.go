@@ -89,7 +89,8 @@ func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 	if err := n.reachInviter(ctx, info); err != nil {
 		return nil, err
 	}
-	s, err := n.host.NewStream(ctx, info.ID, p2pproto.ID(pairing.ProtocolID))
+	// Pairing is a few small frames: a limited relay may carry it.
+	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "pairing"), info.ID, p2pproto.ID(pairing.ProtocolID))
 	if err != nil {
 		return nil, fmt.Errorf("node: opening the pairing stream: %w", err)
 	}

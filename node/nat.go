@@ -1,0 +1,628 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	bhost "github.com/libp2p/go-libp2p/p2p/host/basic"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/syncnode/syncnode/node/relayservice"
+)
+
+// punchSettle is how long the node must have known a public address of its
+// own before it asks the hole-punch service to punch: the service looks for
+// one at most every 5 s, and waits for one before it punches (forever, if
+// none comes).
+const punchSettle = 6 * time.Second
+
+// maxObservers bounds the observations kept per local address (NAT type).
+const maxObservers = 16
+
+// errMovedToDirect closes a session that ran over a relay once a direct
+// connection to its peer exists; the dialer opens it again over that one.
+var errMovedToDirect = errors.New("moving to a direct connection")
+
+// netState is what the node knows of its own place in the network and of
+// the paths to its members: the parts of libp2p it drives (port mapping,
+// observed addresses, hole punching, its relay service), the relays it has
+// reservations with, what peers saw of its addresses (the NAT's type), and
+// the hole punches it tried.
+type netState struct {
+	// ready is closed once Start finished: the host and discovery exist
+	// (autorelay may ask for candidates before).
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	hps      *holepunch.Service    // nil unless NAT.HolePunching on our host
+	relay    *relayservice.Service // nil unless Relay.Enabled on our host
+	relaySub event.Subscription    // autorelay's relayed addresses
+	static   []peer.AddrInfo       // NAT.Relays
+
+	mu           sync.Mutex
+	natmgr       bhost.NATManager
+	observed     bhost.ObservedAddrsManager
+	relayAddrs   []ma.Multiaddr
+	publicSince  time.Time                                // since when hole punching has a public address of ours
+	observations map[string]map[netip.Addr]netip.AddrPort // local "transport/port" -> observer IP -> what it saw
+	punches      map[peer.ID]*punchState
+}
+
+// punchState is the hole punching with one member.
+type punchState struct {
+	next      time.Time
+	backoff   time.Duration
+	busy      bool
+	attempts  int
+	failures  int
+	lastErr   string
+	lastAt    time.Time
+	succeeded time.Time
+}
+
+func newNetState() netState {
+	return netState{ready: make(chan struct{})}
+}
+
+func (s *netState) setObserved(o bhost.ObservedAddrsManager) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.observed = o
+}
+
+func (s *netState) setNATManager(m bhost.NATManager) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.natmgr = m
+}
+
+// markReady lets relayCandidates use the host and discovery.
+func (s *netState) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
+
+// startNAT runs once the host exists: hole punching and the relay service
+// on the node's own host, the static relays in the peerstore, and the
+// watch of autorelay's reservations.
+func (n *Node) startNAT() error {
+	if !n.ownsHost {
+		return nil
+	}
+	static, err := parseRelays(n.cfg.NAT.Relays)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.net.static = static
+	for _, r := range static {
+		n.host.Peerstore().AddAddrs(r.ID, r.Addrs, peerstore.PermanentAddrTTL)
+	}
+	if n.cfg.NAT.HolePunching {
+		ids, ok := n.host.(interface{ IDService() identify.IDService })
+		if !ok {
+			return errors.New("node: the libp2p host has no identify service to punch holes with")
+		}
+		h := n.host
+		svc, err := holepunch.NewService(h, ids.IDService(), func() []ma.Multiaddr { return n.holePunchAddrs() })
+		if err != nil {
+			return fmt.Errorf("node: starting hole punching: %w", err)
+		}
+		n.net.hps = svc
+	}
+	if n.cfg.Relay.Enabled {
+		svc, err := relayservice.New(n.host, n.isMember, n.cfg.Relay.Config)
+		if err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+		if err := svc.Start(); err != nil {
+			return fmt.Errorf("node: starting the relay service: %w", err)
+		}
+		n.net.relay = svc
+	}
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtAutoRelayAddrsUpdated))
+	if err != nil {
+		return fmt.Errorf("node: subscribing to relay addresses: %w", err)
+	}
+	n.net.relaySub = sub
+	n.wg.Add(1)
+	go n.watchRelayAddrs(sub)
+	return nil
+}
+
+// closeNAT stops what startNAT started; Close calls it before the host
+// closes.
+func (n *Node) closeNAT() {
+	n.net.markReady()
+	if n.net.relay != nil {
+		_ = n.net.relay.Close()
+	}
+	if n.net.hps != nil {
+		_ = n.net.hps.Close()
+	}
+	if n.net.relaySub != nil {
+		_ = n.net.relaySub.Close()
+	}
+}
+
+// isMember reports whether p is a member of any library this node holds.
+func (n *Node) isMember(p peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.members[p]
+	return ok
+}
+
+func (n *Node) watchRelayAddrs(sub event.Subscription) {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			if ev, ok := e.(event.EvtAutoRelayAddrsUpdated); ok {
+				n.net.mu.Lock()
+				n.net.relayAddrs = slices.Clone(ev.RelayAddrs)
+				n.net.mu.Unlock()
+				n.log.Info("relayed addresses", "addrs", ev.RelayAddrs)
+			}
+		}
+	}
+}
+
+// holePunchAddrs are the public addresses a hole punch tells the other side
+// to dial: the host's own (listen, port-mapped, and observed by enough
+// peers) and those observed by one peer only (as libp2p's own host does).
+func (n *Node) holePunchAddrs() []ma.Multiaddr {
+	var addrs []ma.Multiaddr
+	if all, ok := n.host.(interface{ AllAddrs() []ma.Multiaddr }); ok {
+		addrs = all.AllAddrs()
+	} else {
+		addrs = n.host.Addrs()
+	}
+	n.net.mu.Lock()
+	obs := n.net.observed
+	n.net.mu.Unlock()
+	if obs != nil {
+		addrs = append(addrs, obs.Addrs(1)...)
+	}
+	addrs = ma.Unique(addrs)
+	return slices.DeleteFunc(addrs, func(a ma.Multiaddr) bool { return !manet.IsPublicAddr(a) || isRelayAddr(a) })
+}
+
+// relayCandidates is autorelay's peer source: the configured relays and
+// the members that serve the relay protocol (those with a public address
+// first) or, when there are none of either, peers of the DHT's routing
+// table (autorelay keeps those that turn out to be relays). A member's relay
+// carries sync traffic; a public relay only coordinates hole punches, so
+// the node prefers the former whenever it knows one.
+func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo, max(num, 0))
+	defer close(out)
+	select {
+	case <-n.net.ready:
+	case <-ctx.Done():
+		return out
+	}
+	if n.ready() != nil || num <= 0 {
+		return out
+	}
+	cands := slices.Clone(n.net.static)
+	seen := make(map[peer.ID]bool)
+	for _, c := range cands {
+		seen[c.ID] = true
+	}
+	var public, private []peer.AddrInfo
+	n.mu.Lock()
+	members := make([]peer.ID, 0, len(n.members))
+	for p := range n.members {
+		members = append(members, p)
+	}
+	n.mu.Unlock()
+	sort.Slice(members, func(i, j int) bool { return members[i] < members[j] })
+	for _, p := range members {
+		if seen[p] || !n.servesRelay(p) {
+			continue
+		}
+		ai := n.host.Peerstore().PeerInfo(p)
+		ai.Addrs = slices.DeleteFunc(ai.Addrs, isRelayAddr)
+		if len(ai.Addrs) == 0 {
+			continue
+		}
+		if slices.ContainsFunc(ai.Addrs, manet.IsPublicAddr) {
+			public = append(public, ai)
+		} else {
+			private = append(private, ai)
+		}
+	}
+	cands = append(append(cands, public...), private...)
+	if len(cands) == 0 && n.disc.svc != nil {
+		for _, ai := range n.disc.svc.RoutingPeers(num) {
+			if ai.ID != n.host.ID() {
+				cands = append(cands, ai)
+			}
+		}
+	}
+	for i, c := range cands {
+		if i == num {
+			break
+		}
+		out <- c
+	}
+	return out
+}
+
+// servesRelay reports whether identify told that p serves the relay
+// protocol.
+func (n *Node) servesRelay(p peer.ID) bool {
+	ps, err := n.host.Peerstore().SupportsProtocols(p, relayservice.HopProtocol)
+	return err == nil && len(ps) > 0
+}
+
+// isRelayAddr reports whether a is an address through a relay.
+func isRelayAddr(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
+// relayOf returns the relay's peer ID in a relayed address
+// (".../p2p/<relay>/p2p-circuit/...").
+func relayOf(a ma.Multiaddr) peer.ID {
+	var relay peer.ID
+	for _, c := range a {
+		switch c.Protocol().Code {
+		case ma.P_P2P:
+			if id, err := peer.IDFromBytes(c.RawValue()); err == nil {
+				relay = id
+			}
+		case ma.P_CIRCUIT:
+			return relay
+		}
+	}
+	return ""
+}
+
+// transportOf names an address's transport: "quic-v1", "tcp", "udp"...
+// For a relayed address, the transport to the relay.
+func transportOf(a ma.Multiaddr) string {
+	name := ""
+	for _, c := range a {
+		switch c.Protocol().Code {
+		case ma.P_TCP, ma.P_UDP:
+			name = c.Protocol().Name
+		case ma.P_QUIC_V1, ma.P_QUIC, ma.P_WEBTRANSPORT, ma.P_WEBRTC_DIRECT, ma.P_WS, ma.P_WSS:
+			name = c.Protocol().Name
+		case ma.P_CIRCUIT:
+			return name
+		}
+	}
+	return name
+}
+
+// Path is how this node is connected to a peer now.
+type Path struct {
+	// Kind is "direct", "relayed", or "" when not connected.
+	Kind string
+	// Relay is the relay's peer ID for a relayed path.
+	Relay peer.ID
+	// Limited is true when the relay limits the connection (a public
+	// relay: it only coordinates hole punches; no sync traffic).
+	Limited bool
+	// Transport is the transport ("tcp", "quic-v1") of the connection (to
+	// the relay, for a relayed one); Addr is the peer's address on it.
+	Transport string
+	Addr      string
+	// Conns counts the open connections to the peer.
+	Conns int
+}
+
+// String says the path in a few words: "direct (quic-v1)", "relayed via
+// <relay> (tcp)", "not connected".
+func (p Path) String() string {
+	switch p.Kind {
+	case "direct":
+		return "direct (" + p.Transport + ")"
+	case "relayed":
+		s := "relayed via " + p.Relay.String()
+		if p.Limited {
+			s = "limited relay via " + p.Relay.String()
+		}
+		return s + " (" + p.Transport + ")"
+	}
+	return "not connected"
+}
+
+// pathTo returns the path the node's streams to p take: the best open
+// connection, as libp2p chooses it (unlimited before limited, direct before
+// relayed).
+func (n *Node) pathTo(p peer.ID) Path {
+	conns := n.host.Network().ConnsToPeer(p)
+	var best network.Conn
+	better := func(a, b network.Conn) bool {
+		if a.Stat().Limited != b.Stat().Limited {
+			return !a.Stat().Limited
+		}
+		return !isRelayAddr(a.RemoteMultiaddr()) && isRelayAddr(b.RemoteMultiaddr())
+	}
+	for _, c := range conns {
+		if c.IsClosed() {
+			continue
+		}
+		if best == nil || better(c, best) {
+			best = c
+		}
+	}
+	if best == nil {
+		return Path{}
+	}
+	addr := best.RemoteMultiaddr()
+	path := Path{Kind: "direct", Transport: transportOf(addr), Addr: addr.String(), Conns: len(conns), Limited: best.Stat().Limited}
+	if isRelayAddr(addr) {
+		path.Kind, path.Relay = "relayed", relayOf(addr)
+	}
+	return path
+}
+
+// syncContext is ctx for opening a sync stream to p: a limited (relayed)
+// connection may carry it only when every relay it could use is a member of
+// one of this node's libraries (a member's relay may have been configured
+// with limits; a stranger's relay only coordinates hole punches).
+func (n *Node) syncContext(ctx context.Context, p peer.ID) context.Context {
+	limited := 0
+	for _, c := range n.host.Network().ConnsToPeer(p) {
+		if !c.Stat().Limited {
+			continue
+		}
+		limited++
+		if r := relayOf(c.RemoteMultiaddr()); r == "" || !n.isMember(r) {
+			return ctx
+		}
+	}
+	if limited == 0 {
+		return ctx
+	}
+	return network.WithAllowLimitedConn(ctx, "the relay is a member")
+}
+
+// maintainPaths runs with the dialer: for each connected member, sessions
+// and connections that go through a relay move to a direct connection once
+// there is one, and a member still reached only through a relay gets
+// another hole punch when its backoff allows.
+func (n *Node) maintainPaths(p peer.ID, now time.Time) {
+	var direct, relayedIn bool
+	var relayed []network.Conn
+	for _, c := range n.host.Network().ConnsToPeer(p) {
+		if c.IsClosed() {
+			continue
+		}
+		if isRelayAddr(c.RemoteMultiaddr()) {
+			relayed = append(relayed, c)
+			relayedIn = relayedIn || c.Stat().Direction == network.DirInbound
+		} else {
+			direct = true
+		}
+	}
+	if len(relayed) == 0 {
+		return
+	}
+	if direct {
+		n.moveToDirect(p, relayed)
+		return
+	}
+	if relayedIn {
+		n.maybePunch(p, now)
+	}
+}
+
+// moveToDirect closes the sessions with p that run over a relay and then
+// the relayed connections: the dialer opens the sessions again, and libp2p
+// puts new streams on the direct connection.
+func (n *Node) moveToDirect(p peer.ID, relayed []network.Conn) {
+	n.mu.Lock()
+	var moving []*session
+	for _, s := range n.sessions {
+		if s.peer == p && isRelayAddr(s.stream.Conn().RemoteMultiaddr()) {
+			moving = append(moving, s)
+		}
+	}
+	n.mu.Unlock()
+	for _, s := range moving {
+		s.close(errMovedToDirect)
+	}
+	for _, c := range relayed {
+		n.log.Info("direct connection: closing the relayed one", "peer", p, "relayed", c.RemoteMultiaddr())
+		_ = c.Close()
+	}
+	n.kickDialer()
+}
+
+// maybePunch starts a hole punch with p (which reached this node through a
+// relay) unless one runs, its backoff has not passed, or this node has had
+// no public address for punchSettle. libp2p punches once when the relayed
+// connection arrives; this retries, for the first one may have come before
+// this node knew its public address, and a NAT's state changes.
+func (n *Node) maybePunch(p peer.ID, now time.Time) {
+	svc := n.net.hps
+	if svc == nil {
+		return
+	}
+	public := len(n.holePunchAddrs()) > 0
+	n.net.mu.Lock()
+	defer n.net.mu.Unlock()
+	switch {
+	case !public:
+		n.net.publicSince = time.Time{}
+		return
+	case n.net.publicSince.IsZero():
+		n.net.publicSince = now
+		return
+	case now.Sub(n.net.publicSince) < punchSettle:
+		return
+	}
+	if n.net.punches == nil {
+		n.net.punches = make(map[peer.ID]*punchState)
+	}
+	st := n.net.punches[p]
+	if st == nil {
+		// libp2p itself punched when the connection came: wait one
+		// backoff before trying again.
+		st = &punchState{backoff: n.cfg.NAT.HolePunchRetryMin}
+		st.next = now.Add(st.backoff)
+		n.net.punches[p] = st
+	}
+	if st.busy || now.Before(st.next) {
+		return
+	}
+	st.busy = true
+	st.attempts++
+	// DirectConnect cannot be cancelled, and waits until the service knows
+	// a public address of ours (which punchSettle makes sure of): it runs
+	// on a goroutine of its own, which Close does not wait for.
+	result := make(chan error, 1)
+	go func() { result <- svc.DirectConnect(p) }()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		var err error
+		select {
+		case err = <-result:
+		case <-n.ctx.Done():
+			return
+		}
+		done := time.Now()
+		n.net.mu.Lock()
+		defer n.net.mu.Unlock()
+		st.busy, st.lastAt = false, done
+		if err == nil {
+			st.succeeded, st.lastErr, st.backoff = done, "", n.cfg.NAT.HolePunchRetryMin
+			st.next = done.Add(st.backoff)
+			n.log.Info("hole punched", "peer", p)
+			n.kickDialer()
+			return
+		}
+		st.failures++
+		st.lastErr = err.Error()
+		st.backoff = min(2*st.backoff, n.cfg.NAT.HolePunchRetryMax)
+		st.next = done.Add(st.backoff)
+		n.log.Debug("hole punch failed", "peer", p, "err", err, "next", st.backoff)
+	}()
+}
+
+// observe records what a peer saw of this node's address (identify), to
+// tell the NAT's kind: the same port seen by every observer of one local
+// port is an endpoint-independent mapping (hole punching can work); a port
+// per observer is a symmetric one (it cannot).
+func (n *Node) observe(c network.Conn, observed ma.Multiaddr) {
+	if c == nil || observed == nil || isRelayAddr(c.RemoteMultiaddr()) || !manet.IsPublicAddr(observed) {
+		return
+	}
+	local, err1 := addrPort(c.LocalMultiaddr())
+	seen, err2 := addrPort(observed)
+	remote, err3 := addrPort(c.RemoteMultiaddr())
+	if err1 != nil || err2 != nil || err3 != nil {
+		return
+	}
+	key := transportOf(c.LocalMultiaddr()) + "/" + fmt.Sprint(local.Port())
+	n.net.mu.Lock()
+	defer n.net.mu.Unlock()
+	if n.net.observations == nil {
+		n.net.observations = make(map[string]map[netip.Addr]netip.AddrPort)
+	}
+	m := n.net.observations[key]
+	if m == nil {
+		if len(n.net.observations) >= maxObservers {
+			return
+		}
+		m = make(map[netip.Addr]netip.AddrPort)
+		n.net.observations[key] = m
+	}
+	if _, ok := m[remote.Addr()]; !ok && len(m) >= maxObservers {
+		return
+	}
+	m[remote.Addr()] = seen
+}
+
+// addrPort reads the IP and port of a multiaddr.
+func addrPort(a ma.Multiaddr) (netip.AddrPort, error) {
+	na, err := manet.ToNetAddr(a)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	ap, err := netip.ParseAddrPort(na.String())
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// NAT kinds, as NetworkStatus.NATKind says them.
+const (
+	NATUnknown             = "unknown"
+	NATNone                = "none"
+	NATEndpointIndependent = "endpoint-independent"
+	NATSymmetric           = "symmetric"
+)
+
+// natKind tells the NAT's kind from the observations: "none" when peers
+// see the node's own address, "symmetric" when two observers of one local
+// port saw two ports, "endpoint-independent" when at least two saw the
+// same, "unknown" otherwise.
+func (n *Node) natKind() string {
+	n.net.mu.Lock()
+	defer n.net.mu.Unlock()
+	kind := NATUnknown
+	for key, m := range n.net.observations {
+		_, portText, _ := strings.Cut(key, "/")
+		var ports = map[uint16]bool{}
+		own := false
+		for _, seen := range m {
+			ports[seen.Port()] = true
+			if fmt.Sprint(seen.Port()) == portText && n.hasLocalIP(seen.Addr()) {
+				own = true
+			}
+		}
+		switch {
+		case own:
+			return NATNone
+		case len(ports) > 1:
+			return NATSymmetric
+		case len(m) > 1:
+			kind = NATEndpointIndependent
+		}
+	}
+	return kind
+}
+
+// hasLocalIP reports whether ip is one of the host's interface addresses.
+func (n *Node) hasLocalIP(ip netip.Addr) bool {
+	for _, a := range n.host.Network().ListenAddresses() {
+		if ap, err := addrPort(a); err == nil && ap.Addr() == ip {
+			return true
+		}
+	}
+	addrs, err := manet.InterfaceMultiaddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if ip2, err := manet.ToIP(a); err == nil {
+			if x, ok := netip.AddrFromSlice(ip2); ok && x.Unmap() == ip {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,234 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/syncnode/syncnode/node"
+)
+
+// relayMember is the config of a member that runs the relay service (on
+// loopback its reservations must name loopback addresses).
+func relayMember(cfg *node.Config) {
+	cfg.Relay.Enabled = true
+	cfg.Relay.AllowPrivateAddrs = true
+	cfg.NAT.Reachability = node.ReachabilityPublic
+}
+
+// behindNAT is the config of a device that believes it cannot be dialled:
+// it reserves slots at relays and punches holes.
+func behindNAT(cfg *node.Config) {
+	cfg.NAT.Reachability = node.ReachabilityPrivate
+	cfg.NAT.AutoRelay = true
+	cfg.NAT.HolePunching = true
+}
+
+// natGater stands in for two NATs on loopback: it refuses every direct
+// connection between the peers it separates (either way) until opened;
+// connections through a relay pass.
+type natGater struct {
+	open      atomic.Bool
+	separated sync.Map // peer.ID -> true
+}
+
+func (g *natGater) blocks(p peer.ID, a ma.Multiaddr) bool {
+	_, sep := g.separated.Load(p)
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return sep && !g.open.Load() && err != nil
+}
+
+func (g *natGater) InterceptPeerDial(peer.ID) bool                   { return true }
+func (g *natGater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool { return !g.blocks(p, a) }
+func (g *natGater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
+func (g *natGater) InterceptSecured(_ network.Direction, p peer.ID, c network.ConnMultiaddrs) bool {
+	return !g.blocks(p, c.RemoteMultiaddr())
+}
+func (g *natGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// natCluster starts a relay member R and two members A and B that know R's
+// addresses but not each other's, and cannot connect to each other but
+// through a relay until the gater opens (as two devices behind two NATs,
+// each able to dial out to a relay): A, B and R are members of one library.
+func natCluster(t *testing.T) (c *cluster, r, a, b int, gate *natGater) {
+	t.Helper()
+	c = emptyCluster(t, keepTombstones)
+	c.opts = map[int][]node.Option{}
+	base := c.cfg
+	relayMember(&c.cfg)
+	r = c.addNode()
+	c.cfg = base
+	behindNAT(&c.cfg)
+	gate = &natGater{}
+	c.opts[1], c.opts[2] = []node.Option{node.WithConnectionGater(gate)}, []node.Option{node.WithConnectionGater(gate)}
+	a = c.addNode()
+	b = c.addNode()
+	gate.separated.Store(c.infos[a].Peer, true)
+	gate.separated.Store(c.infos[b].Peer, true)
+	strip := func(m node.Member) node.Member { m.Addrs = nil; return m }
+	ctx := context.Background()
+	for _, on := range []struct {
+		i       int
+		members []node.Member
+	}{
+		{r, []node.Member{c.infos[r], strip(c.infos[a]), strip(c.infos[b])}},
+		{a, []node.Member{c.infos[r], c.infos[a], strip(c.infos[b])}},
+		{b, []node.Member{c.infos[r], strip(c.infos[a]), c.infos[b]}},
+	} {
+		if _, err := c.nodes[on.i].AddLibrary(ctx, c.lib, "nat", on.members...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c, r, a, b, gate
+}
+
+// waitReservation waits until node i holds a reservation with relay r (a
+// member) and returns its address through r. (libp2p announces relayed
+// addresses only through public relay addresses; on loopback the test
+// makes its own.)
+func waitReservation(t *testing.T, c *cluster, i, r int) ma.Multiaddr {
+	t.Helper()
+	relay := c.infos[r].Peer
+	eventually(t, 30*time.Second, func() bool {
+		for _, rr := range c.nodes[i].Network().Relays {
+			if rr.Relay == relay && rr.Member {
+				return true
+			}
+		}
+		return false
+	}, func() string {
+		return fmt.Sprintf("n%d holds no reservation with the member relay: %+v", i, c.nodes[i].Network().Relays)
+	})
+	for _, la := range c.nodes[r].Host().Network().ListenAddresses() {
+		if _, err := la.ValueForProtocol(ma.P_TCP); err == nil {
+			return la.Encapsulate(ma.StringCast("/p2p/" + relay.String() + "/p2p-circuit"))
+		}
+	}
+	t.Fatalf("the relay listens on no TCP address")
+	return nil
+}
+
+// peerPath is node i's path to node j in the cluster's library.
+func peerPath(t *testing.T, c *cluster, i, j int) node.Path {
+	t.Helper()
+	ps, err := c.library(i).Peers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.Device == c.infos[j].Device {
+			return p.Reach.Path
+		}
+	}
+	t.Fatalf("n%d has no peer n%d", i, j)
+	return node.Path{}
+}
+
+// peerLive reports whether node i has a live session with node j.
+func peerLive(t *testing.T, c *cluster, i, j int) bool {
+	t.Helper()
+	ps, err := c.library(i).Peers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.Device == c.infos[j].Device {
+			return p.State == "live"
+		}
+	}
+	return false
+}
+
+// Two members that cannot dial each other sync through a third that runs
+// the relay service: their circuit is unlimited, so sessions and catch-up
+// run over it, and status says "relayed via" the relay. When a direct
+// connection becomes possible, the dialer (which keeps trying the direct
+// addresses while the path is relayed) makes one, the sessions move to it
+// and the relayed connection is closed; the relay can then go away and
+// sync goes on.
+func TestSyncThroughMemberRelayThenDirect(t *testing.T) {
+	c, r, a, b, gate := natCluster(t)
+	ctx := context.Background()
+	relay := c.infos[r].Peer
+
+	viaRelay := waitReservation(t, c, a, r)
+	waitReservation(t, c, b, r)
+	// B learns where A is reachable, as the DHT rendezvous would tell it:
+	// only through the relay.
+	if err := c.nodes[b].AddAddrs(c.infos[a].Peer, viaRelay); err != nil {
+		t.Fatal(err)
+	}
+	for k := 0; k < 50; k++ {
+		if _, err := c.library(a).PutShared(ctx, "tag", uuid.New(), data(t, fmt.Sprintf("A's tag %d", k))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.library(b).PutOwned(ctx, "location", uuid.New(), data(t, fmt.Sprintf("B's location %d", k))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitConverged(30*time.Second, a, b)
+	// R, a member, holds the records too; the session between A and B
+	// runs through R's relay.
+	eventually(t, 30*time.Second, func() bool {
+		return peerLive(t, c, a, b) && peerLive(t, c, b, a)
+	}, func() string { return "A and B never went live with each other" })
+	for _, pair := range [][2]int{{a, b}, {b, a}} {
+		p := peerPath(t, c, pair[0], pair[1])
+		if p.Kind != "relayed" || p.Relay != relay || p.Limited {
+			t.Fatalf("n%d reaches n%d by %q, want an unlimited path relayed via %s", pair[0], pair[1], p, relay)
+		}
+		if !strings.HasPrefix(p.String(), "relayed via "+relay.String()) {
+			t.Errorf("the path reads %q, want \"relayed via %s ...\"", p, relay)
+		}
+	}
+	rs := c.nodes[r].Network().RelayService
+	if rs == nil || rs.Members.Reservations < 2 || rs.Members.Circuits < 1 || rs.Members.Bytes == 0 {
+		t.Fatalf("the relay's service status is %+v, want two member reservations and a circuit that carried bytes", rs)
+	}
+
+	// The NATs open (a port mapping, say): the dialers, which keep
+	// trying the direct addresses identify gave them, connect directly.
+	gate.open.Store(true)
+	relayedConns := func(i, j int) int {
+		k := 0
+		for _, conn := range c.nodes[i].Host().Network().ConnsToPeer(c.infos[j].Peer) {
+			if _, err := conn.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err == nil {
+				k++
+			}
+		}
+		return k
+	}
+	eventually(t, 20*time.Second, func() bool {
+		for _, pair := range [][2]int{{a, b}, {b, a}} {
+			if p := peerPath(t, c, pair[0], pair[1]); p.Kind != "direct" || relayedConns(pair[0], pair[1]) > 0 {
+				return false
+			}
+		}
+		return peerLive(t, c, a, b) && peerLive(t, c, b, a)
+	}, func() string {
+		return fmt.Sprintf("paths A->B %s (%d relayed connections), B->A %s (%d): want direct, the relayed ones closed, sessions live",
+			peerPath(t, c, a, b), relayedConns(a, b), peerPath(t, c, b, a), relayedConns(b, a))
+	})
+
+	// Without the relay, sync goes on over the direct connection.
+	c.stop(r)
+	for k := 0; k < 20; k++ {
+		if _, err := c.library(b).PutShared(ctx, "tag", uuid.New(), data(t, fmt.Sprintf("B's tag %d", k))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := c.waitConverged(30*time.Second, a, b)
+	if n := len(got["tag"]); n != 70 {
+		t.Errorf("A and B hold %d tags, want 70", n)
+	}
+}
