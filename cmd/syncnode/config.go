@@ -61,6 +61,8 @@ func addSettings(cmd *cobra.Command, skip ...string) {
 		"sync-writes": "true", "log-format": "text", "log-level": "info", "log-libp2p": "off",
 		"heartbeat-interval": "10s", "peer-timeout": "30s", "mdns": "true", "dht": "true", "dht-mode": def.Discovery.DHTMode, "dht-prefix": def.Discovery.DHTPrefix,
 		"bootstrap": "the public DHT's bootstrap peers", "device-name": "the host name",
+		"port-mapping": "true", "reachability": def.NAT.Reachability, "autonat": "true", "auto-relay": "true",
+		"hole-punching": "true", "relays": "none", "relay": "false", "relay-strangers": def.Relay.Strangers,
 	}
 	for _, s := range daemon.Settings {
 		if s.Key == "data-dir" || s.Key == "api" {
@@ -71,7 +73,18 @@ func addSettings(cmd *cobra.Command, skip ...string) {
 			usage += " (default " + d + ")"
 		}
 		cmd.Flags().String(s.Key, "", usage+"; env "+s.Env())
+		if boolSettings[s.Key] {
+			// --relay means --relay=true.
+			cmd.Flags().Lookup(s.Key).NoOptDefVal = "true"
+		}
 	}
+}
+
+// boolSettings are the settings that are true or false: their flag alone
+// means true.
+var boolSettings = map[string]bool{
+	"sync-writes": true, "mdns": true, "dht": true, "port-mapping": true, "autonat": true,
+	"auto-relay": true, "hole-punching": true, "relay": true,
 }
 
 // client finds the running daemon of the configured data directory.

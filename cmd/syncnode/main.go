@@ -89,6 +89,6 @@ local API (its address and token are in the data directory).`,
 	pf.StringVar(&g.api, "api", "", "the daemon's API address, if not the one in the data directory (env SYNCNODE_API)")
 	pf.StringVar(&g.token, "token", "", "the API token, if not the one in the data directory (env SYNCNODE_TOKEN)")
 	root.AddCommand(newRun(g), newInit(g), newLibrary(g), newPut(g), newGet(g), newList(g), newDelete(g),
-		newWatch(g), newStatus(g), newPeers(g), newModels(g))
+		newWatch(g), newStatus(g), newPeers(g), newDoctor(g), newModels(g))
 	return root
 }

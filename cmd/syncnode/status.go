@@ -77,8 +77,9 @@ func newPeers(g *globals) *cobra.Command {
 func writeStatus(w io.Writer, st localapi.Status) {
 	fmt.Fprintf(w, "device  %s (%s)\npeer    %s\n", st.Node.Device, st.Node.Name, st.Node.Peer)
 	for _, a := range st.Node.Addrs {
-		fmt.Fprintf(w, "listen  %s\n", a)
+		fmt.Fprintf(w, "addr    %s\n", a)
 	}
+	writeNetwork(w, st.Network)
 	for _, l := range st.Libraries {
 		fmt.Fprintf(w, "\nlibrary %s (%s)\n", l.Name, l.ID)
 		fmt.Fprintf(w, "  members      %d\n", len(l.Members))
@@ -129,8 +130,58 @@ func writeStatus(w io.Writer, st localapi.Status) {
 	}
 }
 
+// writeNetwork prints reachability, the NAT, port mappings, relay
+// reservations and the relay service.
+func writeNetwork(w io.Writer, n localapi.Network) {
+	reach := n.Reachability
+	if n.Forced {
+		reach += " (configured)"
+	}
+	fmt.Fprintf(w, "\nnetwork\n  reachability  %s\n  nat           %s\n", reach, n.NAT)
+	switch pm := n.PortMapping; {
+	case !pm.Enabled:
+		fmt.Fprintln(w, "  port mapping  off")
+	case len(pm.Mappings) > 0:
+		for _, m := range pm.Mappings {
+			fmt.Fprintf(w, "  port mapping  %s -> %s\n", m.Internal, m.External)
+		}
+	case pm.RouterFound:
+		fmt.Fprintln(w, "  port mapping  router found, no mapping yet")
+	default:
+		fmt.Fprintln(w, "  port mapping  no UPnP/NAT-PMP router found")
+	}
+	if len(n.Relays) == 0 {
+		state := "none"
+		if !n.AutoRelay {
+			state = "off"
+		}
+		fmt.Fprintf(w, "  relays        %s\n", state)
+	}
+	for _, r := range n.Relays {
+		kind := "public relay: coordinates hole punches only"
+		if r.Member {
+			kind = "member relay: carries sync"
+		}
+		fmt.Fprintf(w, "  relay         %s (%s)\n", r.Relay, kind)
+	}
+	hp := "off"
+	if n.HolePunching {
+		hp = "on"
+		if len(n.HolePunchAddrs) == 0 {
+			hp += ", no public address known yet"
+		} else {
+			hp += ", gives " + strings.Join(n.HolePunchAddrs, ", ")
+		}
+	}
+	fmt.Fprintf(w, "  hole punching %s\n", hp)
+	if rs := n.RelayService; rs != nil {
+		fmt.Fprintf(w, "  relay service on: %d member reservations, %d circuits, %d bytes; strangers %s: %d reservations\n",
+			rs.Members.Reservations, rs.Members.Circuits, rs.Members.Bytes, rs.Strangers, rs.StrangersUse.Reservations)
+	}
+}
+
 func writePeers(tw *tabwriter.Writer, ps []localapi.Peer) {
-	fmt.Fprintln(tw, "    DEVICE\tNAME\tSTATE\tLAG\tLAST HEARD")
+	fmt.Fprintln(tw, "    DEVICE\tNAME\tSTATE\tPATH\tLAG\tLAST HEARD")
 	for _, p := range ps {
 		state := p.State
 		if p.State == "catching up" {
@@ -143,6 +194,10 @@ func writePeers(tw *tabwriter.Writer, ps []localapi.Peer) {
 				state = "offline since " + p.LastHeard.Local().Format(time.DateTime)
 			}
 		}
-		fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", p.Device, p.Name, state, (time.Duration(p.LagMS) * time.Millisecond).String(), heard)
+		path := p.Path.Text
+		if p.Path.Kind == "" && p.LastDialError != "" {
+			path = "not connected (see syncnode doctor)"
+		}
+		fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\t%s\n", p.Device, p.Name, state, path, (time.Duration(p.LagMS) * time.Millisecond).String(), heard)
 	}
 }

@@ -13,11 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/syncnode/syncnode/discovery"
 	"github.com/syncnode/syncnode/node"
 	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/node/relayservice"
 )
 
 // Default ports: TCP and QUIC listen on DefaultPort, the local API on
@@ -62,6 +65,8 @@ type Config struct {
 
 	Log       LogConfig       `toml:"log"`
 	Discovery DiscoveryConfig `toml:"discovery"`
+	NAT       NATConfig       `toml:"nat"`
+	Relay     RelayConfig     `toml:"relay"`
 	// Models declares the model types and their strategies; default: the
 	// Spacedrive mapping. The "device" model (shared) is always added: the
 	// library's members are its records.
@@ -97,6 +102,37 @@ type DiscoveryConfig struct {
 	Bootstrap []string `toml:"bootstrap"`
 }
 
+// NATConfig says how the node reaches members behind NATs
+// (docs/NETWORKING.md).
+type NATConfig struct {
+	// PortMapping asks the router for a port mapping (UPnP, NAT-PMP).
+	// Default true.
+	PortMapping bool `toml:"port_mapping"`
+	// Reachability is "auto" (default: AutoNAT finds out), "public" or
+	// "private".
+	Reachability string `toml:"reachability"`
+	// AutoNAT asks peers to dial back, and answers them. Default true.
+	AutoNAT bool `toml:"autonat"`
+	// AutoRelay reserves relay slots while unreachable. Default true.
+	AutoRelay bool `toml:"auto_relay"`
+	// HolePunching turns relayed connections into direct ones. Default
+	// true.
+	HolePunching bool `toml:"hole_punching"`
+	// Relays are relays to use first (multiaddrs with /p2p/). Default
+	// none.
+	Relays []string `toml:"relays"`
+}
+
+// RelayConfig configures the relay service.
+type RelayConfig struct {
+	// Enabled serves relay reservations (a machine with a public
+	// address). Default false.
+	Enabled bool `toml:"enabled"`
+	// Strangers is "limited" (default: peers that are no member get
+	// libp2p's limits) or "off".
+	Strangers string `toml:"strangers"`
+}
+
 // Model declares one model type.
 type Model struct {
 	Name string `toml:"name"`
@@ -126,6 +162,7 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 func Default() Config {
 	name, _ := os.Hostname()
 	dc := discovery.DefaultConfig()
+	nat := node.DefaultNATConfig()
 	return Config{
 		DataDir:           defaultDataDir(),
 		DeviceName:        name,
@@ -141,6 +178,11 @@ func Default() Config {
 			MDNS: dc.MDNS, DHT: dc.DHT, DHTMode: dc.DHTMode, DHTPrefix: dc.DHTProtocolPrefix,
 			Bootstrap: append([]string(nil), dc.BootstrapPeers...),
 		},
+		NAT: NATConfig{
+			PortMapping: nat.PortMapping, Reachability: nat.Reachability, AutoNAT: nat.AutoNAT,
+			AutoRelay: nat.AutoRelay, HolePunching: nat.HolePunching, Relays: []string{},
+		},
+		Relay:  RelayConfig{Enabled: false, Strangers: relayservice.StrangersLimited},
 		Models: DefaultModels(),
 	}
 }
@@ -283,6 +325,14 @@ var Settings = []Setting{
 	{"dht-mode", "DHT mode: auto, server or client", func(c *Config, v string) error { c.Discovery.DHTMode = v; return nil }},
 	{"dht-prefix", "DHT protocol prefix (/ipfs is the public DHT)", func(c *Config, v string) error { c.Discovery.DHTPrefix = v; return nil }},
 	{"bootstrap", "DHT bootstrap peers, comma-separated multiaddrs with /p2p/", func(c *Config, v string) error { c.Discovery.Bootstrap = list(v); return nil }},
+	{"port-mapping", "ask the router for a port mapping by UPnP or NAT-PMP (true/false)", func(c *Config, v string) (err error) { c.NAT.PortMapping, err = parseBool(v); return }},
+	{"reachability", "auto (AutoNAT finds out), public or private", func(c *Config, v string) error { c.NAT.Reachability = v; return nil }},
+	{"autonat", "ask peers to dial this node back, and answer them (true/false)", func(c *Config, v string) (err error) { c.NAT.AutoNAT, err = parseBool(v); return }},
+	{"auto-relay", "reserve relay slots while unreachable (true/false)", func(c *Config, v string) (err error) { c.NAT.AutoRelay, err = parseBool(v); return }},
+	{"hole-punching", "turn relayed connections into direct ones (true/false)", func(c *Config, v string) (err error) { c.NAT.HolePunching, err = parseBool(v); return }},
+	{"relays", "relays to use first, comma-separated multiaddrs with /p2p/", func(c *Config, v string) error { c.NAT.Relays = list(v); return nil }},
+	{"relay", "serve as a relay for the members of this node's libraries (true/false)", func(c *Config, v string) (err error) { c.Relay.Enabled, err = parseBool(v); return }},
+	{"relay-strangers", "what the relay serves peers that are no member: limited or off", func(c *Config, v string) error { c.Relay.Strangers = v; return nil }},
 }
 
 // ApplyEnv applies every SYNCNODE_* variable that is set.
@@ -380,6 +430,25 @@ func (c Config) Validate() error {
 	}
 	if err := c.discovery().Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	switch c.NAT.Reachability {
+	case node.ReachabilityAuto, node.ReachabilityPublic, node.ReachabilityPrivate:
+	default:
+		errs = append(errs, fmt.Errorf("nat.reachability must be auto, public or private, is %q", c.NAT.Reachability))
+	}
+	switch c.Relay.Strangers {
+	case relayservice.StrangersLimited, relayservice.StrangersOff:
+	default:
+		errs = append(errs, fmt.Errorf("relay.strangers must be limited or off, is %q", c.Relay.Strangers))
+	}
+	for _, r := range c.NAT.Relays {
+		a, err := ma.NewMultiaddr(r)
+		if err == nil {
+			_, err = peer.AddrInfoFromP2pAddr(a)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("nat.relays: %q is not a multiaddr ending in /p2p/<peer ID>: %v", r, err))
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))

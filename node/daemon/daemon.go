@@ -55,6 +55,10 @@ func (c Config) NodeConfig() (node.Config, error) {
 	nc.HeartbeatInterval = time.Duration(c.HeartbeatInterval)
 	nc.PeerTimeout = time.Duration(c.PeerTimeout)
 	nc.Discovery = c.discovery()
+	nc.NAT.PortMapping, nc.NAT.Reachability, nc.NAT.AutoNAT = c.NAT.PortMapping, c.NAT.Reachability, c.NAT.AutoNAT
+	nc.NAT.AutoRelay, nc.NAT.HolePunching = c.NAT.AutoRelay, c.NAT.HolePunching
+	nc.NAT.Relays = append([]string(nil), c.NAT.Relays...)
+	nc.Relay.Enabled, nc.Relay.Strangers = c.Relay.Enabled, c.Relay.Strangers
 	reg, err := c.Registry()
 	if err != nil {
 		return nc, err

@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/syncnode/syncnode/node"
 	"github.com/syncnode/syncnode/node/engine"
 	"github.com/syncnode/syncnode/node/pairing"
+	"github.com/syncnode/syncnode/node/relayservice"
 	"github.com/syncnode/syncnode/protocol"
 )
 
@@ -86,6 +88,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 func (s *Server) routes() {
 	s.handle("GET /v1/status", s.status)
+	s.handle("GET /v1/network", s.network)
+	s.handle("GET /v1/doctor", s.doctor)
 	s.handle("GET /v1/models", s.models)
 	s.handle("GET /v1/libraries", s.listLibraries)
 	s.handle("POST /v1/libraries", s.createLibrary)
@@ -200,7 +204,7 @@ func (s *Server) discovery() []DiscoverySource {
 }
 
 func (s *Server) status(r *http.Request) (int, any, error) {
-	st := Status{Node: s.nodeInfo(), Libraries: []LibraryStatus{}, Discovery: s.discovery()}
+	st := Status{Node: s.nodeInfo(), Libraries: []LibraryStatus{}, Discovery: s.discovery(), Network: networkJSON(s.n.Network())}
 	libs, err := s.n.Libraries()
 	if err != nil {
 		return 0, nil, err
@@ -255,12 +259,78 @@ func peersJSON(ps []node.PeerState, ms []node.Member) []Peer {
 	}
 	out := make([]Peer, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, Peer{
+		r := p.Reach
+		pj := Peer{
 			Device: p.Device.String(), Peer: p.Peer.String(), Name: names[p.Device], State: p.State,
 			Pages: p.Pages, Records: p.Records, LagMS: p.Lag.Milliseconds(), LastHeard: timePtr(p.LastHeard),
-		})
+			Path: PeerPath{Kind: r.Path.Kind, Text: r.Path.String(), Limited: r.Path.Limited,
+				Transport: r.Path.Transport, Addr: r.Path.Addr},
+			Addrs: addrStrings(r.Addrs), LastDial: timePtr(r.LastDial), LastDialError: r.LastDialError,
+		}
+		if r.Path.Relay != "" {
+			pj.Path.Relay = r.Path.Relay.String()
+		}
+		if hp := r.HolePunch; hp != nil {
+			pj.HolePunch = &HolePunch{Attempts: hp.Attempts, Failures: hp.Failures, LastAt: timePtr(hp.LastAt),
+				LastError: hp.LastError, Succeeded: timePtr(hp.Succeeded)}
+		}
+		out = append(out, pj)
 	}
 	return out
+}
+
+func addrStrings(as []ma.Multiaddr) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+func networkJSON(ns node.NetworkStatus) Network {
+	out := Network{
+		Listen: addrStrings(ns.Listen), Addrs: addrStrings(ns.Addrs), Reachability: ns.Reachability,
+		Forced: ns.ReachabilityForced, Reachable: addrStrings(ns.Reachable), Unreachable: addrStrings(ns.Unreachable),
+		Observed: addrStrings(ns.Observed), NAT: ns.NATKind, AutoRelay: ns.AutoRelay, Relays: []RelayReservation{},
+		HolePunching: ns.HolePunching, HolePunchAddrs: addrStrings(ns.HolePunchAddrs),
+		PortMapping: PortMapping{Enabled: ns.PortMapping.Enabled, RouterFound: ns.PortMapping.RouterFound},
+	}
+	if out.Listen == nil {
+		out.Listen = []string{}
+	}
+	if out.Addrs == nil {
+		out.Addrs = []string{}
+	}
+	for _, m := range ns.PortMapping.Mappings {
+		out.PortMapping.Mappings = append(out.PortMapping.Mappings, Mapping{Internal: m.Internal.String(), External: m.External.String()})
+	}
+	for _, r := range ns.Relays {
+		out.Relays = append(out.Relays, RelayReservation{Relay: r.Relay.String(), Addrs: addrStrings(r.Addrs), Member: r.Member})
+	}
+	if rs := ns.RelayService; rs != nil {
+		class := func(c relayservice.ClassStatus) RelayClass {
+			return RelayClass{Reservations: c.Reservations, Circuits: c.Circuits, Refused: c.Refused, Bytes: c.Bytes}
+		}
+		out.RelayService = &RelayService{Strangers: rs.StrangerPolicy, Members: class(rs.Members),
+			StrangersUse: class(rs.Strangers), StrangerCircuits: rs.StrangerCircuitsToMembers}
+	}
+	return out
+}
+
+func (s *Server) network(*http.Request) (int, any, error) {
+	return http.StatusOK, networkJSON(s.n.Network()), nil
+}
+
+func (s *Server) doctor(r *http.Request) (int, any, error) {
+	d, err := s.n.Doctor(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	out := Doctor{Checks: []Check{}, Failed: d.Failed}
+	for _, c := range d.Checks {
+		out.Checks = append(out.Checks, Check{Area: c.Area, Name: c.Name, Status: c.Status, Message: c.Message, Fix: c.Fix})
+	}
+	return http.StatusOK, out, nil
 }
 
 func (s *Server) models(*http.Request) (int, any, error) {

@@ -87,6 +87,129 @@ type Peer struct {
 	LagMS int64 `json:"lag_ms"`
 	// LastHeard is when the peer last sent a frame (absent if never).
 	LastHeard *time.Time `json:"last_heard,omitempty"`
+	// Path is how this node reaches the peer now.
+	Path PeerPath `json:"path"`
+	// Addrs are the peer's addresses this node knows.
+	Addrs []string `json:"addrs,omitempty"`
+	// LastDial is when this node last dialled the peer, and LastDialError
+	// why that failed (absent when it connected).
+	LastDial      *time.Time `json:"last_dial,omitempty"`
+	LastDialError string     `json:"last_dial_error,omitempty"`
+	// HolePunch counts the hole punches this node retried with the peer.
+	HolePunch *HolePunch `json:"hole_punch,omitempty"`
+}
+
+// PeerPath is how this node reaches a peer.
+type PeerPath struct {
+	// Kind is "direct", "relayed", or "" when not connected.
+	Kind string `json:"kind"`
+	// Text says it in words: "direct (quic-v1)", "relayed via <peer ID>
+	// (tcp)", "not connected".
+	Text string `json:"text"`
+	// Relay is the relay's peer ID of a relayed path; Limited is true when
+	// that relay limits it (no sync data).
+	Relay   string `json:"relay,omitempty"`
+	Limited bool   `json:"limited,omitempty"`
+	// Transport is "tcp" or "quic-v1" (to the relay, when relayed); Addr
+	// the peer's address on the connection.
+	Transport string `json:"transport,omitempty"`
+	Addr      string `json:"addr,omitempty"`
+}
+
+// HolePunch counts hole punches with one peer.
+type HolePunch struct {
+	Attempts  int        `json:"attempts"`
+	Failures  int        `json:"failures"`
+	LastAt    *time.Time `json:"last_at,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+	Succeeded *time.Time `json:"succeeded,omitempty"`
+}
+
+// Network is where the node stands in the network: GET /v1/network, and
+// "network" in GET /v1/status.
+type Network struct {
+	Listen []string `json:"listen"`
+	Addrs  []string `json:"addrs"`
+	// Reachability is "public", "private" or "unknown"; Forced is true
+	// when the configuration says it (nat.reachability).
+	Reachability string `json:"reachability"`
+	Forced       bool   `json:"reachability_forced,omitempty"`
+	// Reachable and Unreachable are addresses AutoNAT v2 confirmed.
+	Reachable   []string `json:"reachable_addrs,omitempty"`
+	Unreachable []string `json:"unreachable_addrs,omitempty"`
+	// Observed are this node's addresses as peers saw them.
+	Observed []string `json:"observed_addrs,omitempty"`
+	// NAT is "none", "endpoint-independent", "symmetric" or "unknown".
+	NAT         string      `json:"nat"`
+	PortMapping PortMapping `json:"port_mapping"`
+	AutoRelay   bool        `json:"auto_relay"`
+	// Relays are the relays this node holds a reservation with.
+	Relays         []RelayReservation `json:"relays"`
+	HolePunching   bool               `json:"hole_punching"`
+	HolePunchAddrs []string           `json:"hole_punch_addrs,omitempty"`
+	// RelayService is present when this node runs the relay service.
+	RelayService *RelayService `json:"relay_service,omitempty"`
+}
+
+// PortMapping is the state of UPnP / NAT-PMP port mapping.
+type PortMapping struct {
+	Enabled     bool `json:"enabled"`
+	RouterFound bool `json:"router_found"`
+	// Mappings map a listen address to the router's public address.
+	Mappings []Mapping `json:"mappings,omitempty"`
+}
+
+// Mapping is one port mapping.
+type Mapping struct {
+	Internal string `json:"internal"`
+	External string `json:"external"`
+}
+
+// RelayReservation is a relay this node holds a slot with.
+type RelayReservation struct {
+	Relay string   `json:"relay"`
+	Addrs []string `json:"addrs,omitempty"`
+	// Member is true when the relay is a member of one of this node's
+	// libraries: its circuits carry sync traffic.
+	Member bool `json:"member"`
+}
+
+// RelayService counts what this node's relay service does.
+type RelayService struct {
+	// Strangers is "limited" or "off".
+	Strangers string `json:"strangers"`
+	// Members and StrangersUse count reservations, open circuits, refused
+	// requests and bytes relayed, of members and of strangers.
+	Members      RelayClass `json:"members"`
+	StrangersUse RelayClass `json:"strangers_use"`
+	// StrangerCircuits counts open circuits from strangers to members.
+	StrangerCircuits int `json:"stranger_circuits_to_members"`
+}
+
+// RelayClass counts one class of the relay's users.
+type RelayClass struct {
+	Reservations int   `json:"reservations"`
+	Circuits     int   `json:"circuits"`
+	Refused      int   `json:"refused"`
+	Bytes        int64 `json:"bytes"`
+}
+
+// Doctor is the answer of GET /v1/doctor.
+type Doctor struct {
+	Checks []Check `json:"checks"`
+	// Failed counts the checks with status "fail".
+	Failed int `json:"failed"`
+}
+
+// Check is one finding of the doctor.
+type Check struct {
+	// Area is "node" or "library <name>".
+	Area string `json:"area"`
+	Name string `json:"name"`
+	// Status is "ok", "info", "warn" or "fail".
+	Status  string `json:"status"`
+	Message string `json:"message"`
+	Fix     string `json:"fix,omitempty"`
 }
 
 // Backfill is the progress of a library's initial backfill after a join.
@@ -128,6 +251,7 @@ type Status struct {
 	Node      NodeInfo          `json:"node"`
 	Libraries []LibraryStatus   `json:"libraries"`
 	Discovery []DiscoverySource `json:"discovery"`
+	Network   Network           `json:"network"`
 }
 
 // Record is one record.
