@@ -30,6 +30,10 @@ import (
 // none comes).
 const punchSettle = 6 * time.Second
 
+// directSettle is how long a direct connection must have been open before
+// sessions leave a relayed one for it.
+const directSettle = time.Second
+
 // maxObservers bounds the observations kept per local address (NAT type).
 const maxObservers = 16
 
@@ -399,42 +403,52 @@ func (n *Node) syncContext(ctx context.Context, p peer.ID) context.Context {
 
 // maintainPaths runs with the dialer: for each connected member, sessions
 // and connections that go through a relay move to a direct connection once
-// there is one, and a member still reached only through a relay gets
-// another hole punch when its backoff allows.
+// there is one (open for directSettle), and a member still reached only
+// through a relay gets another hole punch when its backoff allows.
+//
+// Each side acts on what it owns, so that two views of the connections
+// that differ for a moment (one side still holds a direct connection the
+// other has lost) cannot make them undo each other's work: the device that
+// opened a session moves it, and the side that dialled a relayed
+// connection closes it.
 func (n *Node) maintainPaths(p peer.ID, now time.Time) {
-	var direct, relayedIn bool
-	var relayed []network.Conn
+	var direct network.Conn
+	var relayedOut []network.Conn
+	relayed, relayedIn := false, false
 	for _, c := range n.host.Network().ConnsToPeer(p) {
 		if c.IsClosed() {
 			continue
 		}
-		if isRelayAddr(c.RemoteMultiaddr()) {
-			relayed = append(relayed, c)
-			relayedIn = relayedIn || c.Stat().Direction == network.DirInbound
+		if !isRelayAddr(c.RemoteMultiaddr()) {
+			if direct == nil || c.Stat().Opened.Before(direct.Stat().Opened) {
+				direct = c
+			}
+			continue
+		}
+		relayed = true
+		if c.Stat().Direction == network.DirOutbound {
+			relayedOut = append(relayedOut, c)
 		} else {
-			direct = true
+			relayedIn = true
 		}
 	}
-	if len(relayed) == 0 {
-		return
-	}
-	if direct {
-		n.moveToDirect(p, relayed)
-		return
-	}
-	if relayedIn {
+	switch {
+	case !relayed:
+	case direct != nil && now.Sub(direct.Stat().Opened) >= directSettle:
+		n.moveToDirect(p, relayedOut)
+	case direct == nil && relayedIn:
 		n.maybePunch(p, now)
 	}
 }
 
-// moveToDirect closes the sessions with p that run over a relay and then
-// the relayed connections: the dialer opens the sessions again, and libp2p
-// puts new streams on the direct connection.
-func (n *Node) moveToDirect(p peer.ID, relayed []network.Conn) {
+// moveToDirect closes the sessions with p that this device opened over a
+// relay, and the relayed connections it dialled: the dialer opens the
+// sessions again, and libp2p puts new streams on the direct connection.
+func (n *Node) moveToDirect(p peer.ID, relayedOut []network.Conn) {
 	n.mu.Lock()
 	var moving []*session
 	for _, s := range n.sessions {
-		if s.peer == p && isRelayAddr(s.stream.Conn().RemoteMultiaddr()) {
+		if s.peer == p && lessDevice(n.device, s.key.device) && isRelayAddr(s.stream.Conn().RemoteMultiaddr()) {
 			moving = append(moving, s)
 		}
 	}
@@ -442,11 +456,13 @@ func (n *Node) moveToDirect(p peer.ID, relayed []network.Conn) {
 	for _, s := range moving {
 		s.close(errMovedToDirect)
 	}
-	for _, c := range relayed {
+	for _, c := range relayedOut {
 		n.log.Info("direct connection: closing the relayed one", "peer", p, "relayed", c.RemoteMultiaddr())
 		_ = c.Close()
 	}
-	n.kickDialer()
+	if len(moving) > 0 {
+		n.kickDialer()
+	}
 }
 
 // maybePunch starts a hole punch with p (which reached this node through a

@@ -618,6 +618,11 @@ func (n *Node) refreshMembers() {
 			n.host.ConnManager().Protect(pid, serviceName)
 		}
 	}
+	if n.net.relay != nil {
+		for _, p := range n.net.relay.Recheck() {
+			n.log.Info("relay: moving a reservation to the class of its peer's new membership", "peer", p)
+		}
+	}
 }
 
 // memberDevice returns the device bound to peer p in library lib.

@@ -186,6 +186,16 @@ type Service struct {
 	// links counts the open circuits from strangers to each member.
 	links      map[peer.ID]int
 	linksTotal int
+	// reserved is the class (member or not) each peer last asked for a
+	// reservation as, and when: Recheck moves those whose membership
+	// changed.
+	reserved map[peer.ID]reservation
+}
+
+// reservation is the class a peer reserved as.
+type reservation struct {
+	member bool
+	at     time.Time
 }
 
 // New prepares the service on host h; isMember says whether a peer is a
@@ -195,7 +205,7 @@ func New(h host.Host, isMember func(peer.ID) bool, cfg Config) (*Service, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("relayservice: %w", err)
 	}
-	return &Service{h: h, isMember: isMember, cfg: cfg, links: make(map[peer.ID]int)}, nil
+	return &Service{h: h, isMember: isMember, cfg: cfg, links: make(map[peer.ID]int), reserved: make(map[peer.ID]reservation)}, nil
 }
 
 // Start runs both relays and serves the hop protocol on the host.
@@ -313,7 +323,9 @@ func (s *Service) handleHop(str network.Stream) {
 	src := str.Conn().RemotePeer()
 	switch msg.GetType() {
 	case pbv2.HopMessage_RESERVE:
-		if s.isMember(src) {
+		member := s.isMember(src)
+		s.noteReservation(src, member)
+		if member {
 			s.mHandler(replay)
 		} else {
 			s.sHandler(replay)
@@ -345,6 +357,55 @@ func (s *Service) handleHop(str network.Stream) {
 	default:
 		writeStatus(str, pbv2.Status_MALFORMED_MESSAGE)
 	}
+}
+
+// noteReservation records the class p asks for a reservation as; entries
+// older than the reservation TTL (expired unless renewed, and a renewal
+// notes them again) are dropped, so the table stays within what the relays
+// hold.
+func (s *Service) noteReservation(p peer.ID, member bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	s.reserved[p] = reservation{member: member, at: now}
+	if len(s.reserved) > s.cfg.MaxReservations+s.cfg.MaxStrangerReservations {
+		for q, r := range s.reserved {
+			if now.Sub(r.at) > s.cfg.ReservationTTL {
+				delete(s.reserved, q)
+			}
+		}
+	}
+}
+
+// Recheck moves the reservations of peers whose membership changed: a
+// stranger that became a member (it reserved before it joined) and a
+// member that was removed. Their connections to this host are closed; a
+// peer that still wants a relay reconnects and reserves again, now in the
+// relay of its class. Call it when the members change; it does not block.
+func (s *Service) Recheck() []peer.ID {
+	s.mu.Lock()
+	snapshot := make(map[peer.ID]reservation, len(s.reserved))
+	for p, r := range s.reserved {
+		snapshot[p] = r
+	}
+	s.mu.Unlock()
+	var moved []peer.ID
+	for p, r := range snapshot { // isMember may take the node's lock: not under ours
+		if s.isMember(p) != r.member {
+			moved = append(moved, p)
+		}
+	}
+	s.mu.Lock()
+	for _, p := range moved {
+		if s.reserved[p] == snapshot[p] {
+			delete(s.reserved, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range moved {
+		go func() { _ = s.h.Network().ClosePeer(p) }()
+	}
+	return moved
 }
 
 // takeLink counts a stranger's circuit to member, if the bounds allow it;

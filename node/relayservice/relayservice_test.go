@@ -274,3 +274,37 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// A stranger that reserved before it became a member is disconnected by
+// Recheck, and its next reservation is a member's: unlimited.
+func TestRecheckMovesANewMember(t *testing.T) {
+	f := newFixture(t, DefaultConfig())
+	rsvp, err := f.reserve(t, f.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rsvp.LimitData == 0 {
+		t.Fatalf("the stranger's reservation is unlimited")
+	}
+	if moved := f.svc.Recheck(); len(moved) != 0 {
+		t.Fatalf("Recheck moved %v with no membership change", moved)
+	}
+	f.members.Store(f.s.ID(), true)
+	if moved := f.svc.Recheck(); len(moved) != 1 || moved[0] != f.s.ID() {
+		t.Fatalf("Recheck moved %v, want the new member %s", moved, f.s.ID())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.s.Network().Connectedness(f.r.ID()) == network.Connected {
+		if time.Now().After(deadline) {
+			t.Fatal("the new member's connection to the relay was not closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rsvp, err = f.reserve(t, f.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rsvp.LimitData != 0 || rsvp.LimitDuration != 0 {
+		t.Errorf("after the move the member's reservation is limited (%d bytes, %v)", rsvp.LimitData, rsvp.LimitDuration)
+	}
+}
