@@ -184,6 +184,14 @@ func (s *session) readLoop(br *bufio.Reader) {
 		// times it out after PeerTimeout, the read deadline is a backstop.
 		_ = s.stream.SetReadDeadline(time.Now().Add(s.n.cfg.PeerTimeout + s.n.cfg.StreamTimeout))
 		m, err := r.ReadMessage()
+		if errors.Is(err, protocol.ErrUnknownMessage) {
+			// A variant of a newer peer of the same major: the whole frame
+			// was read, so the stream is in step. Say so and go on
+			// (PROTOCOL.md §1, §8).
+			s.n.countRefusal(err)
+			s.queueError(err)
+			continue
+		}
 		if err != nil {
 			if !settle(true) {
 				return
@@ -517,6 +525,12 @@ func (n *Node) runRequest(r engine.Request) error {
 	for {
 		_ = s.SetReadDeadline(time.Now().Add(n.cfg.StreamTimeout))
 		m, err := rd.ReadMessage()
+		if errors.Is(err, protocol.ErrUnknownMessage) {
+			// A newer responder's variant: this side closed its write side
+			// and cannot answer, so it skips the frame (PROTOCOL.md §8).
+			n.countRefusal(err)
+			continue
+		}
 		if err != nil {
 			_ = s.Reset()
 			return fmt.Errorf("reading response: %w", err)
