@@ -107,9 +107,17 @@ func (n *Node) runSession(key sessionKey, s network.Stream, r *bufio.Reader, fir
 // writeLoop writes queued messages through a buffer that it flushes
 // whenever the queue is empty: a burst goes out in few writes, a single
 // message at once.
+//
+// This node's Hello is the first frame of the stream (PROTOCOL.md §7.1).
+// The session is registered, so that pushes reach it, before the engine
+// queues the Hello; while the engine still counts the peer as connected (a
+// session that replaced an older one) it may queue live pushes, heartbeats or
+// acks first. Those are dropped: the Hello that follows carries the
+// watermarks that include them, and the peer catches up from it.
 func (s *session) writeLoop() {
 	bw := bufio.NewWriterSize(s.stream, 64<<10)
 	w := s.n.newWriter(bw)
+	helloSent := false
 	for {
 		select {
 		case <-s.done:
@@ -122,6 +130,9 @@ func (s *session) writeLoop() {
 				withList.Compression = protocol.Compressions()
 				m = &withList
 				w.Compress(false)
+				helloSent = true
+			} else if !helloSent {
+				continue
 			} else {
 				w.Compress(s.compress.Load())
 			}

@@ -153,3 +153,40 @@ func TestUnknownVariantKeepsSession(t *testing.T) {
 		t.Errorf("the node counted %d unknown_message refusals, want 2", got)
 	}
 }
+
+// Hello is the first frame of every session stream, also when a session
+// restarts while the node is busy writing (PROTOCOL.md §7.1): a member
+// whose session is replaced by a new one (after a restart, or a pause longer
+// than the peer timeout) used to receive live pushes, queued for it before the
+// node had queued its Hello, as the first frames of the new stream, and
+// refuse them ("a stream must start with Hello or a request").
+func TestHelloIsFirstUnderWriteLoad(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	r := newRogueMember(t, c)
+	a := c.nodes[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	writing := make(chan struct{})
+	go func() {
+		defer close(writing)
+		payload := data(t, "load")
+		for ctx.Err() == nil {
+			if _, err := c.library(0).PutShared(ctx, "tag", uuid.New(), payload); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { cancel(); <-writing }()
+	for i := range 40 {
+		rs := openRaw(t, r.h, a.Host().ID(), r.hello(c.lib))
+		m, err := rs.r.ReadMessage()
+		if err != nil {
+			t.Fatalf("session %d: reading the node's first frame: %v", i, err)
+		}
+		if _, ok := m.(*protocol.Hello); !ok {
+			t.Fatalf("session %d: the node's first frame is %s, want its Hello", i, m.Name())
+		}
+		// The session stays open; the next one replaces it, as a restarted
+		// peer's does.
+	}
+}
