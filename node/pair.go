@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -85,6 +86,9 @@ func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 	if info.ID == n.host.ID() {
 		return nil, errors.New("node: this invite was issued by this device")
 	}
+	// From the moment the inviter writes this device's record, members may
+	// open streams to it: they wait for the join instead of being refused.
+	defer n.joins.start(inv.Library)()
 	n.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
 	if err := n.reachInviter(ctx, info); err != nil {
 		return nil, err
@@ -357,4 +361,59 @@ func (n *Node) failedPairing(p peer.ID) {
 		n.pairFails[p] = a
 	}
 	a.fails++
+}
+
+// joinWaits holds the libraries this node is joining. The inviter writes the
+// joiner's device record before it answers, and from then on it (and any
+// member that received the record) may open a session or a request stream to
+// the joiner, possibly before the joiner has stored the JoinAccept. Such a
+// stream waits for the join to end instead of being refused as not_member
+// (PAIRING.md §5).
+type joinWaits struct {
+	mu sync.Mutex
+	m  map[uuid.UUID]*joinWait
+}
+
+type joinWait struct {
+	done  chan struct{}
+	users int
+}
+
+// start registers a join of lib; the returned function ends it.
+func (j *joinWaits) start(lib uuid.UUID) (end func()) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.m == nil {
+		j.m = make(map[uuid.UUID]*joinWait)
+	}
+	w := j.m[lib]
+	if w == nil {
+		w = &joinWait{done: make(chan struct{})}
+		j.m[lib] = w
+	}
+	w.users++
+	return func() {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if w.users--; w.users == 0 {
+			delete(j.m, lib)
+			close(w.done)
+		}
+	}
+}
+
+// wait waits until no join of lib is in progress, or ctx ends. It reports
+// whether there was one to wait for.
+func (j *joinWaits) wait(ctx context.Context, lib uuid.UUID) bool {
+	j.mu.Lock()
+	w := j.m[lib]
+	j.mu.Unlock()
+	if w == nil {
+		return false
+	}
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+	}
+	return true
 }

@@ -417,6 +417,9 @@ func (n *Node) handleStream(s network.Stream) {
 	}
 	lib := first.Library()
 	device, ok := n.memberDevice(s.Conn().RemotePeer(), lib)
+	if !ok && n.joinPending(lib) {
+		device, ok = n.memberDevice(s.Conn().RemotePeer(), lib)
+	}
 	if !ok {
 		refuse(lib, fmt.Errorf("%w: peer %s in library %s", protocol.ErrNotMember, s.Conn().RemotePeer(), lib))
 		return
@@ -434,6 +437,15 @@ func (n *Node) handleStream(s network.Stream) {
 	default:
 		refuse(lib, fmt.Errorf("%w: a stream must start with Hello or a request, not %s", protocol.ErrUnexpected, first.Name()))
 	}
+}
+
+// joinPending waits (at most StreamTimeout) while this node is joining lib,
+// and reports whether it did: a member may reach the joiner before the
+// joiner has stored the library.
+func (n *Node) joinPending(lib uuid.UUID) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamTimeout)
+	defer cancel()
+	return n.joins.wait(ctx, lib)
 }
 
 // refuseStream answers err with an Error frame and ends the stream (see
