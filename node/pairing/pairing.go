@@ -107,6 +107,8 @@ var encMode, decMode = func() (cbor.EncMode, cbor.DecMode) {
 		IndefLength:      cbor.IndefLengthForbidden,
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
 		TagsMd:           cbor.TagsForbidden,
+		// Field names are compared exactly, as the spec says.
+		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
 	}.DecMode()
 	if err != nil {
 		panic(err)
