@@ -101,7 +101,7 @@ func (n *Node) runSession(key sessionKey, s network.Stream, r *bufio.Reader, fir
 			return
 		}
 	}
-	sess.readLoop(r)
+	sess.readLoop(r, first != nil)
 }
 
 // writeLoop writes queued messages through a buffer that it flushes
@@ -156,7 +156,13 @@ func (s *session) writeLoop() {
 // next group, so a burst of pushes costs one store batch, not one each.
 const maxInFlight = 64
 
-func (s *session) readLoop(br *bufio.Reader) {
+// readLoop reads the peer's frames and feeds them to the engine until the
+// session ends. helloSeen says whether the peer's Hello was read already (the
+// first frame of an inbound session). Each frame is checked in the order of
+// PROTOCOL.md §8.1: the frame and its decoding (Reader), the session's
+// membership and rules (checkFrame), the store cost (tooCostly), then the
+// engine's checks (ownership, model type, clock).
+func (s *session) readLoop(br *bufio.Reader, helloSeen bool) {
 	r := s.n.newReader(br)
 	r.AcceptCompressed()       // this node's Hello lists it
 	var pending []<-chan error // results of submitted frames, in order
@@ -198,7 +204,10 @@ func (s *session) readLoop(br *bufio.Reader) {
 		if errors.Is(err, protocol.ErrUnknownMessage) {
 			// A variant of a newer peer of the same major: the whole frame
 			// was read, so the stream is in step. Say so and go on
-			// (PROTOCOL.md §1, §8).
+			// (PROTOCOL.md §1, §8), after the answers to earlier frames.
+			if !settle(true) {
+				return
+			}
 			s.n.countRefusal(err)
 			s.queueError(err)
 			continue
@@ -214,8 +223,11 @@ func (s *session) readLoop(br *bufio.Reader) {
 			}
 			return
 		}
-		if m.Library() != s.key.lib {
-			s.refuse(fmt.Errorf("%w: session of library %s carries a message of library %s", protocol.ErrUnexpected, s.key.lib, m.Library()))
+		if err := s.checkFrame(m, &helloSeen); err != nil {
+			if !settle(true) {
+				return
+			}
+			s.refuse(err)
 			return
 		}
 		if h, ok := m.(*protocol.Hello); ok {
@@ -239,6 +251,36 @@ func (s *session) readLoop(br *bufio.Reader) {
 		default:
 		}
 	}
+}
+
+// checkFrame applies the session's rules to a decoded frame, after the
+// decoding's and before the engine's (PROTOCOL.md §8.1): the peer is still a
+// member of the session's library (not_member); the frame names that library,
+// is a variant a session carries, and the peer's Hello comes first and once
+// (unexpected). An Error is accepted anywhere: a listener may refuse the
+// session with one instead of its Hello.
+func (s *session) checkFrame(m protocol.Message, helloSeen *bool) error {
+	if d, ok := s.n.memberDevice(s.peer, s.key.lib); !ok || d != s.key.device {
+		return fmt.Errorf("%w: peer %s (device %s) in library %s", protocol.ErrNotMember, s.peer, s.key.device, s.key.lib)
+	}
+	if m.Library() != s.key.lib {
+		return fmt.Errorf("%w: session of library %s carries a message of library %s", protocol.ErrUnexpected, s.key.lib, m.Library())
+	}
+	switch m.(type) {
+	case *protocol.Hello:
+		if *helloSeen {
+			return fmt.Errorf("%w: a second Hello on a session", protocol.ErrUnexpected)
+		}
+		*helloSeen = true
+	case *protocol.Error:
+	case *protocol.StateRequest, *protocol.SharedChangeRequest, *protocol.StateResponse, *protocol.SharedChangeResponse:
+		return fmt.Errorf("%w: %s is not sent on a session stream", protocol.ErrUnexpected, m.Name())
+	default:
+		if !*helloSeen {
+			return fmt.Errorf("%w: a session must start with Hello, not %s", protocol.ErrUnexpected, m.Name())
+		}
+	}
+	return nil
 }
 
 func (s *session) queueError(err error) {

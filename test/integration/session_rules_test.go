@@ -190,3 +190,29 @@ func TestHelloIsFirstUnderWriteLoad(t *testing.T) {
 		// peer's does.
 	}
 }
+
+// The store cost of a message is checked before the claims in it
+// (PROTOCOL.md §8.1): a batch above the cost per message, in another
+// device's name, is refused rate_limited and nothing of it is stored. (The
+// other pairs of checks that can collide are conformance vectors, run by
+// test/conformance; this one needs a frame of half a megabyte.)
+func TestErrorOrderCostBeforeOwnership(t *testing.T) {
+	c := newCluster(t, 2, nil)
+	r := newRogueMember(t, c)
+	other := c.infos[1].Device
+	now := uint64(time.Now().UnixMilli())
+	batch := &protocol.SharedChangeBatch{LibraryID: c.lib}
+	for i := range protocol.MaxRecordsPerMessage {
+		batch.Entries = append(batch.Entries, protocol.SharedChangeEntry{
+			HLC: hlc.HLC{Timestamp: now, Counter: uint32(i), DeviceID: other}, ModelType: "tag",
+			RecordUUID: uuid.New(), ChangeType: protocol.Insert, Data: []byte{0x01}})
+	}
+	rs := openRaw(t, r.h, c.nodes[0].Host().ID(), r.hello(c.lib))
+	rs.expectHello("after the Hello")
+	rs.send(batch)
+	rs.expectError(protocol.CodeRateLimited, "a costly batch in another device's name")
+	rs.expectEnd("after rate_limited")
+	if n, err := countModel(context.Background(), c, 0, "tag"); err != nil || n != 0 {
+		t.Fatalf("node 0 holds %d tags (%v), want none", n, err)
+	}
+}
