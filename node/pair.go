@@ -138,11 +138,11 @@ func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 func refusalError(r *pairing.JoinRefused) error {
 	var base error
 	switch r.Code {
-	case "expired":
+	case pairing.RefusalExpired:
 		base = pairing.ErrExpired
-	case "used":
+	case pairing.RefusalUsed:
 		base = pairing.ErrUsed
-	case "bad_token":
+	case pairing.RefusalBadToken:
 		base = pairing.ErrBadProof
 	default:
 		base = pairing.ErrUnknown
@@ -212,22 +212,22 @@ func (n *Node) handlePairing(s network.Stream) {
 		_ = s.Close()
 	}
 	if !n.allowPairing(joiner) {
-		refuse("rate_limited", "too many pairing attempts from this peer; try again in a minute")
+		refuse(pairing.RefusalRateLimited, "too many pairing attempts from this peer; try again in a minute")
 		return
 	}
 	frame, err := protocol.ReadFrame(bufio.NewReader(s), pairing.MaxFrameSize)
 	if err != nil {
-		refuse("malformed", "could not read the join request: "+err.Error())
+		refuse(pairing.RefusalMalformed, "could not read the join request: "+err.Error())
 		return
 	}
 	m, err := pairing.Decode(frame)
 	if err != nil {
-		refuse("malformed", err.Error())
+		refuse(pairing.RefusalMalformed, err.Error())
 		return
 	}
 	req, ok := m.(*pairing.JoinRequest)
 	if !ok {
-		refuse("malformed", "the first frame must be a JoinRequest")
+		refuse(pairing.RefusalMalformed, "the first frame must be a JoinRequest")
 		return
 	}
 	accept, code, reason := n.admit(joiner, req)
@@ -238,7 +238,7 @@ func (n *Node) handlePairing(s network.Stream) {
 	}
 	b, err := pairing.Encode(accept)
 	if err != nil {
-		refuse("malformed", "internal error: "+err.Error())
+		refuse(pairing.RefusalInternal, "encoding the answer: "+err.Error())
 		return
 	}
 	if err := protocol.WriteFrame(s, b); err != nil {
@@ -257,31 +257,36 @@ func (n *Node) admit(joiner peer.ID, req *pairing.JoinRequest) (*pairing.JoinAcc
 	key := metaInvite + hex.EncodeToString(req.TokenID)
 	b, err := n.st.Meta(key)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, "unknown", "no invite with this token exists on this device"
+		return nil, pairing.RefusalUnknown, "no invite with this token exists on this device"
 	}
 	if err != nil {
-		return nil, "unknown", "reading invites failed"
+		return nil, pairing.RefusalInternal, "reading invites failed"
 	}
 	var inv storedInvite
 	if err := cbor.Unmarshal(b, &inv); err != nil || len(inv.Token) != pairing.TokenSize {
-		return nil, "unknown", "the stored invite is unreadable"
+		return nil, pairing.RefusalInternal, "the stored invite is unreadable"
 	}
 	var token [pairing.TokenSize]byte
 	copy(token[:], inv.Token)
 	switch {
 	case inv.Library != req.LibraryID:
-		return nil, "unknown", "the invite is for another library"
+		return nil, pairing.RefusalUnknown, "the invite is for another library"
 	case !pairing.CheckProof(token, req.LibraryID, joiner, n.host.ID(), req.Proof):
-		return nil, "bad_token", "the proof of the invite token is wrong"
+		return nil, pairing.RefusalBadToken, "the proof of the invite token is wrong"
 	case n.wall.Now().Unix() > inv.Expires:
-		return nil, "expired", fmt.Sprintf("the invite expired at %s", time.Unix(inv.Expires, 0).UTC().Format(time.RFC3339))
+		return nil, pairing.RefusalExpired, fmt.Sprintf("the invite expired at %s", time.Unix(inv.Expires, 0).UTC().Format(time.RFC3339))
 	case inv.SingleUse && inv.Uses > 0:
-		return nil, "used", "the invite was for one use and has been used"
+		return nil, pairing.RefusalUsed, "the invite was for one use and has been used"
+	}
+	if !n.holdsSecret(req.LibraryID) {
+		// A library configured without pairing (AddLibrary) has no secret
+		// to hand over; nothing is written for the joiner.
+		return nil, pairing.RefusalUnknown, "this device cannot add members to the library (it does not hold its secret)"
 	}
 	inv.Uses++
 	if nb, err := cbor.Marshal(inv); err == nil {
 		if err := n.st.Apply(&store.Batch{PutMeta: map[string][]byte{key: nb}}); err != nil {
-			return nil, "unknown", "storing the invite's use failed"
+			return nil, pairing.RefusalInternal, "storing the invite's use failed"
 		}
 	}
 	var accept *pairing.JoinAccept
@@ -325,7 +330,7 @@ func (n *Node) admit(joiner peer.ID, req *pairing.JoinRequest) (*pairing.JoinAcc
 		return nil
 	})
 	if err != nil || len(accept.Secret) == 0 {
-		return nil, "unknown", "this device cannot add members to the library"
+		return nil, pairing.RefusalInternal, fmt.Sprintf("adding the device failed (%v)", err)
 	}
 	// The joiner's progress bar needs a total: count outside the loop
 	// (a large library takes a moment), and send none if it fails.
@@ -333,6 +338,21 @@ func (n *Node) admit(joiner peer.ID, req *pairing.JoinRequest) (*pairing.JoinAcc
 		accept.Records = uint64(k)
 	}
 	return accept, "", ""
+}
+
+// holdsSecret reports whether this node holds lib with a secret, which a
+// JoinAccept hands over.
+func (n *Node) holdsSecret(lib uuid.UUID) bool {
+	libs, err := n.st.Libraries()
+	if err != nil {
+		return false
+	}
+	for _, l := range libs {
+		if l.ID == lib {
+			return len(l.Secret) > 0
+		}
+	}
+	return false
 }
 
 // Pairing attempts are limited per peer: a peer with 5 failed attempts in a
