@@ -9,12 +9,12 @@ import (
 	"slices"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/google/uuid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/node/pairing"
 	"github.com/syncnode/syncnode/store"
 )
 
@@ -22,24 +22,13 @@ import (
 // members: record ID = device ID, payload = DeviceRecord. Every member
 // replicates it like any shared record, so every member knows every member,
 // and deleting a device's record removes it everywhere.
-const DeviceModel = "device"
+const DeviceModel = pairing.DeviceModel
 
-// DeviceRecord is the payload of a device record.
-type DeviceRecord struct {
-	PeerID  string `cbor:"peer_id" json:"peer_id"`
-	Name    string `cbor:"name" json:"name"`
-	AddedBy string `cbor:"added_by,omitempty" json:"added_by,omitempty"`
-	// AddedAt is in ms since the epoch.
-	AddedAt int64 `cbor:"added_at" json:"added_at"`
-}
+// DeviceRecord is the payload of a device record (docs/PAIRING.md §6).
+type DeviceRecord = pairing.DeviceRecord
 
-func encodeDevice(d DeviceRecord) []byte {
-	b, err := cbor.Marshal(d)
-	if err != nil {
-		panic("node: encoding a device record cannot fail: " + err.Error())
-	}
-	return b
-}
+// encodeDevice returns a device record's payload in deterministic CBOR.
+func encodeDevice(d DeviceRecord) []byte { return d.Encode() }
 
 // effectiveMembers computes a library's members: every live device record,
 // plus every configured member that has no device record at all yet (a
@@ -71,13 +60,9 @@ func (n *Node) effectiveMembers(lib uuid.UUID, configured []store.Member) ([]sto
 		if r.Deleted {
 			continue
 		}
-		var d DeviceRecord
-		if err := cbor.Unmarshal(r.Data, &d); err != nil {
+		d, err := pairing.DecodeDeviceRecord(r.Data)
+		if err != nil {
 			n.log.Warn("ignoring a malformed device record", "library", lib, "device", id, "err", err)
-			continue
-		}
-		if _, err := peer.Decode(d.PeerID); err != nil {
-			n.log.Warn("ignoring a device record with a bad peer ID", "library", lib, "device", id, "peer", d.PeerID)
 			continue
 		}
 		m := store.Member{Library: lib, DeviceID: id, PeerID: d.PeerID, Name: d.Name, AddedAt: uint64(d.AddedAt)}

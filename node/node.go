@@ -81,6 +81,7 @@ type Node struct {
 	// pairing attempts per peer.
 	pairMu    sync.Mutex
 	pairFails map[peer.ID]*pairAttempts
+	joins     joinWaits // libraries this node is joining (pair.go)
 	fatal     error
 	metrics   Metrics
 	progress  progressTracker // received records per library, backfill after a join

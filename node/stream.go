@@ -101,15 +101,23 @@ func (n *Node) runSession(key sessionKey, s network.Stream, r *bufio.Reader, fir
 			return
 		}
 	}
-	sess.readLoop(r)
+	sess.readLoop(r, first != nil)
 }
 
 // writeLoop writes queued messages through a buffer that it flushes
 // whenever the queue is empty: a burst goes out in few writes, a single
 // message at once.
+//
+// This node's Hello is the first frame of the stream (PROTOCOL.md §7.1).
+// The session is registered, so that pushes reach it, before the engine
+// queues the Hello; while the engine still counts the peer as connected (a
+// session that replaced an older one) it may queue live pushes, heartbeats or
+// acks first. Those are dropped: the Hello that follows carries the
+// watermarks that include them, and the peer catches up from it.
 func (s *session) writeLoop() {
 	bw := bufio.NewWriterSize(s.stream, 64<<10)
 	w := s.n.newWriter(bw)
+	helloSent := false
 	for {
 		select {
 		case <-s.done:
@@ -122,6 +130,9 @@ func (s *session) writeLoop() {
 				withList.Compression = protocol.Compressions()
 				m = &withList
 				w.Compress(false)
+				helloSent = true
+			} else if !helloSent {
+				continue
 			} else {
 				w.Compress(s.compress.Load())
 			}
@@ -145,7 +156,13 @@ func (s *session) writeLoop() {
 // next group, so a burst of pushes costs one store batch, not one each.
 const maxInFlight = 64
 
-func (s *session) readLoop(br *bufio.Reader) {
+// readLoop reads the peer's frames and feeds them to the engine until the
+// session ends. helloSeen says whether the peer's Hello was read already (the
+// first frame of an inbound session). Each frame is checked in the order of
+// PROTOCOL.md §8.1: the frame and its decoding (Reader), the session's
+// membership and rules (checkFrame), the store cost (tooCostly), then the
+// engine's checks (ownership, model type, clock).
+func (s *session) readLoop(br *bufio.Reader, helloSeen bool) {
 	r := s.n.newReader(br)
 	r.AcceptCompressed()       // this node's Hello lists it
 	var pending []<-chan error // results of submitted frames, in order
@@ -184,6 +201,17 @@ func (s *session) readLoop(br *bufio.Reader) {
 		// times it out after PeerTimeout, the read deadline is a backstop.
 		_ = s.stream.SetReadDeadline(time.Now().Add(s.n.cfg.PeerTimeout + s.n.cfg.StreamTimeout))
 		m, err := r.ReadMessage()
+		if errors.Is(err, protocol.ErrUnknownMessage) {
+			// A variant of a newer peer of the same major: the whole frame
+			// was read, so the stream is in step. Say so and go on
+			// (PROTOCOL.md §1, §8), after the answers to earlier frames.
+			if !settle(true) {
+				return
+			}
+			s.n.countRefusal(err)
+			s.queueError(err)
+			continue
+		}
 		if err != nil {
 			if !settle(true) {
 				return
@@ -195,8 +223,11 @@ func (s *session) readLoop(br *bufio.Reader) {
 			}
 			return
 		}
-		if m.Library() != s.key.lib {
-			s.refuse(fmt.Errorf("%w: session of library %s carries a message of library %s", protocol.ErrUnexpected, s.key.lib, m.Library()))
+		if err := s.checkFrame(m, &helloSeen); err != nil {
+			if !settle(true) {
+				return
+			}
+			s.refuse(err)
 			return
 		}
 		if h, ok := m.(*protocol.Hello); ok {
@@ -220,6 +251,36 @@ func (s *session) readLoop(br *bufio.Reader) {
 		default:
 		}
 	}
+}
+
+// checkFrame applies the session's rules to a decoded frame, after the
+// decoding's and before the engine's (PROTOCOL.md §8.1): the peer is still a
+// member of the session's library (not_member); the frame names that library,
+// is a variant a session carries, and the peer's Hello comes first and once
+// (unexpected). An Error is accepted anywhere: a listener may refuse the
+// session with one instead of its Hello.
+func (s *session) checkFrame(m protocol.Message, helloSeen *bool) error {
+	if d, ok := s.n.memberDevice(s.peer, s.key.lib); !ok || d != s.key.device {
+		return fmt.Errorf("%w: peer %s (device %s) in library %s", protocol.ErrNotMember, s.peer, s.key.device, s.key.lib)
+	}
+	if m.Library() != s.key.lib {
+		return fmt.Errorf("%w: session of library %s carries a message of library %s", protocol.ErrUnexpected, s.key.lib, m.Library())
+	}
+	switch m.(type) {
+	case *protocol.Hello:
+		if *helloSeen {
+			return fmt.Errorf("%w: a second Hello on a session", protocol.ErrUnexpected)
+		}
+		*helloSeen = true
+	case *protocol.Error:
+	case *protocol.StateRequest, *protocol.SharedChangeRequest, *protocol.StateResponse, *protocol.SharedChangeResponse:
+		return fmt.Errorf("%w: %s is not sent on a session stream", protocol.ErrUnexpected, m.Name())
+	default:
+		if !*helloSeen {
+			return fmt.Errorf("%w: a session must start with Hello, not %s", protocol.ErrUnexpected, m.Name())
+		}
+	}
+	return nil
 }
 
 func (s *session) queueError(err error) {
@@ -398,6 +459,9 @@ func (n *Node) handleStream(s network.Stream) {
 	}
 	lib := first.Library()
 	device, ok := n.memberDevice(s.Conn().RemotePeer(), lib)
+	if !ok && n.joinPending(lib) {
+		device, ok = n.memberDevice(s.Conn().RemotePeer(), lib)
+	}
 	if !ok {
 		refuse(lib, fmt.Errorf("%w: peer %s in library %s", protocol.ErrNotMember, s.Conn().RemotePeer(), lib))
 		return
@@ -415,6 +479,15 @@ func (n *Node) handleStream(s network.Stream) {
 	default:
 		refuse(lib, fmt.Errorf("%w: a stream must start with Hello or a request, not %s", protocol.ErrUnexpected, first.Name()))
 	}
+}
+
+// joinPending waits (at most StreamTimeout) while this node is joining lib,
+// and reports whether it did: a member may reach the joiner before the
+// joiner has stored the library.
+func (n *Node) joinPending(lib uuid.UUID) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamTimeout)
+	defer cancel()
+	return n.joins.wait(ctx, lib)
 }
 
 // refuseStream answers err with an Error frame and ends the stream (see
@@ -517,6 +590,12 @@ func (n *Node) runRequest(r engine.Request) error {
 	for {
 		_ = s.SetReadDeadline(time.Now().Add(n.cfg.StreamTimeout))
 		m, err := rd.ReadMessage()
+		if errors.Is(err, protocol.ErrUnknownMessage) {
+			// A newer responder's variant: this side closed its write side
+			// and cannot answer, so it skips the frame (PROTOCOL.md §8).
+			n.countRefusal(err)
+			continue
+		}
 		if err != nil {
 			_ = s.Reset()
 			return fmt.Errorf("reading response: %w", err)

@@ -48,6 +48,9 @@ func TestAPIDoc(t *testing.T) {
 			if err := sameShape(want, got); err != nil {
 				t.Fatalf("docs/API.md line %d: %s %s: %v\nanswer: %s", ex.line, req.Method, req.URL.Path, err, body)
 			}
+			if err := sameVersions(want, got); err != nil {
+				t.Fatalf("docs/API.md line %d: %s %s: %v\nanswer: %s", ex.line, req.Method, req.URL.Path, err, body)
+			}
 		}
 		for name, field := range ex.sets {
 			obj, _ := got.(map[string]any)
@@ -81,6 +84,48 @@ func sameShape(want, got any) error {
 		}
 		if len(w) > 0 && len(g) > 0 {
 			return sameShape(w[0], g[0])
+		}
+	}
+	return nil
+}
+
+// Versions are HLCs as text. docVersion is the form the doc shows (its
+// device cut short with "…", or just "…"); apiVersion the one the API
+// answers, which hlc.Parse reads.
+var (
+	docVersion = regexp.MustCompile(`^(…|[0-9]+:[0-9]+:[0-9a-f-]*…)$`)
+	apiVersion = regexp.MustCompile(`^[0-9]+:[0-9]+:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+)
+
+// sameVersions checks every "version" field that the doc shows, at any
+// depth: the doc's value has the documented form, and the answer's value
+// at the same place is an HLC in the form the daemon writes.
+func sameVersions(want, got any) error {
+	switch w := want.(type) {
+	case map[string]any:
+		g, _ := got.(map[string]any)
+		for k, wv := range w {
+			if k == "version" {
+				ws, _ := wv.(string)
+				gs, _ := g[k].(string)
+				if !docVersion.MatchString(ws) {
+					return fmt.Errorf("the doc shows version %q, not in the form timestamp:counter:device", ws)
+				}
+				if !apiVersion.MatchString(gs) {
+					return fmt.Errorf("the answer's version %q is not timestamp:counter:device", gs)
+				}
+				continue
+			}
+			if err := sameVersions(wv, g[k]); err != nil {
+				return err
+			}
+		}
+	case []any:
+		g, _ := got.([]any)
+		for i := range min(len(w), len(g)) {
+			if err := sameVersions(w[i], g[i]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -259,8 +259,8 @@ type Record struct {
 	Library string `json:"library"`
 	Model   string `json:"model"`
 	ID      string `json:"id"`
-	// Version is the HLC of the write that made this state
-	// ("timestamp-counter-device").
+	// Version is the HLC of the write that made this state, as
+	// hlc.HLC.String writes it: "timestamp:counter:device".
 	Version string `json:"version"`
 	// By is the device that wrote it.
 	By      string          `json:"by"`

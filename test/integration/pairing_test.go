@@ -266,3 +266,28 @@ func TestLeaveLibrary(t *testing.T) {
 		t.Fatal("garbage code accepted")
 	}
 }
+
+// Joining never makes two members refuse each other: the inviter (or a
+// member that learned of the joiner) may open a session to the joiner
+// before the joiner has stored the library from the JoinAccept, and the
+// joiner used to refuse it as not_member.
+func TestJoinCausesNoRefusal(t *testing.T) {
+	ctx := context.Background()
+	for round := range 4 {
+		a, b, c, onA, _, onC := pairedTrio(t)
+		id := uuid.New()
+		if _, err := onC.PutShared(ctx, "tag", id, data(t, "from the third")); err != nil {
+			t.Fatal(err)
+		}
+		waitRecord(t, onA, "tag", id, data(t, "from the third"))
+		waitRecord(t, b.Library(onA.ID()), "tag", id, data(t, "from the third"))
+		for i, n := range []*node.Node{a, b, c} {
+			if r := n.Metrics().Refused; len(r) > 0 {
+				t.Errorf("round %d: node %d refused %v while devices joined", round, i, r)
+			}
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
