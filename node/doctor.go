@@ -223,6 +223,8 @@ func (n *Node) nodeChecks(net NetworkStatus) []Check {
 	switch {
 	case !net.HolePunching:
 		node("hole punching", CheckInfo, "hole punching is off (nat.hole_punching = false)", "")
+	case len(net.HolePunchAddrs) > 0 && net.NATKind == NATSymmetric:
+		node("hole punching", CheckWarn, "on, but behind a symmetric NAT a punch fails: the addresses it would give peers ("+joinAddrs(net.HolePunchAddrs)+") are only good for the peer that saw them", relayFix)
 	case len(net.HolePunchAddrs) > 0:
 		node("hole punching", CheckOK, "on; a punch gives peers "+joinAddrs(net.HolePunchAddrs), "")
 	default:

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -134,6 +135,18 @@ func (n *Node) startNAT() error {
 		}
 		n.net.relay = svc
 	}
+	if n.cfg.NAT.AutoRelay && n.cfg.NAT.Reachability == ReachabilityAuto {
+		// AutoNAT says nothing until its first probe (15 s or more after
+		// start), and autorelay waits for it: say "unknown" now, which is
+		// the truth, so that a node behind a NAT has a relay in seconds.
+		// AutoNAT's verdict replaces it (public stops the relay search).
+		em, err := n.host.EventBus().Emitter(new(event.EvtLocalReachabilityChanged))
+		if err != nil {
+			return fmt.Errorf("node: announcing reachability: %w", err)
+		}
+		_ = em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityUnknown})
+		_ = em.Close()
+	}
 	sub, err := n.host.EventBus().Subscribe(new(event.EvtAutoRelayAddrsUpdated))
 	if err != nil {
 		return fmt.Errorf("node: subscribing to relay addresses: %w", err)
@@ -182,6 +195,11 @@ func (n *Node) watchRelayAddrs(sub event.Subscription) {
 				n.net.relayAddrs = slices.Clone(ev.RelayAddrs)
 				n.net.mu.Unlock()
 				n.log.Info("relayed addresses", "addrs", ev.RelayAddrs)
+				// Members may have got relayed addresses too by now:
+				// look them up again rather than at the next interval.
+				if n.disc.svc != nil && len(ev.RelayAddrs) > 0 {
+					n.disc.svc.FindSoon()
+				}
 			}
 		}
 	}
@@ -571,17 +589,33 @@ func (n *Node) observe(c network.Conn, observed ma.Multiaddr) {
 	m[remote.Addr()] = seen
 }
 
-// addrPort reads the IP and port of a multiaddr.
+// addrPort reads the IP and the TCP or UDP port at the start of a
+// multiaddr ("/ip4/1.2.3.4/udp/4001/quic-v1" is 1.2.3.4:4001).
 func addrPort(a ma.Multiaddr) (netip.AddrPort, error) {
-	na, err := manet.ToNetAddr(a)
-	if err != nil {
-		return netip.AddrPort{}, err
+	var ip netip.Addr
+	for _, c := range a {
+		switch c.Protocol().Code {
+		case ma.P_IP4, ma.P_IP6:
+			if ip.IsValid() {
+				return netip.AddrPort{}, fmt.Errorf("%s has two IP addresses", a)
+			}
+			v, ok := netip.AddrFromSlice(c.RawValue())
+			if !ok {
+				return netip.AddrPort{}, fmt.Errorf("%s: bad IP address", a)
+			}
+			ip = v.Unmap()
+		case ma.P_TCP, ma.P_UDP:
+			if !ip.IsValid() {
+				return netip.AddrPort{}, fmt.Errorf("%s has a port before its IP address", a)
+			}
+			port, err := strconv.ParseUint(c.Value(), 10, 16)
+			if err != nil {
+				return netip.AddrPort{}, fmt.Errorf("%s: bad port: %w", a, err)
+			}
+			return netip.AddrPortFrom(ip, uint16(port)), nil
+		}
 	}
-	ap, err := netip.ParseAddrPort(na.String())
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	return netip.AddrPort{}, fmt.Errorf("%s has no IP address and port", a)
 }
 
 // NAT kinds, as NetworkStatus.NATKind says them.
@@ -622,11 +656,27 @@ func (n *Node) natKind() string {
 	return kind
 }
 
+// observations lists what natKind decides from, sorted.
+func (n *Node) observations() []string {
+	n.net.mu.Lock()
+	defer n.net.mu.Unlock()
+	var out []string
+	for key, m := range n.net.observations {
+		for observer, seen := range m {
+			out = append(out, key+" seen by "+observer.String()+" as "+seen.String())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // hasLocalIP reports whether ip is one of the host's interface addresses.
 func (n *Node) hasLocalIP(ip netip.Addr) bool {
-	for _, a := range n.host.Network().ListenAddresses() {
-		if ap, err := addrPort(a); err == nil && ap.Addr() == ip {
-			return true
+	if n.host != nil {
+		for _, a := range n.host.Network().ListenAddresses() {
+			if ap, err := addrPort(a); err == nil && ap.Addr() == ip {
+				return true
+			}
 		}
 	}
 	addrs, err := manet.InterfaceMultiaddrs()

@@ -34,8 +34,10 @@ type NetworkStatus struct {
 	// Observed are this node's addresses as other peers saw them.
 	Observed []ma.Multiaddr
 	// NATKind is NATNone, NATEndpointIndependent, NATSymmetric or
-	// NATUnknown (see natKind).
-	NATKind string
+	// NATUnknown (see natKind); ObservedBy lists what it was told from:
+	// "<local transport/port> seen by <observer IP> as <ip:port>".
+	NATKind    string
+	ObservedBy []string
 	// PortMapping says whether a router answered UPnP or NAT-PMP and which
 	// ports it maps.
 	PortMapping PortMapping
@@ -112,7 +114,7 @@ func (n *Node) Network() NetworkStatus {
 	h := n.host
 	st := NetworkStatus{
 		Listen: h.Network().ListenAddresses(), Addrs: h.Addrs(), Reachability: "unknown",
-		OwnHost: n.ownsHost, NATKind: n.natKind(),
+		OwnHost: n.ownsHost, NATKind: n.natKind(), ObservedBy: n.observations(),
 	}
 	if r, ok := h.(interface{ Reachability() network.Reachability }); ok {
 		switch r.Reachability() {

@@ -291,7 +291,7 @@ func networkJSON(ns node.NetworkStatus) Network {
 	out := Network{
 		Listen: addrStrings(ns.Listen), Addrs: addrStrings(ns.Addrs), Reachability: ns.Reachability,
 		Forced: ns.ReachabilityForced, Reachable: addrStrings(ns.Reachable), Unreachable: addrStrings(ns.Unreachable),
-		Observed: addrStrings(ns.Observed), NAT: ns.NATKind, AutoRelay: ns.AutoRelay, Relays: []RelayReservation{},
+		Observed: addrStrings(ns.Observed), NAT: ns.NATKind, ObservedBy: ns.ObservedBy, AutoRelay: ns.AutoRelay, Relays: []RelayReservation{},
 		HolePunching: ns.HolePunching, HolePunchAddrs: addrStrings(ns.HolePunchAddrs),
 		PortMapping: PortMapping{Enabled: ns.PortMapping.Enabled, RouterFound: ns.PortMapping.RouterFound},
 	}

@@ -139,8 +139,11 @@ type Network struct {
 	Unreachable []string `json:"unreachable_addrs,omitempty"`
 	// Observed are this node's addresses as peers saw them.
 	Observed []string `json:"observed_addrs,omitempty"`
-	// NAT is "none", "endpoint-independent", "symmetric" or "unknown".
+	// NAT is "none", "endpoint-independent", "symmetric" or "unknown",
+	// told from ObservedBy: "<transport/local port> seen by <peer IP> as
+	// <ip:port>".
 	NAT         string      `json:"nat"`
+	ObservedBy  []string    `json:"observed_by,omitempty"`
 	PortMapping PortMapping `json:"port_mapping"`
 	AutoRelay   bool        `json:"auto_relay"`
 	// Relays are the relays this node holds a reservation with.

@@ -25,17 +25,19 @@ func dhtFlags(mode, boot string) []string {
 	return []string{"--mdns=false", "--dht=true", "--dht-mode=" + mode, "--dht-prefix=" + dhtPrefix, "--bootstrap=" + boot}
 }
 
-// p2pAddr is n's address on ip over TCP, with its peer ID.
+// p2pAddr is n's QUIC address on ip, with its peer ID. (QUIC, the
+// transport devices use with the other public nodes: two observers of one
+// transport tell a device its NAT's kind.)
 func p2pAddr(t *testing.T, n *node, ip string) string {
 	t.Helper()
 	st := n.status()
-	want := "/ip4/" + ip + "/tcp/"
+	want := "/ip4/" + ip + "/udp/"
 	for _, a := range st.Network.Listen {
-		if strings.HasPrefix(a, want) {
+		if strings.HasPrefix(a, want) && strings.HasSuffix(a, "/quic-v1") {
 			return a + "/p2p/" + st.Node.Peer
 		}
 	}
-	t.Fatalf("%s listens on no TCP address of %s: %v", n.name, ip, st.Network.Listen)
+	t.Fatalf("%s listens on no QUIC address of %s: %v", n.name, ip, st.Network.Listen)
 	return ""
 }
 
@@ -92,19 +94,24 @@ func syncRate(h *harness, lib string, a, b *node) float64 {
 	return float64(2*natRecords) / time.Since(start).Seconds()
 }
 
-// loopbackRate is syncRate between two daemons on loopback, in this run:
-// the figure the NAT paths are compared with.
+// loopbackRate is syncRate between two daemons on loopback with a third
+// member (as the relay is in the NAT tests), in this run: the figure the
+// NAT paths are compared with.
 func loopbackRate(h *harness) float64 {
 	h.t.Helper()
-	a, b := h.newNode("loop-a", nodeOpts{}), h.newNode("loop-b", nodeOpts{})
-	a.start()
-	b.start()
-	lib := a.createLibrary("loopback")
-	b.join(a.invite(), lib)
-	h.waitLive(lib, 30*time.Second, a, b)
+	a, b, c := h.newNode("loop-a", nodeOpts{}), h.newNode("loop-b", nodeOpts{}), h.newNode("loop-c", nodeOpts{})
+	for _, n := range []*node{a, b, c} {
+		n.start()
+	}
+	lib := c.createLibrary("loopback")
+	code := c.invite()
+	a.join(code, lib)
+	b.join(code, lib)
+	h.waitLive(lib, 30*time.Second, a, b, c)
 	rate := syncRate(h, lib, a, b)
-	a.stop()
-	b.stop()
+	for _, n := range []*node{a, b, c} {
+		n.stop()
+	}
 	return rate
 }
 
@@ -178,7 +185,6 @@ func TestNATHolePunch(t *testing.T) {
 	joined := time.Now()
 	a.join(nw.code, nw.lib)
 	b.join(nw.code, nw.lib)
-	relayPeer := nw.relay.status().Node.Peer
 
 	h.waitFor("alpha and bravo live on a direct connection", 2*time.Minute, func() (bool, string) {
 		return pathsAre(nw.lib, "direct", "", a, b)
@@ -193,18 +199,19 @@ func TestNATHolePunch(t *testing.T) {
 		if !found {
 			t.Errorf("%s's DHT source found no member: %+v", n.name, n.status().Discovery)
 		}
-		st := n.status().Network
-		t.Logf("%s: reachability %s, nat %s, relays %+v, hole punch addrs %v", n.name, st.Reachability, st.NAT, st.Relays, st.HolePunchAddrs)
-		if st.NAT != "endpoint-independent" {
-			t.Errorf("%s: NAT kind %q, want endpoint-independent", n.name, st.NAT)
-		}
+		h.waitFor(n.name+" to tell its NAT's kind", 30*time.Second, func() (bool, string) {
+			st := n.status().Network
+			return st.NAT == "endpoint-independent", fmt.Sprintf("reachability %s, nat %s, relays %+v, hole punch addrs %v", st.Reachability, st.NAT, st.Relays, st.HolePunchAddrs)
+		})
 	}
 
 	rate := syncRate(h, nw.lib, a, b)
 	if ok, seen := pathsAre(nw.lib, "direct", "", a, b); !ok {
 		t.Errorf("after the sync the path is no longer direct: %s", seen)
 	}
-	t.Logf("hole-punched path: %d records each way converged at %.0f records/s", natRecords, rate)
+	base := loopbackRate(h)
+	t.Logf("FIGURE hole-punched: %d records each way at %.0f records/s; loopback %.0f records/s; ratio %.2f",
+		natRecords, rate, base, rate/base)
 
 	// Router restarts mid-sync: new public addresses, every mapping gone.
 	var wg sync.WaitGroup
@@ -243,5 +250,137 @@ func TestNATHolePunch(t *testing.T) {
 	if ok, seen := pathsAre(nw.lib, "direct", "", a, b); !ok {
 		t.Errorf("without the relay: %s", seen)
 	}
-	_ = relayPeer
+}
+
+// TestNATSymmetricRelayed: one home behind an endpoint-independent NAT,
+// the other behind a symmetric one (a random port per flow). Hole punching
+// cannot work; the same records converge through the library's own relay,
+// and `syncnode peers` says "relayed via" it.
+func TestNATSymmetricRelayed(t *testing.T) {
+	requireNetns(t)
+	h := newHarness(t, 6*time.Minute)
+	nw := newNATWorld(h, true)
+	a := nw.device(nw.w.newHome(natEIM), "alpha")
+	b := nw.device(nw.w.newHome(natSymmetric), "bravo")
+	joined := time.Now()
+	a.join(nw.code, nw.lib)
+	b.join(nw.code, nw.lib)
+	relay := nw.relay.status().Node.Peer
+	h.waitFor("alpha and bravo live through the relay", 2*time.Minute, func() (bool, string) {
+		return pathsAre(nw.lib, "relayed", relay, a, b)
+	})
+	t.Logf("relayed %s after both joined", time.Since(joined).Round(time.Millisecond))
+	h.waitFor("bravo to see its NAT is symmetric", 30*time.Second, func() (bool, string) {
+		st := b.status().Network
+		return st.NAT == "symmetric", fmt.Sprintf("nat %s from %v", st.NAT, st.ObservedBy)
+	})
+
+	rate := syncRate(h, nw.lib, a, b)
+	base := loopbackRate(h)
+	t.Logf("FIGURE relayed: %d records each way at %.0f records/s; loopback %.0f records/s; ratio %.2f",
+		natRecords, rate, base, rate/base)
+	if ok, seen := pathsAre(nw.lib, "relayed", relay, a, b); !ok {
+		t.Errorf("after the sync: %s", seen)
+	}
+	// The relay carried it: its service counted the bytes.
+	rs := nw.relay.status().Network.RelayService
+	if rs == nil || rs.Members.Bytes < int64(natRecords)*1000 {
+		t.Errorf("the relay service relayed %+v, want at least %d bytes of members' traffic", rs, natRecords*1000)
+	}
+	// What a person reads.
+	out := a.mustCLI("peers")
+	if !strings.Contains(out, "relayed via "+relay) {
+		t.Errorf("syncnode peers does not say the path is relayed via %s:\n%s", relay, out)
+	}
+	// A punch was tried (and failed): the peer's state says so.
+	h.waitFor("a failed hole punch counted", time.Minute, func() (bool, string) {
+		for _, pair := range [][2]*node{{a, b}, {b, a}} {
+			p, err := peerOf(pair[0], nw.lib, pair[1].name)
+			if err != nil {
+				return false, err.Error()
+			}
+			if p.HolePunch != nil && p.HolePunch.Failures > 0 {
+				return true, ""
+			}
+		}
+		return false, "no failed hole punch in either peer's state"
+	})
+}
+
+// TestNATSameHome: two devices behind the same NAT find each other by mDNS
+// and connect directly over the LAN, not through the relay.
+func TestNATSameHome(t *testing.T) {
+	requireNetns(t)
+	h := newHarness(t, 3*time.Minute)
+	nw := newNATWorld(h, true)
+	hm := nw.w.newHome(natEIM)
+	mdns := []string{"--mdns=true"} // after dhtFlags' --mdns=false: the last wins
+	a := nw.device(hm, "alpha", mdns...)
+	b := nw.device(hm, "bravo", mdns...)
+	a.join(nw.code, nw.lib)
+	b.join(nw.code, nw.lib)
+	h.waitFor("alpha and bravo live on a direct connection", time.Minute, func() (bool, string) {
+		return pathsAre(nw.lib, "direct", "", a, b)
+	})
+	for _, pair := range [][2]*node{{a, b}, {b, a}} {
+		p, err := peerOf(pair[0], nw.lib, pair[1].name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(p.Path.Addr, fmt.Sprintf("/ip4/192.168.%d.", hm.n)) {
+			t.Errorf("%s reaches %s at %s, want its LAN address", pair[0].name, pair[1].name, p.Path.Addr)
+		}
+	}
+	found := false
+	for _, d := range a.status().Discovery {
+		found = found || (d.Name == "mdns" && d.Found > 0)
+	}
+	if !found {
+		t.Errorf("alpha's mDNS found no one: %+v", a.status().Discovery)
+	}
+	tag := putTag(t, a, `{"name":"over the LAN"}`)
+	h.waitFor("alpha's tag on bravo", 30*time.Second, func() (bool, string) {
+		r := b.cli("get", "tag", tag)
+		return r.code == 0, r.String()
+	})
+}
+
+// TestNATNoRelayDoctor: both homes behind symmetric NATs and no relay: the
+// two devices (paired while on one LAN, then one moved to the other home)
+// cannot connect. `syncnode doctor` says the member is unreachable, names
+// the cause (NATs, no relay) and the fix (run a relay), and exits 1.
+func TestNATNoRelayDoctor(t *testing.T) {
+	requireNetns(t)
+	h := newHarness(t, 4*time.Minute)
+	nw := newNATWorld(h, false)
+	homeA, homeB := nw.w.newHome(natSymmetric), nw.w.newHome(natSymmetric)
+	a := nw.device(homeA, "alpha")
+	b := nw.device(homeA, "bravo") // at alpha's home, to pair
+	lib := a.createLibrary("apart")
+	b.join(a.invite(), lib)
+	h.waitLive(lib, 30*time.Second, a, b)
+
+	// Bravo goes home.
+	b.stop()
+	ns, ip := homeB.device()
+	b.opts.netns, b.opts.listen = ns, listenOn(ip)
+	b.start()
+
+	var last result
+	h.waitFor("doctor on alpha to explain why bravo cannot be reached", 2*time.Minute, func() (bool, string) {
+		last = a.cli("doctor")
+		out := last.stdout
+		return last.code == 1 && strings.Contains(out, "FAIL bravo") && strings.Contains(out, "failed:") &&
+			strings.Contains(out, "symmetric") && strings.Contains(out, "syncnode run --relay"), last.String()
+	})
+	t.Logf("syncnode doctor on alpha:\n%s", last.stdout)
+	for _, want := range []string{"unreachable", "NAT", "no relay"} {
+		if !strings.Contains(last.stdout, want) {
+			t.Errorf("doctor does not say %q:\n%s", want, last.stdout)
+		}
+	}
+	var d localapi.Doctor
+	if err := jsonUnmarshal(a.cli("doctor", "--json").stdout, &d); err != nil || d.Failed == 0 {
+		t.Errorf("doctor --json: %+v, %v; want failed > 0", d, err)
+	}
 }
