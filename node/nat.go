@@ -31,6 +31,16 @@ import (
 // none comes).
 const punchSettle = 6 * time.Second
 
+// observationRefresh is the least time between two refreshObservations,
+// and maxRefreshed the most peers one reconnects to.
+const (
+	observationRefresh = 2 * time.Minute
+	maxRefreshed       = 4
+	// relayedStale is how long a member once reached directly must have
+	// been reached through a relay only before refreshObservations.
+	relayedStale = 20 * time.Second
+)
+
 // directSettle is how long a direct connection must have been open before
 // sessions leave a relayed one for it.
 const directSettle = time.Second
@@ -65,18 +75,24 @@ type netState struct {
 	publicSince  time.Time                                // since when hole punching has a public address of ours
 	observations map[string]map[netip.Addr]netip.AddrPort // local "transport/port" -> observer IP -> what it saw
 	punches      map[peer.ID]*punchState
+	refreshed    time.Time // last refreshObservations
 }
 
 // punchState is the hole punching with one member.
 type punchState struct {
-	next      time.Time
-	backoff   time.Duration
-	busy      bool
-	attempts  int
-	failures  int
-	lastErr   string
-	lastAt    time.Time
-	succeeded time.Time
+	next        time.Time
+	backoff     time.Duration
+	busy        bool
+	attempts    int
+	failures    int
+	failedInRow int
+	// wasDirect: the member was reached directly once; relayedSince:
+	// since when only a relay reaches it (zero when not so).
+	wasDirect    bool
+	relayedSince time.Time
+	lastErr      string
+	lastAt       time.Time
+	succeeded    time.Time
 }
 
 func newNetState() netState {
@@ -450,13 +466,66 @@ func (n *Node) maintainPaths(p peer.ID, now time.Time) {
 			relayedIn = true
 		}
 	}
+	n.notePath(p, direct != nil, relayed, now)
 	switch {
 	case !relayed:
 	case direct != nil && now.Sub(direct.Stat().Opened) >= directSettle:
 		n.moveToDirect(p, relayedOut)
+	case direct == nil && relayedIn && len(relayedOut) > 0 && n.largerThan(p):
+		// Both dialled each other through a relay. One relayed connection
+		// is enough, and two confuse hole punching (its stream may go out
+		// on the one the other side sees as inbound, which it refuses):
+		// the device with the larger ID closes the one it dialled.
+		for _, c := range relayedOut {
+			_ = c.Close()
+		}
 	case direct == nil && relayedIn:
 		n.maybePunch(p, now)
 	}
+}
+
+// notePath remembers whether p was ever reached directly, and since when
+// only a relay reaches it; a member that was direct and has been reached
+// only through a relay for relayedStale calls refreshObservations (the
+// path may have broken because this node's public address changed).
+func (n *Node) notePath(p peer.ID, direct, relayed bool, now time.Time) {
+	n.net.mu.Lock()
+	if n.net.punches == nil {
+		n.net.punches = make(map[peer.ID]*punchState)
+	}
+	st := n.net.punches[p]
+	if st == nil {
+		st = &punchState{backoff: n.cfg.NAT.HolePunchRetryMin}
+		st.next = now.Add(st.backoff)
+		n.net.punches[p] = st
+	}
+	refresh := false
+	switch {
+	case direct:
+		st.wasDirect, st.relayedSince = true, time.Time{}
+	case relayed && st.relayedSince.IsZero():
+		st.relayedSince = now
+	case relayed && st.wasDirect && now.Sub(st.relayedSince) >= relayedStale:
+		refresh = true
+	}
+	n.net.mu.Unlock()
+	if refresh && n.net.hps != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.refreshObservations(now)
+		}()
+	}
+}
+
+// largerThan reports whether this device's ID is larger than member p's.
+func (n *Node) largerThan(p peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, device := range n.members[p] {
+		return lessDevice(device, n.device)
+	}
+	return false
 }
 
 // moveToDirect closes the sessions with p that this device opened over a
@@ -509,15 +578,8 @@ func (n *Node) maybePunch(p peer.ID, now time.Time) {
 	if n.net.punches == nil {
 		n.net.punches = make(map[peer.ID]*punchState)
 	}
-	st := n.net.punches[p]
-	if st == nil {
-		// libp2p itself punched when the connection came: wait one
-		// backoff before trying again.
-		st = &punchState{backoff: n.cfg.NAT.HolePunchRetryMin}
-		st.next = now.Add(st.backoff)
-		n.net.punches[p] = st
-	}
-	if st.busy || now.Before(st.next) {
+	st := n.net.punches[p] // made by notePath: libp2p punched when the relayed connection came, so wait a backoff first
+	if st == nil || st.busy || now.Before(st.next) {
 		return
 	}
 	st.busy = true
@@ -541,18 +603,71 @@ func (n *Node) maybePunch(p peer.ID, now time.Time) {
 		defer n.net.mu.Unlock()
 		st.busy, st.lastAt = false, done
 		if err == nil {
-			st.succeeded, st.lastErr, st.backoff = done, "", n.cfg.NAT.HolePunchRetryMin
+			st.succeeded, st.lastErr, st.backoff, st.failedInRow = done, "", n.cfg.NAT.HolePunchRetryMin, 0
 			st.next = done.Add(st.backoff)
 			n.log.Info("hole punched", "peer", p)
 			n.kickDialer()
 			return
 		}
+		if errors.Is(err, holepunch.ErrHolePunchActive) {
+			return // libp2p's own punch runs: not a failure of ours
+		}
 		st.failures++
+		st.failedInRow++
 		st.lastErr = err.Error()
 		st.backoff = min(2*st.backoff, n.cfg.NAT.HolePunchRetryMax)
 		st.next = done.Add(st.backoff)
 		n.log.Debug("hole punch failed", "peer", p, "err", err, "next", st.backoff)
+		if st.failedInRow >= 2 {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.refreshObservations(done)
+			}()
+		}
 	}()
+}
+
+// refreshObservations reconnects to the public peers that are no members
+// (the DHT's, AutoNAT's), so that identify tells this node again how they
+// see it. A hole punch gives the other side the addresses peers saw; after
+// the router took a new public address, QUIC connections survive it (the
+// NAT's new mapping is a path change to them) but what they saw is stale,
+// and every punch would send the other side to the old address. Two
+// failed punches in a row with a member call it, at most once per
+// observationRefresh.
+func (n *Node) refreshObservations(now time.Time) {
+	n.net.mu.Lock()
+	if !n.net.refreshed.IsZero() && now.Sub(n.net.refreshed) < observationRefresh {
+		n.net.mu.Unlock()
+		return
+	}
+	n.net.refreshed = now
+	n.net.mu.Unlock()
+	var peers []peer.AddrInfo
+	for _, c := range n.host.Network().Conns() {
+		p := c.RemotePeer()
+		if len(peers) == maxRefreshed || n.isMember(p) || isRelayAddr(c.RemoteMultiaddr()) ||
+			!manet.IsPublicAddr(c.RemoteMultiaddr()) || n.host.ConnManager().IsProtected(p, autorelayTag) {
+			continue
+		}
+		if slices.ContainsFunc(peers, func(ai peer.AddrInfo) bool { return ai.ID == p }) {
+			continue
+		}
+		peers = append(peers, n.host.Peerstore().PeerInfo(p))
+	}
+	if len(peers) == 0 {
+		return
+	}
+	n.log.Info("hole punches keep failing: reconnecting to public peers to learn this node's address afresh", "peers", len(peers))
+	for _, ai := range peers {
+		_ = n.host.Network().ClosePeer(ai.ID)
+		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamTimeout)
+		if err := n.host.Connect(ctx, ai); err != nil {
+			n.log.Debug("reconnecting to a public peer", "peer", ai.ID, "err", err)
+		}
+		cancel()
+	}
 }
 
 // observe records what a peer saw of this node's address (identify), to

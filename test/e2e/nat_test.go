@@ -227,6 +227,7 @@ func TestNATHolePunch(t *testing.T) {
 	wg.Wait()
 	h.waitConverged(nw.lib, []string{"entry", "device"}, 3*time.Minute, a, b, nw.relay)
 	t.Logf("converged %s after the routers restarted", time.Since(restarted).Round(time.Millisecond))
+
 	h.waitFor("alpha and bravo live on a direct connection again", 2*time.Minute, func() (bool, string) {
 		return pathsAre(nw.lib, "direct", "", a, b)
 	})
