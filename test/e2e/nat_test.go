@@ -115,6 +115,18 @@ func loopbackRate(h *harness) float64 {
 	return rate
 }
 
+// firstRecord writes a tag on a and returns how long it took to reach b.
+func firstRecord(h *harness, a, b *node) time.Duration {
+	h.t.Helper()
+	start := time.Now()
+	tag := putTag(h.t, a, `{"name":"first"}`)
+	h.waitFor("alpha's first tag on bravo", 2*time.Minute, func() (bool, string) {
+		r := b.cli("get", "tag", tag)
+		return r.code == 0, r.String()
+	})
+	return time.Since(start)
+}
+
 // natWorld is the topology of the NAT tests: on the test's internet, a DHT
 // bootstrap node and (unless noRelay) a member that runs the relay
 // service; homes behind NAT routers, with devices in them.
@@ -182,14 +194,17 @@ func TestNATHolePunch(t *testing.T) {
 	homeA, homeB := nw.w.newHome(natEIM), nw.w.newHome(natEIM)
 	a := nw.device(homeA, "alpha")
 	b := nw.device(homeB, "bravo")
-	joined := time.Now()
 	a.join(nw.code, nw.lib)
 	b.join(nw.code, nw.lib)
-
+	joined := time.Now()
+	first := firstRecord(h, a, b)
 	h.waitFor("alpha and bravo live on a direct connection", 2*time.Minute, func() (bool, string) {
 		return pathsAre(nw.lib, "direct", "", a, b)
 	})
-	t.Logf("direct %s after both joined", time.Since(joined).Round(time.Millisecond))
+	t.Logf("FIGURE hole-punched: first record %s after both joined (through the relay member's copy or the path), direct %s after",
+		first.Round(time.Millisecond), time.Since(joined).Round(time.Millisecond))
+	_, seen := pathsAre(nw.lib, "direct", "", a, b)
+	t.Logf("paths: %s", seen)
 	// They met through the DHT: the rendezvous found the other member.
 	for _, n := range []*node{a, b} {
 		found := false
@@ -263,14 +278,16 @@ func TestNATSymmetricRelayed(t *testing.T) {
 	nw := newNATWorld(h, true)
 	a := nw.device(nw.w.newHome(natEIM), "alpha")
 	b := nw.device(nw.w.newHome(natSymmetric), "bravo")
-	joined := time.Now()
 	a.join(nw.code, nw.lib)
 	b.join(nw.code, nw.lib)
+	joined := time.Now()
 	relay := nw.relay.status().Node.Peer
+	first := firstRecord(h, a, b)
 	h.waitFor("alpha and bravo live through the relay", 2*time.Minute, func() (bool, string) {
 		return pathsAre(nw.lib, "relayed", relay, a, b)
 	})
-	t.Logf("relayed %s after both joined", time.Since(joined).Round(time.Millisecond))
+	t.Logf("FIGURE relayed: first record %s after both joined, live through the relay %s after",
+		first.Round(time.Millisecond), time.Since(joined).Round(time.Millisecond))
 	h.waitFor("bravo to see its NAT is symmetric", 30*time.Second, func() (bool, string) {
 		st := b.status().Network
 		return st.NAT == "symmetric", fmt.Sprintf("nat %s from %v", st.NAT, st.ObservedBy)
@@ -320,9 +337,13 @@ func TestNATSameHome(t *testing.T) {
 	b := nw.device(hm, "bravo", mdns...)
 	a.join(nw.code, nw.lib)
 	b.join(nw.code, nw.lib)
+	joined := time.Now()
+	first := firstRecord(h, a, b)
 	h.waitFor("alpha and bravo live on a direct connection", time.Minute, func() (bool, string) {
 		return pathsAre(nw.lib, "direct", "", a, b)
 	})
+	t.Logf("FIGURE same LAN: first record %s after both joined, direct %s after",
+		first.Round(time.Millisecond), time.Since(joined).Round(time.Millisecond))
 	for _, pair := range [][2]*node{{a, b}, {b, a}} {
 		p, err := peerOf(pair[0], nw.lib, pair[1].name)
 		if err != nil {

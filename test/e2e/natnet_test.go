@@ -103,7 +103,8 @@ func (w *internet) newHome(kind string) *home {
 	h.ip("-n", hm.router, "link", "add", "lan0", "type", "bridge")
 	h.ip("-n", hm.router, "addr", "add", fmt.Sprintf("192.168.%d.1/24", hm.n), "dev", "lan0")
 	h.ip("-n", hm.router, "link", "set", "lan0", "up")
-	h.run("ip", "netns", "exec", hm.router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	// (Not sysctl: a minimal machine may lack procps.)
+	h.run("ip", "netns", "exec", hm.router, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
 	masq := "masquerade"
 	if kind == natSymmetric {
 		masq = "masquerade random"
