@@ -164,9 +164,15 @@ func (n *Node) dial(p peer.ID, libs map[uuid.UUID]uuid.UUID, now time.Time, dire
 		cancel()
 		n.mu.Lock()
 		d.busy = false
+		prev := d.lastErr
 		d.lastAt, d.lastErr = time.Now(), ""
 		if err != nil {
 			d.lastErr = err.Error()
+			if onlyBackoff(d.lastErr) && prev != "" {
+				// libp2p did not dial again so soon: the reason is the
+				// last dial's.
+				d.lastErr = prev
+			}
 			if len(d.lastErr) > maxDialError {
 				d.lastErr = d.lastErr[:maxDialError] + "…"
 			}
@@ -188,6 +194,21 @@ func (n *Node) dial(p peer.ID, libs map[uuid.UUID]uuid.UUID, now time.Time, dire
 			n.kickDialer()
 		}
 	}()
+}
+
+// onlyBackoff reports whether a dial error says, for every address, only
+// that libp2p holds the address back after a recent failure.
+func onlyBackoff(msg string) bool {
+	_, rest, ok := strings.Cut(msg, "\n")
+	if !ok {
+		return strings.HasSuffix(msg, "dial backoff")
+	}
+	for _, l := range strings.Split(rest, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasSuffix(l, "dial backoff") {
+			return false
+		}
+	}
+	return true
 }
 
 // ensureSession opens the session with device for lib if this device is the

@@ -2,6 +2,7 @@ package node
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -54,5 +55,71 @@ func TestNATKind(t *testing.T) {
 	obs("quic-v1/4001", "11.1.102.1:9253", "11.1.102.1:17083")
 	if k := n.natKind(); k != NATSymmetric {
 		t.Errorf("two ports for two observers: %s, want symmetric", k)
+	}
+}
+
+// The doctor names the likely cause of an unreachable member from what is
+// known of both ends.
+func TestMemberCheckCauses(t *testing.T) {
+	n := &Node{}
+	private := ma.StringCast("/ip4/192.168.1.11/udp/4001/quic-v1")
+	public := ma.StringCast("/ip4/11.1.0.3/tcp/4001")
+	relayed := ma.StringCast("/ip4/11.1.0.3/udp/4001/quic-v1/p2p/12D3KooWPL7phyTSJ5iBChN3b8u2LZmhGN9NAsGGFwdr5dFpiHdn/p2p-circuit")
+	dialErr := "failed to dial: failed to dial 12D3KooW: all dials failed\n  * [/ip4/192.168.1.11/udp/4001/quic-v1] context deadline exceeded"
+	for _, tc := range []struct {
+		name   string
+		net    NetworkStatus
+		reach  Reach
+		status string
+		says   []string
+	}{
+		{"connected directly", NetworkStatus{}, Reach{Path: Path{Kind: "direct", Transport: "quic-v1", Addr: "/ip4/1.2.3.4/udp/1/quic-v1"}},
+			CheckOK, []string{"direct (quic-v1)"}},
+		{"only a stranger's relay", NetworkStatus{}, Reach{Path: Path{Kind: "relayed", Limited: true, Transport: "tcp"}},
+			CheckWarn, []string{"carries no sync data", "syncnode run --relay"}},
+		{"no address", NetworkStatus{}, Reach{}, CheckFail, []string{"no address of it is known"}},
+		{"both behind NATs, no relay, symmetric here",
+			NetworkStatus{Reachability: "private", NATKind: NATSymmetric},
+			Reach{Addrs: []ma.Multiaddr{private}, LastDialError: dialErr},
+			CheckFail, []string{"context deadline exceeded", "behind a NAT too", "symmetric", "syncnode run --relay"}},
+		{"its relay did not connect", NetworkStatus{Reachability: "private"},
+			Reach{Addrs: []ma.Multiaddr{private, relayed}, LastDialError: dialErr},
+			CheckFail, []string{"relayed addresses did not connect"}},
+		{"public but silent", NetworkStatus{}, Reach{Addrs: []ma.Multiaddr{public}, LastDialError: dialErr},
+			CheckFail, []string{"public addresses, but they did not answer"}},
+	} {
+		c := n.memberCheck(tc.net, PeerState{State: "offline", Reach: tc.reach})
+		if c.Status != tc.status {
+			t.Errorf("%s: status %s, want %s (%s)", tc.name, c.Status, tc.status, c.Message)
+		}
+		for _, w := range tc.says {
+			if !strings.Contains(c.Message+" "+c.Fix, w) {
+				t.Errorf("%s: does not say %q: %s / fix: %s", tc.name, w, c.Message, c.Fix)
+			}
+		}
+	}
+}
+
+// A dial error keeps the first three addresses' reasons.
+func TestDialSummary(t *testing.T) {
+	err := "failed to dial: failed to dial X: all dials failed\n  * [/a] one\n  * [/b] two\n  * [/c] three\n  * [/d] four"
+	if got, want := dialSummary(err), "[/a] one; [/b] two; [/c] three (and 1 more addresses)"; got != want {
+		t.Errorf("dialSummary = %q, want %q", got, want)
+	}
+	if got := dialSummary("plain"); got != "plain" {
+		t.Errorf("dialSummary(plain) = %q", got)
+	}
+}
+
+func TestOnlyBackoff(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"failed to dial: all dials failed\n  * [/a] dial backoff\n  * [/b] dial backoff":       true,
+		"failed to dial: all dials failed\n  * [/a] dial backoff\n  * [/b] connection refused": false,
+		"failed to dial X: dial backoff": true,
+		"context deadline exceeded":      false,
+	} {
+		if got := onlyBackoff(msg); got != want {
+			t.Errorf("onlyBackoff(%q) = %v, want %v", msg, got, want)
+		}
 	}
 }

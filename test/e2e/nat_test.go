@@ -271,7 +271,9 @@ func TestNATHolePunch(t *testing.T) {
 // TestNATSymmetricRelayed: one home behind an endpoint-independent NAT,
 // the other behind a symmetric one (a random port per flow). Hole punching
 // cannot work; the same records converge through the library's own relay,
-// and `syncnode peers` says "relayed via" it.
+// and `syncnode peers` says "relayed via" it. Then a device in a third home
+// joins with an invite from the first (behind its NAT): it pairs through
+// the relay, as a stranger to it, and backfills.
 func TestNATSymmetricRelayed(t *testing.T) {
 	requireNetns(t)
 	h := newHarness(t, 6*time.Minute)
@@ -310,6 +312,17 @@ func TestNATSymmetricRelayed(t *testing.T) {
 	if !strings.Contains(out, "relayed via "+relay) {
 		t.Errorf("syncnode peers does not say the path is relayed via %s:\n%s", relay, out)
 	}
+	// A third device, in a third home, joins with an invite alpha issued:
+	// alpha is behind a NAT, so the invite names its addresses through the
+	// relay, and charlie, a stranger to the relay, pairs through it.
+	code := a.invite()
+	if !strings.Contains(code, "syncnode") {
+		t.Fatalf("alpha's invite: %q", code)
+	}
+	c := nw.device(nw.w.newHome(natEIM), "charlie")
+	c.join(code, nw.lib)
+	h.waitConverged(nw.lib, []string{"entry", "tag", "device"}, 3*time.Minute, a, c)
+
 	// A punch was tried (and failed): the peer's state says so.
 	h.waitFor("a failed hole punch counted", time.Minute, func() (bool, string) {
 		for _, pair := range [][2]*node{{a, b}, {b, a}} {
