@@ -20,9 +20,9 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
-	ma "github.com/multiformats/go-multiaddr"
 	"go.uber.org/fx"
 
+	"github.com/syncnode/syncnode/discovery"
 	"github.com/syncnode/syncnode/store"
 )
 
@@ -103,31 +103,10 @@ func (n *Node) buildHost() (host.Host, error) {
 	return h, nil
 }
 
-// parseRelays reads relay multiaddrs (each with /p2p/<peer ID>), merging
-// the addresses of one relay.
+// parseRelays reads relay multiaddrs (each with /p2p/), merging the
+// addresses of one relay.
 func parseRelays(addrs []string) ([]peer.AddrInfo, error) {
-	var errs []error
-	var mas []ma.Multiaddr
-	for _, s := range addrs {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("relay %q is not a multiaddr: %v", s, err))
-			continue
-		}
-		if _, err := peer.AddrInfoFromP2pAddr(a); err != nil {
-			errs = append(errs, fmt.Errorf("relay %q must end in /p2p/<peer ID>: %v", s, err))
-			continue
-		}
-		mas = append(mas, a)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	infos, err := peer.AddrInfosFromP2pAddrs(mas...)
-	if err != nil {
-		return nil, fmt.Errorf("reading relays: %w", err)
-	}
-	return infos, nil
+	return discovery.ParsePeerAddrs("relay", addrs)
 }
 
 // resourceManager is libp2p's default resource manager, with limits of its

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/syncnode/syncnode/discovery"
@@ -441,14 +439,8 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("relay.strangers must be limited or off, is %q", c.Relay.Strangers))
 	}
-	for _, r := range c.NAT.Relays {
-		a, err := ma.NewMultiaddr(r)
-		if err == nil {
-			_, err = peer.AddrInfoFromP2pAddr(a)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("nat.relays: %q is not a multiaddr ending in /p2p/<peer ID>: %v", r, err))
-		}
+	if _, err := discovery.ParsePeerAddrs("relay", c.NAT.Relays); err != nil {
+		errs = append(errs, fmt.Errorf("nat.relays: %w", err))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
