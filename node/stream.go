@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -470,6 +471,14 @@ func (n *Node) handleStream(s network.Stream) {
 	case *protocol.Hello:
 		if m.DeviceID != device {
 			refuse(lib, fmt.Errorf("%w: Hello claims device %s, the peer is device %s", protocol.ErrOwnership, m.DeviceID, device))
+			return
+		}
+		if !slices.Contains(m.Versions, protocol.Version) {
+			// Refused before the session starts, so that the Error is the
+			// stream's only frame (§8.1: the version is a first-frame
+			// check); the engine checks it again for sessions this node
+			// opens.
+			refuse(lib, fmt.Errorf("%w: peer speaks %v, this node speaks %d", protocol.ErrUnsupportedVersion, m.Versions, protocol.Version))
 			return
 		}
 		n.runSession(sessionKey{lib: lib, device: device}, s, br, m)
