@@ -307,6 +307,21 @@ func TestNATSymmetricRelayed(t *testing.T) {
 	if rs == nil || rs.Members.Bytes < int64(natRecords)*1000 {
 		t.Errorf("the relay service relayed %+v, want at least %d bytes of members' traffic", rs, natRecords*1000)
 	}
+	// What Prometheus reads: the peer's path, the relay service's bytes.
+	ms, err := a.metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayedGauge := false
+	for k, v := range ms {
+		relayedGauge = relayedGauge || (strings.HasPrefix(k, "syncnode_peer_path{") && strings.Contains(k, `path="relayed"`) && v == 1)
+	}
+	if !relayedGauge {
+		t.Errorf("alpha's metrics have no syncnode_peer_path{path=\"relayed\"} 1")
+	}
+	if v := nw.relay.metric("syncnode_relay_service_bytes_total"); v < float64(natRecords)*1000 {
+		t.Errorf("the relay's syncnode_relay_service_bytes_total is %.0f, want at least %d", v, natRecords*1000)
+	}
 	// What a person reads.
 	out := a.mustCLI("peers")
 	if !strings.Contains(out, "relayed via "+relay) {
