@@ -367,25 +367,35 @@ const (
 	eventLogBytes = 8 << 20
 )
 
-// eventLog is one library's latest events, oldest first.
+// eventLog is one library's latest events, oldest first: events[start:].
+// Dropping the oldest only moves start; the slice is compacted once start
+// passes half of it, so that adding an event costs O(1) amortized.
 type eventLog struct {
 	events []Event
+	start  int
 	bytes  int
 	// dropped is the Seq of the newest event that left the log (0: none).
 	dropped uint64
 }
 
+// held returns the events the log holds, oldest first (shared: do not
+// modify).
+func (l *eventLog) held() []Event { return l.events[l.start:] }
+
 func (l *eventLog) add(ev Event) {
 	l.events = append(l.events, ev)
 	l.bytes += len(ev.Data)
-	k := 0
-	for len(l.events)-k > eventLogLen || (l.bytes > eventLogBytes && len(l.events)-k > 1) {
-		l.bytes -= len(l.events[k].Data)
-		l.dropped = l.events[k].Seq
-		k++
+	for n := len(l.events) - l.start; n > eventLogLen || (l.bytes > eventLogBytes && n > 1); n-- {
+		old := &l.events[l.start]
+		l.bytes -= len(old.Data)
+		l.dropped = old.Seq
+		*old = Event{} // let its payload go
+		l.start++
 	}
-	if k > 0 {
-		l.events = append(l.events[:0:0], l.events[k:]...)
+	if l.start > 0 && l.start >= len(l.events)/2 {
+		k := copy(l.events, l.events[l.start:])
+		clear(l.events[k:])
+		l.events, l.start = l.events[:k], 0
 	}
 }
 
@@ -428,7 +438,7 @@ func (l *Library) subscribe(ctx context.Context, since uint64, replay bool) ([]E
 	if replay {
 		if lg := n.events[l.id]; lg != nil {
 			complete = since >= lg.dropped
-			for _, ev := range lg.events {
+			for _, ev := range lg.held() {
 				if ev.Seq > since {
 					backlog = append(backlog, ev)
 				}

@@ -358,8 +358,8 @@ func (n *Node) sendRemovalNotice(p peer.ID, lib uuid.UUID, g goneMember) {
 		n.noticed = make(map[noticeKey]time.Time)
 	}
 	n.noticed[key] = time.Now()
+	n.wg.Add(1) // under mu, before Close (which sets closed under mu) waits
 	n.mu.Unlock()
-	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamTimeout)
