@@ -379,6 +379,7 @@ type UnreachableError struct {
 	MDNS, DHT bool
 }
 
+// Error says what was tried and what to check.
 func (e *UnreachableError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node: the inviting device cannot be reached: dialled the %d addresses of the invite", len(e.Addrs))

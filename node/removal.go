@@ -55,6 +55,7 @@ type RemovedError struct {
 	Removal Removal
 }
 
+// Error says who removed this device, when, and what follows.
 func (e *RemovedError) Error() string {
 	return fmt.Sprintf("node: this device was removed from library %s by device %s at %s: it no longer syncs, and its records here are read-only (leave the library to forget it)",
 		e.Library, e.Removal.By, e.Removal.At.Format(time.RFC3339))

@@ -41,6 +41,7 @@ type APIError struct {
 	ErrorBody
 }
 
+// Error returns the message of the answer.
 func (e *APIError) Error() string { return e.ErrorBody.Error }
 
 // ErrNoDaemon says that nothing answers at the API's address.
