@@ -151,7 +151,7 @@ func (n *Node) updateNamespaces() error {
 	}
 	var ns []string
 	for _, l := range libs {
-		if len(l.Secret) > 0 {
+		if len(l.Secret) > 0 && !n.isRemoved(l.ID) { // a removed device no longer advertises
 			ns = append(ns, pairing.Rendezvous(l.Secret))
 		}
 	}
