@@ -343,7 +343,9 @@ func (n *Node) tellGone(p peer.ID) {
 
 // sendRemovalNotice tells the removed device g of lib, at peer p, that it
 // was removed: a stream of the sync protocol whose only frame is a
-// not_member Error naming the removal. At most one per noticeInterval.
+// not_member Error naming the removal. At most one per noticeInterval is
+// delivered; one that fails (the peer went away as it was sent) does not
+// count, so that its next connection gets one.
 func (n *Node) sendRemovalNotice(p peer.ID, lib uuid.UUID, g goneMember) {
 	h, err := hlc.FromKey(g.Removal)
 	if err != nil || n.host == nil || n.host.Network().Connectedness(p) != network.Connected {
@@ -363,6 +365,14 @@ func (n *Node) sendRemovalNotice(p peer.ID, lib uuid.UUID, g goneMember) {
 	n.mu.Unlock()
 	go func() {
 		defer n.wg.Done()
+		delivered := false
+		defer func() {
+			if !delivered { // the next connection tries again
+				n.mu.Lock()
+				delete(n.noticed, key)
+				n.mu.Unlock()
+			}
+		}()
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamTimeout)
 		defer cancel()
 		s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "a removal notice is one small frame"), p, ProtocolID)
@@ -380,6 +390,7 @@ func (n *Node) sendRemovalNotice(p peer.ID, lib uuid.UUID, g goneMember) {
 			_ = s.Reset()
 			return
 		}
+		delivered = true
 		_ = s.CloseWrite()
 		// Wait (bounded) for the device to read it and end its side; an
 		// older peer answers unexpected and resets: either is fine.
