@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,6 +75,11 @@ type Node struct {
 	devices  map[uuid.UUID]peer.ID               // device -> peer
 	serving  map[peer.ID]int                     // requests being served per peer
 	subs     map[*subscriber]struct{}
+	// events is each library's event log; seq numbers events, boot names
+	// this run (library.go).
+	events   map[uuid.UUID]*eventLog
+	seq      uint64
+	boot     string
 	dialing  map[peer.ID]*dialState
 	opening  map[sessionKey]bool
 	kick     chan struct{}
@@ -82,10 +89,16 @@ type Node struct {
 	pairMu    sync.Mutex
 	pairFails map[peer.ID]*pairAttempts
 	joins     joinWaits // libraries this node is joining (pair.go)
-	fatal     error
-	metrics   Metrics
-	progress  progressTracker // received records per library, backfill after a join
-	wire      wireStats       // messages and bytes by type and direction
+	// removed are the libraries this device was removed from; gone the
+	// devices removed from each library, to tell them (removal.go);
+	// noticed when each was last told.
+	removed  map[uuid.UUID]Removal
+	gone     map[uuid.UUID][]goneMember
+	noticed  map[noticeKey]time.Time
+	fatal    error
+	metrics  Metrics
+	progress progressTracker // received records per library, backfill after a join
+	wire     wireStats       // messages and bytes by type and direction
 
 	disc discoverer // mDNS and DHT discovery; Join's search for an inviter
 	net  netState   // NAT traversal, relays, paths to members
@@ -93,6 +106,13 @@ type Node struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// newBoot returns a random name for one run of a node: 8 hex digits.
+func newBoot() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Metrics counts what the node did.
@@ -130,9 +150,14 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		devices:   make(map[uuid.UUID]peer.ID),
 		serving:   make(map[peer.ID]int),
 		subs:      make(map[*subscriber]struct{}),
+		events:    make(map[uuid.UUID]*eventLog),
+		boot:      newBoot(),
 		dialing:   make(map[peer.ID]*dialState),
 		opening:   make(map[sessionKey]bool),
 		pairFails: make(map[peer.ID]*pairAttempts),
+		removed:   make(map[uuid.UUID]Removal),
+		gone:      make(map[uuid.UUID][]goneMember),
+		noticed:   make(map[noticeKey]time.Time),
 		metrics:   Metrics{Refused: make(map[string]int)},
 		net:       newNetState(),
 	}
@@ -173,7 +198,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	} else {
 		opts := badgerstore.DefaultOptions()
 		opts.SyncWrites = n.cfg.SyncWrites
-		opts.Logger = n.log
+		opts.Logger = slog.New(quietBadger{n.log.Handler()}) // Badger's chatter at debug
 		st, err := badgerstore.Open(n.cfg.DataDir, opts)
 		if err != nil {
 			return fmt.Errorf("node: opening store: %w", err)
@@ -199,6 +224,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("node: loading engine: %w", err)
 	}
 	n.eng = eng
+	if err := n.loadRemovals(); err != nil {
+		return err
+	}
 	n.refreshMembers()
 	if err := n.loadAddrs(); err != nil {
 		return err
@@ -588,6 +616,9 @@ func (n *Node) refreshMembers() {
 	members := make(map[peer.ID]map[uuid.UUID]uuid.UUID)
 	devices := make(map[uuid.UUID]peer.ID)
 	for _, lib := range n.eng.Libraries() {
+		if n.isRemoved(lib) {
+			continue // this device no longer syncs it
+		}
 		ms, err := n.eng.Members(lib)
 		if err != nil {
 			continue

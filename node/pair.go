@@ -40,6 +40,9 @@ func (l *Library) Invite(ctx context.Context, ttl time.Duration, singleUse bool)
 	if err := l.check(ctx); err != nil {
 		return "", err
 	}
+	if err := l.n.removedError(l.id); err != nil {
+		return "", err
+	}
 	if ttl <= 0 {
 		ttl = time.Hour
 	}
@@ -67,7 +70,9 @@ func (l *Library) Invite(ctx context.Context, ttl time.Duration, singleUse bool)
 // and by looking its peer ID up in the DHT. A wrong, expired or used code
 // is refused with an error that says which (errors.Is with
 // pairing.ErrExpired, pairing.ErrUsed, pairing.ErrBadProof,
-// pairing.ErrUnknown).
+// pairing.ErrUnknown); a library this node holds already with
+// ErrAlreadyMember (unless this device was removed from it: it joins
+// again); an inviter that cannot be reached with ErrInviterUnreachable.
 func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 	inv, err := pairing.ParseCode(code)
 	if err != nil {
@@ -75,6 +80,13 @@ func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 	}
 	if err := n.ready(); err != nil {
 		return nil, err
+	}
+	if libs, err := n.st.Libraries(); err == nil {
+		for _, l := range libs {
+			if l.ID == inv.Library && !n.isRemoved(l.ID) {
+				return nil, fmt.Errorf("%w: library %q (%s) is on this node", ErrAlreadyMember, n.localName(l), l.ID)
+			}
+		}
 	}
 	if now := n.wall.Now(); now.After(inv.ExpiresAt()) {
 		return nil, fmt.Errorf("%w at %s", pairing.ErrExpired, inv.ExpiresAt().Format(time.RFC3339))
@@ -170,8 +182,20 @@ func (n *Node) acceptJoin(ctx context.Context, a *pairing.JoinAccept) (*Library,
 	// Expected before the library exists: its first pages count.
 	n.progress.expect(a.LibraryID, int(min(a.Records, 1<<40)), n.wall.Now())
 	err := n.do(ctx, func(now time.Time) error {
-		lib := store.Library{ID: a.LibraryID, Name: a.Name, Secret: a.Secret, CreatedAt: uint64(now.UnixMilli())}
+		// created_at is the library's, as the inviter holds it; an older
+		// inviter does not send it, and the join's time stands in.
+		created := a.CreatedAt
+		if created == 0 {
+			created = uint64(now.UnixMilli())
+		}
+		lib := store.Library{ID: a.LibraryID, Name: a.Name, Secret: a.Secret, CreatedAt: created}
+		if err := n.uniqueName(lib); err != nil {
+			return err
+		}
 		if err := n.eng.AddLibrary(now, lib, members); err != nil {
+			return err
+		}
+		if err := n.clearRemoval(a.LibraryID, now); err != nil {
 			return err
 		}
 		n.refreshMembers()
@@ -229,6 +253,11 @@ func (n *Node) handlePairing(s network.Stream) {
 	req, ok := m.(*pairing.JoinRequest)
 	if !ok {
 		refuse(pairing.RefusalMalformed, "the first frame must be a JoinRequest")
+		return
+	}
+	if n.isRemoved(req.LibraryID) {
+		n.failedPairing(joiner)
+		refuse(pairing.RefusalUnknown, "the inviting device was removed from the library: ask a member for a new invite")
 		return
 	}
 	accept, code, reason := n.admit(joiner, req)
@@ -303,7 +332,7 @@ func (n *Node) admit(joiner peer.ID, req *pairing.JoinRequest) (*pairing.JoinAcc
 		accept = &pairing.JoinAccept{LibraryID: req.LibraryID, AddedBy: n.device}
 		for _, l := range libs {
 			if l.ID == req.LibraryID {
-				accept.Name, accept.Secret = l.Name, l.Secret
+				accept.Name, accept.Secret, accept.CreatedAt = l.Name, l.Secret, l.CreatedAt
 			}
 		}
 		ms, err := n.eng.Members(req.LibraryID)

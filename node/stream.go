@@ -234,6 +234,9 @@ func (s *session) readLoop(br *bufio.Reader, helloSeen bool) {
 		if h, ok := m.(*protocol.Hello); ok {
 			s.compress.Store(protocol.AcceptsCompression(h.Compression))
 		}
+		if e, ok := m.(*protocol.Error); ok && e.RemovedDevice != nil {
+			s.n.onRemovalError(s.key.device, e)
+		}
 		if err := tooCostly(m); err != nil {
 			// The session ends; after a reconnect, the gap the message
 			// leaves is caught up in pages the store can hold.
@@ -375,7 +378,7 @@ func transportFailure(err error) bool {
 func (n *Node) sendError(s network.Stream, lib uuid.UUID, err error) {
 	code := network.StreamErrorCode(protocol.CodeOf(err))
 	_ = s.SetWriteDeadline(time.Now().Add(errorLinger))
-	if werr := n.newWriter(s).WriteMessage(protocol.NewError(lib, err)); werr != nil {
+	if werr := n.newWriter(s).WriteMessage(errorFrame(lib, err)); werr != nil {
 		_ = s.ResetWithError(code)
 		return
 	}
@@ -464,10 +467,19 @@ func (n *Node) handleStream(s network.Stream) {
 		device, ok = n.memberDevice(s.Conn().RemotePeer(), lib)
 	}
 	if !ok {
-		refuse(lib, fmt.Errorf("%w: peer %s in library %s", protocol.ErrNotMember, s.Conn().RemotePeer(), lib))
+		refuse(lib, n.goneError(lib, s.Conn().RemotePeer(), fmt.Errorf("%w: peer %s in library %s", protocol.ErrNotMember, s.Conn().RemotePeer(), lib)))
 		return
 	}
 	switch m := first.(type) {
+	case *protocol.Error:
+		if m.RemovedDevice == nil {
+			refuse(lib, fmt.Errorf("%w: a stream must start with Hello or a request, not %s", protocol.ErrUnexpected, first.Name()))
+			return
+		}
+		// A removal notice (PROTOCOL.md §7.7): its only frame.
+		release()
+		n.onRemovalError(device, m)
+		_ = s.Close()
 	case *protocol.Hello:
 		if m.DeviceID != device {
 			refuse(lib, fmt.Errorf("%w: Hello claims device %s, the peer is device %s", protocol.ErrOwnership, m.DeviceID, device))
@@ -611,6 +623,11 @@ func (n *Node) runRequest(r engine.Request) error {
 		}
 		if e, ok := m.(*protocol.Error); ok {
 			_ = s.Reset()
+			if e.LibraryID == r.Message.Library() {
+				if d, ok := n.memberDevice(p, e.LibraryID); ok && d == r.To {
+					n.onRemovalError(d, e)
+				}
+			}
 			return fmt.Errorf("peer refused: %w", e.Err())
 		}
 		if err := tooCostly(m); err != nil {
@@ -672,6 +689,10 @@ func (n *Node) onConnected(c network.Conn) {
 	n.mu.Lock()
 	_, member := n.members[c.RemotePeer()]
 	n.mu.Unlock()
+	if !member {
+		// A device removed from a library learns it on its next contact.
+		n.tellGone(c.RemotePeer())
+	}
 	if member {
 		// An address this node dialled is one the peer listens on; the
 		// source of an inbound connection may be an ephemeral port (the

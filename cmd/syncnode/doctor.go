@@ -1,23 +1,16 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/syncnode/syncnode/node/localapi"
 )
 
-// errDoctorFailed makes `syncnode doctor` exit 1 once it has printed its
-// findings.
-var errDoctorFailed = errors.New("a member cannot be reached (see above)")
-
 func newDoctor(g *globals) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:   "doctor",
 		Short: "Explain how this device reaches its libraries' members, and why not",
 		Long: `Check and explain, in plain sentences with the fix: the addresses the node
@@ -29,8 +22,8 @@ relayed, and through which relay), or when it was last heard, which addresses
 are known, the last dial and why it failed.
 
 The exit code is 0 when every member can be reached, 1 when one cannot (and
-the doctor says why), 2 for a wrong command line. docs/NETWORKING.md explains
-the checks.`,
+the doctor says why; with --json too), 2 for a wrong command line.
+docs/NETWORKING.md explains the checks.`,
 		Example: `  syncnode doctor
   syncnode doctor --json`,
 		Args: args(cobra.NoArgs),
@@ -43,21 +36,19 @@ the checks.`,
 			if err := c.Do(ctxOf(cmd), "GET", "/v1/doctor", nil, &d); err != nil {
 				return err
 			}
-			if asJSON {
-				if err := printJSON(d); err != nil {
+			if g.json {
+				if err := printJSON(cmd.OutOrStdout(), d); err != nil {
 					return err
 				}
 			} else {
-				writeDoctor(os.Stdout, d)
+				writeDoctor(cmd.OutOrStdout(), d)
 			}
 			if d.Failed > 0 {
-				return errDoctorFailed
+				return errSilent // exit 1: the findings say why
 			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
 }
 
 // writeDoctor prints the checks, grouped by area, a mark for each status.

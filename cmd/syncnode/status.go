@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,13 +13,14 @@ import (
 )
 
 func newStatus(g *globals) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:   "status",
 		Short: "Show the node, its libraries, members, peers and discovery",
 		Long: `Show, per library: the members, each peer's connection and sync state
-(catching up with progress, live, offline since), lag, quarantined changes, log
-size and pruning horizon; and what each discovery source found.`,
+(catching up with progress, live, offline since), how it is reached (direct or
+relayed via a peer), lag, quarantined changes, log size and pruning horizon,
+and whether this device was removed from it; the network (reachability, NAT,
+port mapping, relays, hole punching); and what each discovery source found.`,
 		Example: `  syncnode status
   syncnode status --json`,
 		Args: args(cobra.NoArgs),
@@ -33,19 +33,16 @@ size and pruning horizon; and what each discovery source found.`,
 			if err := c.Do(ctxOf(cmd), "GET", "/v1/status", nil, &st); err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(st)
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), st)
 			}
-			writeStatus(os.Stdout, st)
+			writeStatus(cmd.OutOrStdout(), st)
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
 }
 
 func newPeers(g *globals) *cobra.Command {
-	var asJSON bool
 	var lib string
 	cmd := &cobra.Command{
 		Use:     "peers",
@@ -53,24 +50,27 @@ func newPeers(g *globals) *cobra.Command {
 		Example: `  syncnode peers --library photos`,
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, id, err := g.libraryClient(cmd, lib)
+			c, l, err := g.libraryClient(cmd, lib)
 			if err != nil {
 				return err
 			}
 			var ps []localapi.Peer
-			if err := c.Do(ctxOf(cmd), "GET", libPath(id, "peers"), nil, &ps); err != nil {
+			if err := c.Do(ctxOf(cmd), "GET", libPath(l.ID, "peers"), nil, &ps); err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(ps)
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), ps)
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			if len(ps) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "library %s has no other member yet: `syncnode library invite` prints a code for one\n", l.Name)
+				return nil
+			}
+			tw := table(cmd.OutOrStdout())
 			writePeers(tw, ps)
 			return tw.Flush()
 		},
 	}
-	libraryFlag(cmd, &lib)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	libraryFlag(g, cmd, &lib)
 	return cmd
 }
 
@@ -82,6 +82,17 @@ func writeStatus(w io.Writer, st localapi.Status) {
 	writeNetwork(w, st.Network)
 	for _, l := range st.Libraries {
 		fmt.Fprintf(w, "\nlibrary %s (%s)\n", l.Name, l.ID)
+		if r := l.Removed; r != nil {
+			by := r.By
+			for _, m := range l.Members {
+				if m.Device == r.By && m.Name != "" {
+					by = fmt.Sprintf("%s (%s)", m.Name, short(r.By))
+				}
+			}
+			fmt.Fprintf(w, "  REMOVED      this device was removed from the library by %s at %s: it no longer syncs,\n"+
+				"               and refuses writes; its records stay readable (`syncnode library leave --library %s` forgets it)\n",
+				by, r.At.Local().Format(time.DateTime), short(l.ID))
+		}
 		fmt.Fprintf(w, "  members      %d\n", len(l.Members))
 		for _, m := range l.Members {
 			self := ""
@@ -97,7 +108,11 @@ func writeStatus(w io.Writer, st localapi.Status) {
 		}
 		fmt.Fprintf(w, "; horizon %s\n", (time.Duration(l.HorizonHours * float64(time.Hour))).String())
 		if b := l.Backfill; b != nil && !b.Done {
-			fmt.Fprintf(w, "  backfill     %d of ~%d records\n", b.Received, b.Expected)
+			if b.Received <= b.Expected {
+				fmt.Fprintf(w, "  backfill     %d of ~%d records\n", b.Received, b.Expected)
+			} else {
+				fmt.Fprintf(w, "  backfill     %d records (the inviter held %d when this device joined)\n", b.Received, b.Expected)
+			}
 		}
 		if len(l.Peers) > 0 {
 			fmt.Fprintln(w, "  peers")

@@ -7,8 +7,11 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,10 +32,22 @@ const (
 	DefaultAPIPort = 7655
 )
 
+// Profiles: ProfileDefault reaches other devices (every interface, mDNS on
+// the LAN, the public DHT, port mapping, AutoNAT, relays, hole punching);
+// ProfileLocal keeps the node on this machine (see Config.Effective).
+const (
+	ProfileDefault = "default"
+	ProfileLocal   = "local"
+)
+
 // Config is the daemon's configuration: the keys of the config file. Every
 // key has a default (see Default), an environment variable SYNCNODE_<KEY>
 // and a flag --<key>; docs/CONFIG.md lists them.
 type Config struct {
+	// Profile is "default" (default) or "local": loopback only, no mDNS,
+	// DHT, port mapping, AutoNAT, relays or hole punching, whatever the
+	// other keys say (Effective applies it).
+	Profile string `toml:"profile"`
 	// DataDir holds the store, the API token and the running daemon's
 	// address. Default: $XDG_DATA_HOME/syncnode, else
 	// ~/.local/share/syncnode.
@@ -162,6 +177,7 @@ func Default() Config {
 	dc := discovery.DefaultConfig()
 	nat := node.DefaultNATConfig()
 	return Config{
+		Profile:           ProfileDefault,
 		DataDir:           defaultDataDir(),
 		DeviceName:        name,
 		Listen:            DefaultListen(),
@@ -192,6 +208,32 @@ func DefaultListen() []string {
 		fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", p), fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", p),
 		fmt.Sprintf("/ip6/::/tcp/%d", p), fmt.Sprintf("/ip6/::/udp/%d/quic-v1", p),
 	}
+}
+
+// LocalListen returns the listen addresses of the local profile: TCP and
+// QUIC on port 7654 of the IPv4 loopback.
+func LocalListen() []string {
+	p := DefaultPort
+	return []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", p)}
+}
+
+// Effective returns the configuration with its profile applied. Under the
+// local profile the default listen addresses become LocalListen (listen
+// addresses given explicitly must be on loopback: Validate checks), and
+// mDNS, the DHT, port mapping, AutoNAT, AutoRelay, hole punching and the
+// relay service are off whatever else the configuration says: nothing
+// leaves this machine. Applying it twice changes nothing.
+func (c Config) Effective() Config {
+	if c.Profile != ProfileLocal {
+		return c
+	}
+	if slices.Equal(c.Listen, DefaultListen()) {
+		c.Listen = LocalListen()
+	}
+	c.Discovery.MDNS, c.Discovery.DHT = false, false
+	c.NAT.PortMapping, c.NAT.AutoNAT, c.NAT.AutoRelay, c.NAT.HolePunching = false, false, false, false
+	c.Relay.Enabled = false
+	return c
 }
 
 // DefaultModels returns the Spacedrive mapping.
@@ -307,6 +349,7 @@ func list(v string) []string {
 // Settings are the keys that environment variables and flags set, in the
 // order help shows them. (The config file sets these and the rest.)
 var Settings = []Setting{
+	{"profile", "default, or local: loopback only, no mDNS, DHT, port mapping, AutoNAT, relays or hole punching", func(c *Config, v string) error { c.Profile = v; return nil }},
 	{"data-dir", "directory of the store, API token and daemon address", func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"device-name", "how this device names itself in libraries", func(c *Config, v string) error { c.DeviceName = v; return nil }},
 	{"listen", "libp2p listen multiaddrs, comma-separated", func(c *Config, v string) error { c.Listen = list(v); return nil }},
@@ -401,6 +444,20 @@ func (c Config) Registry() (*engine.Registry, error) {
 // Validate checks what the node does not check itself.
 func (c Config) Validate() error {
 	var errs []error
+	switch c.Profile {
+	case ProfileDefault:
+	case ProfileLocal:
+		for _, l := range c.Listen {
+			if !loopbackMultiaddr(l) {
+				errs = append(errs, fmt.Errorf("listen: %q is not a loopback address, and the local profile keeps the node on this machine (use /ip4/127.0.0.1/...)", l))
+			}
+		}
+		if host, _, err := net.SplitHostPort(c.API); !strings.HasPrefix(c.API, "unix:") && (err != nil || !loopbackHost(host)) {
+			errs = append(errs, fmt.Errorf("api: %q is not on loopback, and the local profile keeps the node on this machine", c.API))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("profile must be default or local, is %q", c.Profile))
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir is empty"))
 	}
@@ -446,6 +503,31 @@ func (c Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// loopbackMultiaddr reports whether a listen multiaddr is on a loopback
+// address (/ip4/127.x.x.x or /ip6/::1).
+func loopbackMultiaddr(s string) bool {
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return false
+	}
+	for _, code := range []int{ma.P_IP4, ma.P_IP6} {
+		if v, err := m.ValueForProtocol(code); err == nil {
+			return loopbackHost(v)
+		}
+	}
+	return false
+}
+
+// loopbackHost reports whether host is a loopback IP address or
+// "localhost".
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func (c Config) discovery() discovery.Config {

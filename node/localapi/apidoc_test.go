@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/syncnode/syncnode/node"
 )
 
 // TestAPIDoc runs every curl example of docs/API.md against a real node and
@@ -295,4 +297,22 @@ func (ex *example) request(vars map[string]string) (*http.Request, error) {
 		req.Header.Set(h[0], v)
 	}
 	return req, nil
+}
+
+// The record limit the documents state is node.MaxRecordSize, the one the
+// API enforces (and the CLI states, from the same constant).
+func TestDocsStateTheRecordLimit(t *testing.T) {
+	limit := fmt.Sprintf("%d MiB", node.MaxRecordSize>>20)
+	if node.MaxRecordSize%(1<<20) != 0 {
+		t.Fatalf("MaxRecordSize %d is no whole number of MiB: update the documents' wording", node.MaxRecordSize)
+	}
+	for _, doc := range []string{"../../docs/API.md", "../../README.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "at most "+limit) && !strings.Contains(string(b), "more than **"+limit+"**") {
+			t.Errorf("%s does not state the record limit, %s", doc, limit)
+		}
+	}
 }

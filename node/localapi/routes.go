@@ -61,7 +61,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ae):
 		writeError(w, ae.status, ae.code, ae.msg)
 	case errors.As(err, &tooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", tooLarge.Limit))
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes (a record's value may take at most %s as CBOR)", tooLarge.Limit, recordLimitText))
+	case errors.Is(err, node.ErrRemoved):
+		writeError(w, http.StatusForbidden, "removed", err.Error())
+	case errors.Is(err, node.ErrAlreadyMember), errors.Is(err, node.ErrNameTaken):
+		writeError(w, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, node.ErrInviterUnreachable):
+		writeError(w, http.StatusBadGateway, "unreachable", err.Error())
 	case errors.Is(err, node.ErrUnknownLibrary):
 		writeError(w, http.StatusNotFound, "not_found", "this node holds no such library")
 	case errors.Is(err, node.ErrNotFound):
@@ -228,7 +234,7 @@ func (s *Server) libStatus(ctx context.Context, l *node.Library) (LibraryStatus,
 		return LibraryStatus{}, err
 	}
 	out := LibraryStatus{
-		Library:     Library{ID: st.ID.String(), Name: st.Name, CreatedAt: st.CreatedAt},
+		Library:     libraryJSON(st.LibraryInfo),
 		Members:     membersJSON(st.Members, s.n.Device()),
 		Peers:       peersJSON(st.Peers, st.Members),
 		Quarantined: st.Quarantined, LogEntries: st.LogEntries,
@@ -352,7 +358,7 @@ func (s *Server) listLibraries(*http.Request) (int, any, error) {
 	}
 	out := make([]Library, 0, len(libs))
 	for _, l := range libs {
-		out = append(out, Library{ID: l.ID.String(), Name: l.Name, CreatedAt: l.CreatedAt})
+		out = append(out, libraryJSON(l))
 	}
 	return http.StatusOK, out, nil
 }
@@ -369,7 +375,33 @@ func (s *Server) createLibrary(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, Library{ID: l.ID().String(), Name: req.Name, CreatedAt: time.Now().UTC()}, nil
+	info, err := s.libraryInfo(l.ID())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, info, nil
+}
+
+// libraryInfo is the JSON of one library, as GET /v1/libraries lists it.
+func (s *Server) libraryInfo(id uuid.UUID) (Library, error) {
+	libs, err := s.n.Libraries()
+	if err != nil {
+		return Library{}, err
+	}
+	for _, l := range libs {
+		if l.ID == id {
+			return libraryJSON(l), nil
+		}
+	}
+	return Library{}, fmt.Errorf("%w %s", node.ErrUnknownLibrary, id)
+}
+
+func libraryJSON(l node.LibraryInfo) Library {
+	out := Library{ID: l.ID.String(), Name: l.Name, CreatedAt: l.CreatedAt}
+	if r := l.Removed; r != nil {
+		out.Removed = &Removed{By: r.By.String(), At: r.At.UTC(), Version: r.Version.String()}
+	}
+	return out
 }
 
 func (s *Server) join(r *http.Request) (int, any, error) {
@@ -386,11 +418,11 @@ func (s *Server) join(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	st, err := l.Status(r.Context())
+	info, err := s.libraryInfo(l.ID())
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, Library{ID: l.ID().String(), Name: st.Name, CreatedAt: st.CreatedAt}, nil
+	return http.StatusOK, info, nil
 }
 
 func (s *Server) libraryStatus(r *http.Request) (int, any, error) {
@@ -546,6 +578,18 @@ func (tg target) write(ctx context.Context, data []byte) (Written, error) {
 	return Written{Library: tg.l.ID().String(), Model: tg.t.Name, ID: tg.id.String(), Version: v.String()}, nil
 }
 
+// recordLimitText is node.MaxRecordSize in words ("1 MiB").
+var recordLimitText = fmt.Sprintf("%d MiB", node.MaxRecordSize>>20)
+
+// sizeOK refuses a record value larger than node.MaxRecordSize as CBOR.
+func sizeOK(data []byte) error {
+	if len(data) > node.MaxRecordSize {
+		return &apiError{http.StatusRequestEntityTooLarge, "too_large",
+			fmt.Sprintf("the record's value takes %d bytes as CBOR, more than the %s (%d bytes) a record may take", len(data), recordLimitText, node.MaxRecordSize)}
+	}
+	return nil
+}
+
 // writable refuses writes of the device model, which pairing manages.
 func writable(t engine.ModelType) error {
 	if t.Name == node.DeviceModel {
@@ -631,6 +675,9 @@ func (s *Server) putRecord(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, badRequest("%v", err)
 	}
+	if err := sizeOK(data); err != nil {
+		return 0, nil, err
+	}
 	w, err := tg.write(r.Context(), data)
 	return status, w, err
 }
@@ -698,6 +745,10 @@ func (s *Server) batch(r *http.Request) (int, any, error) {
 		case !br.Delete:
 			if w.data, err = jsonToCBOR(br.Data); err != nil {
 				return 0, nil, badRequest("record %d: %v", i, err)
+			}
+			if err := sizeOK(w.data); err != nil {
+				ae := err.(*apiError)
+				return 0, nil, &apiError{ae.status, ae.code, fmt.Sprintf("record %d: %s", i, ae.msg)}
 			}
 		}
 		writes[i] = w

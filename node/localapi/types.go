@@ -12,7 +12,8 @@ type ErrorBody struct {
 	// Error says what was wrong, in words a person understands.
 	Error string `json:"error"`
 	// Code is a stable word for programs: bad_request, unauthorized,
-	// not_found, too_large, conflict, unavailable, internal.
+	// refused, removed, not_found, conflict, too_large, unreachable,
+	// unavailable, timeout, internal (docs/API.md).
 	Code string `json:"code"`
 }
 
@@ -28,9 +29,25 @@ type NodeInfo struct {
 
 // Library names a library.
 type Library struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
+	ID string `json:"id"`
+	// Name is the library's name on this node (names are unique on a
+	// node: a joined library whose name was taken goes by "name (2)").
+	Name string `json:"name"`
+	// CreatedAt is when the library was created, the same on every member.
 	CreatedAt time.Time `json:"created_at"`
+	// Removed is present when this device was removed from the library: it
+	// no longer syncs it and refuses writes; its records stay readable.
+	Removed *Removed `json:"removed,omitempty"`
+}
+
+// Removed says who removed this device from a library, and when.
+type Removed struct {
+	// By is the device that removed this one.
+	By string `json:"by"`
+	// At is the removal's time, by the remover's clock.
+	At time.Time `json:"at"`
+	// Version is the removal's HLC (the tombstone of this device's record).
+	Version string `json:"version"`
 }
 
 // CreateLibraryRequest creates a library.
@@ -288,17 +305,25 @@ type RecordList struct {
 
 // Event is one record event of the server-sent-events stream.
 type Event struct {
-	// Type is "changed" or "deleted".
+	// EventID names the event for a client that reconnects: send it as
+	// Last-Event-ID (or ?since=) to resume after it. It is also the SSE
+	// "id:" line.
+	EventID string `json:"event_id,omitempty"`
+	// Type is "changed" or "deleted"; "resync" says that events may have
+	// been lost before this point (Reason says why): re-read what matters.
 	Type    string          `json:"type"`
 	Library string          `json:"library"`
-	Model   string          `json:"model"`
-	ID      string          `json:"id"`
-	By      string          `json:"by"`
-	Version string          `json:"version"`
+	Model   string          `json:"model,omitempty"`
+	ID      string          `json:"id,omitempty"`
+	By      string          `json:"by,omitempty"`
+	Version string          `json:"version,omitempty"`
 	Data    json.RawMessage `json:"data,omitempty"`
 	// Missed counts events lost just before this one because the client
-	// read too slowly; re-read what matters with GET.
+	// read too slowly; re-read what matters with GET, or reconnect with the
+	// last event ID.
 	Missed int `json:"missed,omitempty"`
+	// Reason says why a resync event came.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Model is one model type and its strategy.

@@ -87,7 +87,7 @@ func pairingExamples() (req *JoinRequest, acc *JoinAccept, ref *JoinRefused, dev
 	req = &JoinRequest{LibraryID: exLibrary, TokenID: id[:], Device: exJoinerDev, Name: "phone",
 		Proof: Proof(inv.Token, exLibrary, joiner, inviter)}
 	acc = &JoinAccept{LibraryID: exLibrary, Name: "photos", Secret: exSecret, AddedBy: exInviterDev, Records: 42,
-		Members: []MemberInfo{{Device: exInviterDev, PeerID: inviter.String(), Name: "laptop", Addrs: exAddrs}}}
+		CreatedAt: 1764130000000, Members: []MemberInfo{{Device: exInviterDev, PeerID: inviter.String(), Name: "laptop", Addrs: exAddrs}}}
 	ref = &JoinRefused{Code: RefusalExpired, Reason: "the invite expired at 2025-11-26T05:15:55Z"}
 	dev = DeviceRecord{PeerID: joiner.String(), Name: "phone", AddedBy: exInviterDev.String(), AddedAt: 1764130560000}
 	return req, acc, ref, dev

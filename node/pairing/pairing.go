@@ -226,6 +226,9 @@ type JoinAccept struct {
 	// Records is how many records the inviter holds in the library (an
 	// estimate of the joiner's backfill, for its progress); 0 if unknown.
 	Records uint64 `cbor:"records,omitempty"`
+	// CreatedAt is when the library was created, in ms since the Unix
+	// epoch (the creator's clock); 0 if unknown (older inviters).
+	CreatedAt uint64 `cbor:"created_at,omitempty"`
 }
 
 // JoinRefused answers an invalid JoinRequest.

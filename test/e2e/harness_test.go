@@ -66,6 +66,12 @@ type nodeOpts struct {
 	// mapping asks the LAN's router (UPnP, NAT-PMP), which only a
 	// namespace's own router may be.
 	extra []string
+	// local runs the daemon with --local and no listen, discovery or NAT
+	// flags: the profile decides. Only in a namespace (netns), where
+	// nothing can leave the machine whatever the profile does.
+	local bool
+	// quiet leaves out --log-level=debug (the config file decides).
+	quiet bool
 }
 
 // node is one syncnode daemon with its own data directory, home and XDG
@@ -148,9 +154,16 @@ func (n *node) runArgs() []string {
 	if n.sockDir != "" {
 		api = "unix:" + filepath.Join(n.sockDir, "api.sock")
 	}
-	args := []string{"--data-dir=" + n.dataDir, "run", "--listen=" + listen, "--api=" + api,
-		"--sync-writes=false", "--log-level=debug", "--device-name=" + n.name,
+	args := []string{"--data-dir=" + n.dataDir, "run", "--api=" + api,
+		"--sync-writes=false", "--device-name=" + n.name,
 		"--heartbeat-interval=1s", "--peer-timeout=5s"} // a cut is noticed in seconds
+	if !n.opts.quiet {
+		args = append(args, "--log-level=debug")
+	}
+	if n.opts.local {
+		return append(append(args, "--local"), n.opts.extra...)
+	}
+	args = append(args, "--listen="+listen)
 	disc := n.opts.discovery
 	if disc == nil {
 		disc = []string{"--mdns=false", "--dht=false"}
@@ -168,6 +181,14 @@ func (n *node) runArgs() []string {
 // off loopback (or, in a namespace, off 10.0.0.0/8 and the ranges the test
 // owns), an API off loopback.
 func checkHygiene(args []string, netns string, owned []netip.Prefix) error {
+	if slices.Contains(args, "--local") {
+		// The local profile is what such a test checks: it runs where
+		// nothing can leave, whatever the profile does.
+		if netns == "" {
+			return errors.New("a daemon with --local under test runs in a test-made network namespace")
+		}
+		return nil
+	}
 	flags := map[string]string{}
 	for _, a := range args {
 		if k, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "="); ok && strings.HasPrefix(a, "--") {
@@ -501,11 +522,12 @@ func (n *node) mustCLI(args ...string) string {
 	return r.stdout
 }
 
-// cliJSON runs the CLI, wants exit 0 and decodes its stdout into out.
+// cliJSON runs the CLI with --json, wants exit 0 and decodes its stdout
+// into out.
 func (n *node) cliJSON(out any, args ...string) {
 	t := n.h.t
 	t.Helper()
-	s := n.mustCLI(args...)
+	s := n.mustCLI(append([]string{"--json"}, args...)...)
 	if err := json.Unmarshal([]byte(s), out); err != nil {
 		t.Fatalf("%s: syncnode %v printed no JSON of the expected shape (%v):\n%s", n.name, args, err, s)
 	}
@@ -690,7 +712,7 @@ func (n *node) invite() string {
 func (n *node) join(code, lib string) string {
 	t := n.h.t
 	t.Helper()
-	r := n.cli("library", "join", code)
+	r := n.cli("--json", "library", "join", code)
 	if r.code != 0 {
 		t.Fatalf("%s: want exit 0, got %s", n.name, r)
 	}

@@ -33,6 +33,16 @@ type cluster struct {
 	opts map[int][]node.Option
 }
 
+// slow skips a test that takes seconds of waiting with -short, the quick
+// set (go test -short ./... runs in about two minutes on two cores); why
+// says what it waits for. Without -short it runs.
+func slow(t *testing.T, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("slow (%s); skipped with -short", why)
+	}
+}
+
 func logger() *slog.Logger {
 	if os.Getenv("SYNCNODE_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -209,8 +209,10 @@ func TestRemovedMemberIsRefused(t *testing.T) {
 	}
 	// Every member learns the removal through the device records.
 	waitNotMember(t, onC, b.Device(), "C still counts the removed device as a member")
+	// The removed device refuses the write once it has been told
+	// (TestRemovedDeviceIsTold); before that, the write stays with it.
 	after := uuid.New()
-	if _, err := onB.PutShared(ctx, "tag", after, data(t, "after removal")); err != nil {
+	if _, err := onB.PutShared(ctx, "tag", after, data(t, "after removal")); err != nil && !errors.Is(err, node.ErrRemoved) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second) // give a forbidden write every chance to travel
@@ -226,6 +228,15 @@ func TestRemovedMemberIsRefused(t *testing.T) {
 	got, _ := exchange(t, b.Host(), a.Host().ID(), hello)
 	if code, ok := errorCode(got); !ok || code != "not_member" {
 		t.Fatalf("the removed device's stream got %d frames (error %q), want a not_member Error", len(got), code)
+	}
+	// The refusal says that the device was removed, and by whom
+	// (PROTOCOL.md §7.7).
+	for _, m := range got {
+		if e, ok := m.(*protocol.Error); ok {
+			if e.RemovedDevice == nil || *e.RemovedDevice != b.Device() || e.Removal == nil || e.Removal.DeviceID != a.Device() {
+				t.Fatalf("the refusal does not name the removal: %+v", e)
+			}
+		}
 	}
 	if a.Metrics().Refused["not_member"] <= before {
 		t.Fatalf("the refusal was not counted: %v", a.Metrics().Refused)
