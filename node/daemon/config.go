@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/syncnode/syncnode/discovery"
