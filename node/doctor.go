@@ -75,6 +75,13 @@ func (n *Node) Doctor(ctx context.Context) (Diagnosis, error) {
 		return d, err
 	}
 	for _, li := range libs {
+		if r := li.Removed; r != nil {
+			add(Check{Area: "library " + li.Name, Name: "membership", Status: CheckWarn,
+				Message: fmt.Sprintf("this device was removed from the library by device %s at %s: it no longer syncs it, and refuses writes to it",
+					r.By, r.At.UTC().Format(time.RFC3339)),
+				Fix: "ask a member for a new invite and join again, or leave the library (syncnode library leave)"})
+			continue
+		}
 		peers, err := n.Library(li.ID).Peers(ctx)
 		if err != nil {
 			continue // left while we looked

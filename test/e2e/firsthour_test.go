@@ -201,6 +201,9 @@ func TestMembershipTellsTheTruth(t *testing.T) {
 	if out := b.mustCLI("library", "list"); !strings.Contains(out, "removed") {
 		t.Errorf("bravo's library list does not say removed:\n%s", out)
 	}
+	if out := b.cli("doctor").stdout; !strings.Contains(out, "was removed from the library") {
+		t.Errorf("bravo's doctor does not say it was removed:\n%s", out)
+	}
 	if r := b.cli("put", "tag", `{"name":"late"}`); r.code != 1 || !strings.Contains(r.stderr, "removed from library") {
 		t.Errorf("a write on the removed device: want exit 1 saying it was removed, got %s", r)
 	}
