@@ -1,7 +1,7 @@
 // Package relayservice runs a Circuit Relay v2 service that treats the
 // members of the node's libraries differently from strangers.
 //
-// libp2p's relay applies one limit to every circuit. This service runs two
+// libp2p's relay applies one limit to every circuit. This service runs three
 // of them on one host and chooses, for each hop stream, which one serves it:
 //
 //   - the members' relay has no limit: a circuit between two members carries
@@ -10,20 +10,24 @@
 //   - the strangers' relay has libp2p's default limits (2 minutes, 128 KiB
 //     each way): it serves reservations of peers that are no member (a
 //     public relay's courtesy: enough to coordinate a hole punch), or, with
-//     Strangers set to "off", none at all.
+//     Strangers set to "off", none at all;
+//   - the visitors' relay serves the circuits of strangers to members, with
+//     the strangers' limits: it holds a copy of every member's reservation.
 //
 // A reservation goes to the members' relay if the reserving peer is a
-// member, else to the strangers' relay. A connect request goes to the relay
-// that holds the destination's reservation, which is the members' relay
-// when the destination is a member. A stranger may reach a member that way
-// (to pair with it: an invite names the member's relayed addresses), but it
-// holds at most MaxStrangerCircuitsPerMember such circuits per member and
-// MaxStrangerCircuits in all, so strangers cannot use up a member's
-// circuits; what a stranger may do over the circuit is for the member's own
-// node to decide (it serves strangers nothing but pairing).
+// member (and a copy to the visitors' relay), else to the strangers' relay.
+// A connect request goes to the relay that holds the destination's
+// reservation: the strangers' relay when the destination is a stranger, the
+// members' relay when both ends are members, the visitors' relay when a
+// stranger asks for a member. A stranger may reach a member that way (to
+// pair with it: an invite names the member's relayed addresses), whatever
+// Strangers says, but its circuit is limited and marked so on both ends (no
+// sync runs over it), and it holds at most MaxStrangerCircuitsPerMember such
+// circuits per member and MaxStrangerCircuits in all, so strangers cannot use
+// up a member's circuits nor the relay's bandwidth.
 //
-// Both relays count reservations, circuits and bytes (Status), and both
-// answer within libp2p's resource manager (the "libp2p.relay" service's
+// The relays count reservations, circuits and bytes (Status), and all of
+// them answer within libp2p's resource manager (the "libp2p.relay" service's
 // limits), so no one can exhaust the host.
 package relayservice
 
@@ -33,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,8 +152,9 @@ type Status struct {
 	Running bool `json:"running"`
 	// StrangerPolicy is Config.Strangers.
 	StrangerPolicy string `json:"stranger_policy"`
-	// Members is the members' relay (circuits from strangers to members
-	// included), Strangers the strangers' relay.
+	// Members is the members' relay (the circuits, bytes and refused
+	// connects of strangers to members included), Strangers the strangers'
+	// relay.
 	Members   ClassStatus `json:"members"`
 	Strangers ClassStatus `json:"strangers"`
 	// StrangerCircuitsToMembers counts the open circuits from strangers
@@ -179,13 +185,20 @@ type Service struct {
 	closed   bool
 	members  *relay.Relay
 	strange  *relay.Relay
+	visit    *relay.Relay // strangers' circuits to members
 	mHandler network.StreamHandler
 	sHandler network.StreamHandler
+	vHandler network.StreamHandler
 	mCount   *counter
 	sCount   *counter
+	vCount   *counter // counts circuits only: its reservations are copies
 	// links counts the open circuits from strangers to each member.
 	links      map[peer.ID]int
 	linksTotal int
+	// visits are the open circuits of strangers to members, by their
+	// source: Recheck ends those whose source became a member, which then
+	// reconnects through the members' relay, unlimited.
+	visits map[*replayStream]peer.ID
 	// reserved is the class (member or not) each peer last asked for a
 	// reservation as, and when: Recheck moves those whose membership
 	// changed.
@@ -205,10 +218,11 @@ func New(h host.Host, isMember func(peer.ID) bool, cfg Config) (*Service, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("relayservice: %w", err)
 	}
-	return &Service{h: h, isMember: isMember, cfg: cfg, links: make(map[peer.ID]int), reserved: make(map[peer.ID]reservation)}, nil
+	return &Service{h: h, isMember: isMember, cfg: cfg, links: make(map[peer.ID]int),
+		visits: make(map[*replayStream]peer.ID), reserved: make(map[peer.ID]reservation)}, nil
 }
 
-// Start runs both relays and serves the hop protocol on the host.
+// Start runs the relays and serves the hop protocol on the host.
 func (s *Service) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -259,11 +273,31 @@ func (s *Service) Start() error {
 		_ = m.Close()
 		return fmt.Errorf("relayservice: starting the strangers' relay: %w", err)
 	}
-	s.members, s.strange = m, st
-	s.mHandler, s.sHandler = mHost.handler, sHost.handler
-	if s.mHandler == nil || s.sHandler == nil {
+
+	// The visitors' relay: members' reservations (copies of those the
+	// members' relay holds, see shadowReserve) and strangers' circuits to
+	// them, with the strangers' limits.
+	vRes := mRes
+	vLimit := s.cfg.StrangerLimit
+	vRes.Limit = &vLimit
+	vHost := &captureHost{Host: s.h}
+	s.vCount = &counter{circuitsOnly: true}
+	v, err := relay.New(vHost,
+		relay.WithResources(vRes),
+		relay.WithACL(memberACL{s}),
+		relay.WithReservationAddressFilter(filter),
+		relay.WithMetricsTracer(s.vCount))
+	if err != nil {
 		_ = m.Close()
 		_ = st.Close()
+		return fmt.Errorf("relayservice: starting the visitors' relay: %w", err)
+	}
+	s.members, s.strange, s.visit = m, st, v
+	s.mHandler, s.sHandler, s.vHandler = mHost.handler, sHost.handler, vHost.handler
+	if s.mHandler == nil || s.sHandler == nil || s.vHandler == nil {
+		_ = m.Close()
+		_ = st.Close()
+		_ = v.Close()
 		return errors.New("relayservice: libp2p's relay registered no hop handler")
 	}
 	s.started = true
@@ -281,13 +315,13 @@ func (s *Service) Close() error {
 	}
 	s.closed = true
 	started := s.started
-	m, st := s.members, s.strange
+	m, st, v := s.members, s.strange, s.visit
 	s.mu.Unlock()
 	if !started {
 		return nil
 	}
 	s.h.RemoveStreamHandler(HopProtocol)
-	return errors.Join(m.Close(), st.Close())
+	return errors.Join(m.Close(), st.Close(), v.Close())
 }
 
 // Status returns the service's counters.
@@ -297,6 +331,10 @@ func (s *Service) Status() Status {
 	st := Status{Running: s.started && !s.closed, StrangerPolicy: s.cfg.Strangers, StrangerCircuitsToMembers: s.linksTotal}
 	if s.mCount != nil {
 		st.Members = s.mCount.status()
+		v := s.vCount.status()
+		st.Members.Circuits += v.Circuits
+		st.Members.Refused += v.Refused
+		st.Members.Bytes += v.Bytes
 		st.Strangers = s.sCount.status()
 	}
 	return st
@@ -326,6 +364,7 @@ func (s *Service) handleHop(str network.Stream) {
 		member := s.isMember(src)
 		s.noteReservation(src, member)
 		if member {
+			s.shadowReserve(str, raw)
 			s.mHandler(replay)
 		} else {
 			s.sHandler(replay)
@@ -344,13 +383,13 @@ func (s *Service) handleHop(str network.Stream) {
 			s.mHandler(replay)
 			return
 		}
-		release, ok := s.takeLink(dest.ID)
+		release, ok := s.takeLink(dest.ID, src, replay)
 		if !ok {
 			writeStatus(str, pbv2.Status_RESOURCE_LIMIT_EXCEEDED)
 			return
 		}
 		replay.onEnd = release
-		s.mHandler(replay)
+		s.vHandler(replay)
 		// The relay returns at once when it refuses, and when it splices
 		// (the circuit then lives on in its goroutines, which end the
 		// stream with Close or Reset). A refusal has closed the stream too.
@@ -377,22 +416,45 @@ func (s *Service) noteReservation(p peer.ID, member bool) {
 	}
 }
 
+// shadowReserve gives member p, which asks the members' relay for a
+// reservation with the message raw, the same reservation in the visitors'
+// relay, so that strangers can reach it there (limited). The visitors'
+// relay answers on a stream of its own that reads raw and discards what is
+// written: p gets one answer, the members' relay's.
+func (s *Service) shadowReserve(str network.Stream, raw []byte) {
+	s.vHandler(&shadowStream{Stream: str, r: bytes.NewReader(raw)})
+}
+
 // Recheck moves the reservations of peers whose membership changed: a
 // stranger that became a member (it reserved before it joined) and a
 // member that was removed. Their connections to this host are closed; a
 // peer that still wants a relay reconnects and reserves again, now in the
-// relay of its class. Call it when the members change; it does not block.
+// relay of its class. A stranger's (limited) circuit to a member whose
+// source became a member ends too: its peers reconnect through the members'
+// relay, unlimited. It returns the peers it moved. Call it when the members
+// change; it does not block.
 func (s *Service) Recheck() []peer.ID {
 	s.mu.Lock()
 	snapshot := make(map[peer.ID]reservation, len(s.reserved))
 	for p, r := range s.reserved {
 		snapshot[p] = r
 	}
+	visits := make(map[*replayStream]peer.ID, len(s.visits))
+	for str, src := range s.visits {
+		visits[str] = src
+	}
 	s.mu.Unlock()
 	var moved []peer.ID
 	for p, r := range snapshot { // isMember may take the node's lock: not under ours
 		if s.isMember(p) != r.member {
 			moved = append(moved, p)
+		}
+	}
+	var visitors []peer.ID
+	for str, src := range visits {
+		if s.isMember(src) {
+			_ = str.Reset() // gives its link back
+			visitors = append(visitors, src)
 		}
 	}
 	s.mu.Lock()
@@ -405,12 +467,17 @@ func (s *Service) Recheck() []peer.ID {
 	for _, p := range moved {
 		go func() { _ = s.h.Network().ClosePeer(p) }()
 	}
+	for _, p := range visitors {
+		if !slices.Contains(moved, p) {
+			moved = append(moved, p)
+		}
+	}
 	return moved
 }
 
-// takeLink counts a stranger's circuit to member, if the bounds allow it;
-// release gives it back (once).
-func (s *Service) takeLink(member peer.ID) (release func(), ok bool) {
+// takeLink counts a stranger's circuit (from src, on stream str) to member,
+// if the bounds allow it; release gives it back (once).
+func (s *Service) takeLink(member, src peer.ID, str *replayStream) (release func(), ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.links[member] >= s.cfg.MaxStrangerCircuitsPerMember || s.linksTotal >= s.cfg.MaxStrangerCircuits {
@@ -418,6 +485,7 @@ func (s *Service) takeLink(member peer.ID) (release func(), ok bool) {
 	}
 	s.links[member]++
 	s.linksTotal++
+	s.visits[str] = src
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -427,6 +495,7 @@ func (s *Service) takeLink(member peer.ID) (release func(), ok bool) {
 				delete(s.links, member)
 			}
 			s.linksTotal--
+			delete(s.visits, str)
 		})
 	}, true
 }
@@ -511,6 +580,27 @@ func (s *replayStream) end() {
 	}
 }
 
+// shadowStream is a hop stream as the visitors' relay sees a member's
+// reservation request: the connection is the member's, the request is read
+// from r, the answer is discarded, and the resource scope is a null one (the
+// real stream is the members' relay's to account).
+type shadowStream struct {
+	network.Stream
+	r io.Reader
+}
+
+func (s *shadowStream) Read(p []byte) (int, error)                   { return s.r.Read(p) }
+func (s *shadowStream) Write(p []byte) (int, error)                  { return len(p), nil }
+func (s *shadowStream) Close() error                                 { return nil }
+func (s *shadowStream) CloseRead() error                             { return nil }
+func (s *shadowStream) CloseWrite() error                            { return nil }
+func (s *shadowStream) Reset() error                                 { return nil }
+func (s *shadowStream) ResetWithError(network.StreamErrorCode) error { return nil }
+func (s *shadowStream) SetDeadline(time.Time) error                  { return nil }
+func (s *shadowStream) SetReadDeadline(time.Time) error              { return nil }
+func (s *shadowStream) SetWriteDeadline(time.Time) error             { return nil }
+func (s *shadowStream) Scope() network.StreamScope                   { return &network.NullScope{} }
+
 // captureHost is the host as one relay sees it: the hop handler it
 // registers is kept (the service registers its own) and never removed from
 // the real host by it.
@@ -534,8 +624,9 @@ func (h *captureHost) RemoveStreamHandler(pid protocol.ID) {
 	h.Host.RemoveStreamHandler(pid)
 }
 
-// memberACL admits only members' reservations; connects reach it only
-// for member destinations (handleHop decides), and are all allowed.
+// memberACL admits only members' reservations; connects reach the
+// members' and visitors' relays only for member destinations (handleHop
+// decides which), and are all allowed.
 type memberACL struct{ s *Service }
 
 func (a memberACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool { return a.s.isMember(p) }
@@ -553,7 +644,10 @@ func (a strangerACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
 func (a strangerACL) AllowConnect(peer.ID, ma.Multiaddr, peer.ID) bool { return true }
 
 // counter is a relay.MetricsTracer that keeps the counts Status reports.
+// With circuitsOnly it ignores reservations (the visitors' relay holds
+// copies of the members').
 type counter struct {
+	circuitsOnly bool
 	reservations atomic.Int64
 	circuits     atomic.Int64
 	refused      atomic.Int64
@@ -576,13 +670,17 @@ func (c *counter) ConnectionRequestHandled(st pbv2.Status) {
 	}
 }
 func (c *counter) ReservationAllowed(renewal bool) {
-	if !renewal {
+	if !renewal && !c.circuitsOnly {
 		c.reservations.Add(1)
 	}
 }
-func (c *counter) ReservationClosed(n int) { c.reservations.Add(-int64(n)) }
+func (c *counter) ReservationClosed(n int) {
+	if !c.circuitsOnly {
+		c.reservations.Add(-int64(n))
+	}
+}
 func (c *counter) ReservationRequestHandled(st pbv2.Status) {
-	if st != pbv2.Status_OK {
+	if st != pbv2.Status_OK && !c.circuitsOnly {
 		c.refused.Add(1)
 	}
 }

@@ -308,3 +308,99 @@ func TestRecheckMovesANewMember(t *testing.T) {
 		t.Errorf("after the move the member's reservation is limited (%d bytes, %v)", rsvp.LimitData, rsvp.LimitDuration)
 	}
 }
+
+// A stranger's circuit to a member is a stranger's circuit: it carries the
+// strangers' limits (marked limited on both ends, so neither runs sync over
+// it, and cut at the data limit), whatever the stranger policy, so that a
+// stranger cannot move unbounded data through the relay by way of a
+// member (libp2p's ping alone echoes whatever it is sent).
+func TestStrangerCircuitToAMemberIsLimited(t *testing.T) {
+	for _, policy := range []string{StrangersLimited, StrangersOff} {
+		t.Run(policy, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Strangers = policy
+			cfg.StrangerLimit = relay.RelayLimit{Duration: time.Minute, Data: 32 << 10}
+			f := newFixture(t, cfg)
+			if _, err := f.reserve(t, f.a); err != nil {
+				t.Fatalf("a member's reservation was refused: %v", err)
+			}
+			c, err := f.dialVia(t, f.s, f.a)
+			if err != nil {
+				t.Fatalf("a stranger could not reach a member (to pair): %v", err)
+			}
+			if !c.Stat().Limited {
+				t.Errorf("the stranger's circuit to a member is not marked limited on the stranger's side")
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				conns := f.a.Network().ConnsToPeer(f.s.ID())
+				if len(conns) == 1 {
+					if !conns[0].Stat().Limited {
+						t.Errorf("the stranger's circuit to a member is not marked limited on the member's side")
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the member sees %d connections from the stranger, want the relayed one", len(conns))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := echo(t.Context(), f.s, f.a.ID(), 1<<10); err != nil {
+				t.Errorf("1 KiB (pairing's size) through the stranger's circuit: %v", err)
+			}
+			if got := f.svc.Status().StrangerCircuitsToMembers; got != 1 {
+				t.Errorf("status counts %d stranger circuits to members, want 1", got)
+			}
+			if err := echo(t.Context(), f.s, f.a.ID(), 256<<10); err == nil {
+				t.Errorf("256 KiB went through a stranger's circuit to a member, with strangers limited to 32 KiB")
+			}
+			// The relay cut the circuit at its limit: the stranger's share of
+			// the member's circuits is given back.
+			deadline = time.Now().Add(10 * time.Second)
+			for f.svc.Status().StrangerCircuitsToMembers != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("the stranger's circuit was cut at its limit, but its slot was not given back within 10s")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// A stranger that reached a member through the relay (limited) and then
+// joined is moved by Recheck: its limited circuit ends, and the next one is
+// a member's, unlimited.
+func TestRecheckEndsANewMembersLimitedCircuit(t *testing.T) {
+	f := newFixture(t, DefaultConfig())
+	if _, err := f.reserve(t, f.a); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.dialVia(t, f.s, f.a)
+	if err != nil {
+		t.Fatalf("a stranger could not reach a member: %v", err)
+	}
+	if !c.Stat().Limited {
+		t.Fatalf("the stranger's circuit to a member is not limited")
+	}
+	f.members.Store(f.s.ID(), true)
+	if moved := f.svc.Recheck(); len(moved) != 1 || moved[0] != f.s.ID() {
+		t.Fatalf("Recheck moved %v, want the new member %s", moved, f.s.ID())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.s.Network().ConnsToPeer(f.a.ID())) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new member's limited circuit to a member was not ended")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := f.svc.Status().StrangerCircuitsToMembers; got != 0 {
+		t.Errorf("status counts %d stranger circuits to members after the move, want 0", got)
+	}
+	c, err = f.dialVia(t, f.s, f.a)
+	if err != nil {
+		t.Fatalf("the new member could not reach a member again: %v", err)
+	}
+	if c.Stat().Limited {
+		t.Errorf("the new member's circuit to a member is limited, want unlimited")
+	}
+}
