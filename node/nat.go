@@ -356,8 +356,9 @@ type Path struct {
 	Kind string
 	// Relay is the relay's peer ID for a relayed path.
 	Relay peer.ID
-	// Limited is true when the relay limits the connection (a public
-	// relay: it only coordinates hole punches; no sync traffic).
+	// Limited is true when the relay limits the connection: a stranger's
+	// relay, or a member's relay for a peer that is a stranger to it. It
+	// only coordinates hole punches and pairing; no sync traffic.
 	Limited bool
 	// Transport is the transport ("tcp", "quic-v1") of the connection (to
 	// the relay, for a relayed one); Addr is the peer's address on it.
@@ -412,27 +413,6 @@ func (n *Node) pathTo(p peer.ID) Path {
 		path.Kind, path.Relay = "relayed", relayOf(addr)
 	}
 	return path
-}
-
-// syncContext is ctx for opening a sync stream to p: a limited (relayed)
-// connection may carry it only when every relay it could use is a member of
-// one of this node's libraries (a member's relay may have been configured
-// with limits; a stranger's relay only coordinates hole punches).
-func (n *Node) syncContext(ctx context.Context, p peer.ID) context.Context {
-	limited := 0
-	for _, c := range n.host.Network().ConnsToPeer(p) {
-		if !c.Stat().Limited {
-			continue
-		}
-		limited++
-		if r := relayOf(c.RemoteMultiaddr()); r == "" || !n.isMember(r) {
-			return ctx
-		}
-	}
-	if limited == 0 {
-		return ctx
-	}
-	return network.WithAllowLimitedConn(ctx, "the relay is a member")
 }
 
 // maintainPaths runs with the dialer: for each connected member, sessions
