@@ -42,6 +42,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -199,10 +200,13 @@ type Service struct {
 	// source: Recheck ends those whose source became a member, which then
 	// reconnects through the members' relay, unlimited.
 	visits map[*replayStream]peer.ID
-	// reserved is the class (member or not) each peer last asked for a
-	// reservation as, and when: Recheck moves those whose membership
-	// changed.
+	// reserved is the class (member or not) in which each peer holds a
+	// reservation granted by the members' or the strangers' relay, and
+	// since when: Recheck moves those whose membership changed. It follows
+	// the relays (see captureHost): a reservation leaves it when it expires
+	// or its peer disconnects, so it holds no more than the relays do.
 	reserved map[peer.ID]reservation
+	notifiee network.Notifiee
 }
 
 // reservation is the class a peer reserved as.
@@ -247,7 +251,7 @@ func (s *Service) Start() error {
 	// bounds guard against strangers, not against a user's own devices.
 	mRes.MaxReservationsPerIP = s.cfg.MaxReservations
 	mRes.MaxReservationsPerASN = s.cfg.MaxReservations
-	mHost := &captureHost{Host: s.h}
+	mHost := &captureHost{Host: s.h, granted: s.reservationGranted(true), ended: s.reservationEnded(true)}
 	m, err := relay.New(mHost,
 		relay.WithResources(mRes),
 		relay.WithACL(memberACL{s}),
@@ -263,7 +267,7 @@ func (s *Service) Start() error {
 	sRes.MaxReservations = s.cfg.MaxStrangerReservations
 	sRes.MaxCircuits = s.cfg.MaxCircuits
 	sRes.ReservationTTL = s.cfg.ReservationTTL
-	sHost := &captureHost{Host: s.h}
+	sHost := &captureHost{Host: s.h, granted: s.reservationGranted(false), ended: s.reservationEnded(false)}
 	st, err := relay.New(sHost,
 		relay.WithResources(sRes),
 		relay.WithACL(strangerACL{s}),
@@ -301,6 +305,14 @@ func (s *Service) Start() error {
 		return errors.New("relayservice: libp2p's relay registered no hop handler")
 	}
 	s.started = true
+	s.notifiee = &network.NotifyBundle{DisconnectedF: func(nw network.Network, c network.Conn) {
+		if p := c.RemotePeer(); nw.Connectedness(p) != network.Connected {
+			s.mu.Lock()
+			delete(s.reserved, p) // the relays drop its reservation too
+			s.mu.Unlock()
+		}
+	}}
+	s.h.Network().Notify(s.notifiee)
 	s.h.SetStreamHandler(HopProtocol, s.handleHop)
 	return nil
 }
@@ -321,6 +333,7 @@ func (s *Service) Close() error {
 		return nil
 	}
 	s.h.RemoveStreamHandler(HopProtocol)
+	s.h.Network().StopNotify(s.notifiee)
 	return errors.Join(m.Close(), st.Close(), v.Close())
 }
 
@@ -361,9 +374,7 @@ func (s *Service) handleHop(str network.Stream) {
 	src := str.Conn().RemotePeer()
 	switch msg.GetType() {
 	case pbv2.HopMessage_RESERVE:
-		member := s.isMember(src)
-		s.noteReservation(src, member)
-		if member {
+		if s.isMember(src) {
 			s.shadowReserve(str, raw)
 			s.mHandler(replay)
 		} else {
@@ -398,20 +409,24 @@ func (s *Service) handleHop(str network.Stream) {
 	}
 }
 
-// noteReservation records the class p asks for a reservation as; entries
-// older than the reservation TTL (expired unless renewed, and a renewal
-// notes them again) are dropped, so the table stays within what the relays
-// hold.
-func (s *Service) noteReservation(p peer.ID, member bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	s.reserved[p] = reservation{member: member, at: now}
-	if len(s.reserved) > s.cfg.MaxReservations+s.cfg.MaxStrangerReservations {
-		for q, r := range s.reserved {
-			if now.Sub(r.at) > s.cfg.ReservationTTL {
-				delete(s.reserved, q)
-			}
+// reservationGranted returns what a relay of the class member calls when
+// it grants p a reservation (a renewal too): it is noted for Recheck.
+func (s *Service) reservationGranted(member bool) func(peer.ID) {
+	return func(p peer.ID) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.reserved[p] = reservation{member: member, at: time.Now()}
+	}
+}
+
+// reservationEnded returns what a relay of the class member calls when p's
+// reservation with it expires.
+func (s *Service) reservationEnded(member bool) func(peer.ID) {
+	return func(p peer.ID) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if r, ok := s.reserved[p]; ok && r.member == member {
+			delete(s.reserved, p)
 		}
 	}
 }
@@ -603,10 +618,46 @@ func (s *shadowStream) Scope() network.StreamScope                   { return &n
 
 // captureHost is the host as one relay sees it: the hop handler it
 // registers is kept (the service registers its own) and never removed from
-// the real host by it.
+// the real host by it; and, if granted is set, the reservations it grants
+// and those that expire are told (granted, ended), by the tag libp2p's relay
+// puts on a peer with a reservation in the connection manager.
 type captureHost struct {
 	host.Host
-	handler network.StreamHandler
+	handler        network.StreamHandler
+	granted, ended func(peer.ID)
+}
+
+// reservationTag is the connection manager tag libp2p's relay (v0.51)
+// gives a peer when it grants it a reservation, and removes when the
+// reservation expires.
+const reservationTag = "relay-reservation"
+
+func (h *captureHost) ConnManager() connmgr.ConnManager {
+	if h.granted == nil {
+		return h.Host.ConnManager()
+	}
+	return reservationWatch{ConnManager: h.Host.ConnManager(), h: h}
+}
+
+// reservationWatch is the connection manager as a relay sees it: it tells
+// the captureHost of the reservation tags.
+type reservationWatch struct {
+	connmgr.ConnManager
+	h *captureHost
+}
+
+func (w reservationWatch) TagPeer(p peer.ID, tag string, v int) {
+	w.ConnManager.TagPeer(p, tag, v)
+	if tag == reservationTag {
+		w.h.granted(p)
+	}
+}
+
+func (w reservationWatch) UntagPeer(p peer.ID, tag string) {
+	w.ConnManager.UntagPeer(p, tag)
+	if tag == reservationTag {
+		w.h.ended(p)
+	}
 }
 
 func (h *captureHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {

@@ -404,3 +404,28 @@ func TestRecheckEndsANewMembersLimitedCircuit(t *testing.T) {
 		t.Errorf("the new member's circuit to a member is limited, want unlimited")
 	}
 }
+
+// What the service remembers of reservations (for Recheck) stays within
+// the reservations the relays can hold: refused requests leave nothing
+// behind, so strangers with fresh identities cannot grow it for ever.
+func TestRefusedReservationsAreNotRemembered(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxReservations, cfg.MaxStrangerReservations = 1, 1
+	f := newFixture(t, cfg)
+	const strangers = 8
+	granted := 0
+	for i := 0; i < strangers; i++ {
+		if _, err := f.reserve(t, newHost(t)); err == nil {
+			granted++
+		}
+	}
+	if granted != 1 {
+		t.Errorf("%d of %d strangers got a reservation, with room for 1", granted, strangers)
+	}
+	f.svc.mu.Lock()
+	remembered := len(f.svc.reserved)
+	f.svc.mu.Unlock()
+	if bound := cfg.MaxReservations + cfg.MaxStrangerReservations; remembered > bound {
+		t.Errorf("the service remembers %d reservations after %d requests, more than the %d the relays can hold", remembered, strangers, bound)
+	}
+}
