@@ -624,16 +624,11 @@ func (n *Node) refreshObservations(now time.Time) {
 	}
 	n.net.refreshed = now
 	n.net.mu.Unlock()
+	keep := func(p peer.ID) bool {
+		return n.isMember(p) || n.host.ConnManager().IsProtected(p, autorelayTag)
+	}
 	var peers []peer.AddrInfo
-	for _, c := range n.host.Network().Conns() {
-		p := c.RemotePeer()
-		if len(peers) == maxRefreshed || n.isMember(p) || isRelayAddr(c.RemoteMultiaddr()) ||
-			!manet.IsPublicAddr(c.RemoteMultiaddr()) || n.host.ConnManager().IsProtected(p, autorelayTag) {
-			continue
-		}
-		if slices.ContainsFunc(peers, func(ai peer.AddrInfo) bool { return ai.ID == p }) {
-			continue
-		}
+	for _, p := range refreshable(n.host.Network().Conns(), keep, maxRefreshed) {
 		peers = append(peers, n.host.Peerstore().PeerInfo(p))
 	}
 	if len(peers) == 0 {
@@ -648,6 +643,30 @@ func (n *Node) refreshObservations(now time.Time) {
 		}
 		cancel()
 	}
+}
+
+// refreshable picks the peers refreshObservations reconnects to, at most
+// max, from the open connections: those reached directly at a public
+// address, but for the peers keep holds on to and the relays that carry a
+// relayed connection of this node (closing the connection to a relay cuts
+// every circuit through it: a member's path, a hole punch's coordination).
+func refreshable(conns []network.Conn, keep func(peer.ID) bool, max int) []peer.ID {
+	inUse := map[peer.ID]bool{}
+	for _, c := range conns {
+		if isRelayAddr(c.RemoteMultiaddr()) {
+			inUse[relayOf(c.RemoteMultiaddr())] = true
+		}
+	}
+	var out []peer.ID
+	for _, c := range conns {
+		p := c.RemotePeer()
+		if len(out) == max || isRelayAddr(c.RemoteMultiaddr()) || !manet.IsPublicAddr(c.RemoteMultiaddr()) ||
+			inUse[p] || slices.Contains(out, p) || keep(p) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // observe records what a peer saw of this node's address (identify), to

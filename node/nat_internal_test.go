@@ -1,10 +1,14 @@
 package node
 
 import (
+	"math/rand"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -121,5 +125,53 @@ func TestOnlyBackoff(t *testing.T) {
 		if got := onlyBackoff(msg); got != want {
 			t.Errorf("onlyBackoff(%q) = %v, want %v", msg, got, want)
 		}
+	}
+}
+
+// fakeConn is a connection as refreshable reads it.
+type fakeConn struct {
+	network.Conn
+	peer   peer.ID
+	remote ma.Multiaddr
+}
+
+func (c fakeConn) RemotePeer() peer.ID           { return c.peer }
+func (c fakeConn) RemoteMultiaddr() ma.Multiaddr { return c.remote }
+
+// refreshObservations reconnects to public peers that are no members, but
+// never to a relay that carries a relayed connection of this node: closing
+// it would cut that path (a member's, a hole punch's coordination). Nor to
+// members, relays held by autorelay, or peers reached through a relay or at
+// private addresses.
+func TestRefreshableSparesTheRelaysInUse(t *testing.T) {
+	id := func(i int) peer.ID {
+		t.Helper()
+		_, pub, err := crypto.GenerateEd25519Key(rand.New(rand.NewSource(int64(i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := peer.IDFromPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	dht, relay, member, held, private := id(1), id(2), id(3), id(4), id(5)
+	conns := []network.Conn{
+		fakeConn{peer: dht, remote: ma.StringCast("/ip4/11.0.0.1/udp/4001/quic-v1")},
+		fakeConn{peer: relay, remote: ma.StringCast("/ip4/11.0.0.2/udp/4001/quic-v1")},
+		// The member, reached through that relay.
+		fakeConn{peer: member, remote: ma.StringCast("/ip4/11.0.0.2/udp/4001/quic-v1/p2p/" + relay.String() + "/p2p-circuit")},
+		fakeConn{peer: held, remote: ma.StringCast("/ip4/11.0.0.4/tcp/4001")},
+		fakeConn{peer: private, remote: ma.StringCast("/ip4/192.168.1.5/tcp/4001")},
+		fakeConn{peer: dht, remote: ma.StringCast("/ip4/11.0.0.1/tcp/4001")},
+	}
+	keep := func(p peer.ID) bool { return p == member || p == held }
+	got := refreshable(conns, keep, 4)
+	if len(got) != 1 || got[0] != dht {
+		t.Errorf("refreshable picked %v, want only the DHT peer %s (relay in use %s)", got, dht, relay)
+	}
+	if got := refreshable(conns[:1], keep, 0); len(got) != 0 {
+		t.Errorf("with max 0 it picked %v", got)
 	}
 }
