@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	bhost "github.com/libp2p/go-libp2p/p2p/host/basic"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
@@ -65,7 +66,7 @@ type netState struct {
 
 	hps      *holepunch.Service    // nil unless NAT.HolePunching on our host
 	relay    *relayservice.Service // nil unless Relay.Enabled on our host
-	relaySub event.Subscription    // autorelay's relayed addresses
+	relaySub event.Subscription    // autorelay's relayed addresses, and disconnections
 	static   []peer.AddrInfo       // NAT.Relays
 
 	mu           sync.Mutex
@@ -163,7 +164,8 @@ func (n *Node) startNAT() error {
 		_ = em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityUnknown})
 		_ = em.Close()
 	}
-	sub, err := n.host.EventBus().Subscribe(new(event.EvtAutoRelayAddrsUpdated))
+	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtAutoRelayAddrsUpdated), new(event.EvtPeerConnectednessChanged)},
+		eventbus.Name("syncnode relays"), eventbus.BufSize(64))
 	if err != nil {
 		return fmt.Errorf("node: subscribing to relay addresses: %w", err)
 	}
@@ -206,7 +208,8 @@ func (n *Node) watchRelayAddrs(sub event.Subscription) {
 			if !ok {
 				return
 			}
-			if ev, ok := e.(event.EvtAutoRelayAddrsUpdated); ok {
+			switch ev := e.(type) {
+			case event.EvtAutoRelayAddrsUpdated:
 				n.net.mu.Lock()
 				n.net.relayAddrs = slices.Clone(ev.RelayAddrs)
 				n.net.mu.Unlock()
@@ -215,6 +218,15 @@ func (n *Node) watchRelayAddrs(sub event.Subscription) {
 				// look them up again rather than at the next interval.
 				if n.disc.svc != nil && len(ev.RelayAddrs) > 0 {
 					n.disc.svc.FindSoon()
+				}
+			case event.EvtPeerConnectednessChanged:
+				// Autorelay forgets a relay that disconnects, and its
+				// reservation with it, but leaves it protected; status
+				// reads reservations from the protection (see Network).
+				cm := n.host.ConnManager()
+				if ev.Connectedness == network.NotConnected && cm.IsProtected(ev.Peer, autorelayTag) &&
+					n.host.Network().Connectedness(ev.Peer) == network.NotConnected {
+					cm.Unprotect(ev.Peer, autorelayTag)
 				}
 			}
 		}

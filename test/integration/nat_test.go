@@ -321,3 +321,35 @@ func TestNoSyncOverALimitedCircuitOfAMemberRelay(t *testing.T) {
 		t.Fatalf("the path is %q after the wait, want the limited one still: the test proved nothing", p)
 	}
 }
+
+// A relay that goes away takes the reservation with it: once it comes back
+// without the relay service, status and doctor must not go on listing it as
+// a relay this node holds a slot with (libp2p's autorelay leaves its
+// connection protected when a relay disconnects).
+func TestLostReservationIsNotListed(t *testing.T) {
+	c, r, a, _, _ := natCluster(t)
+	waitReservation(t, c, a, r)
+	c.stop(r)
+	eventually(t, 30*time.Second, func() bool {
+		return len(c.nodes[a].Network().Relays) == 0
+	}, func() string { return fmt.Sprintf("with the relay stopped, A lists %+v", c.nodes[a].Network().Relays) })
+	base := c.cfg
+	c.cfg.Relay.Enabled = false
+	c.restart(r)
+	c.cfg = base
+	// R, a member, reconnects to A (it dials the members it knows).
+	eventually(t, 30*time.Second, func() bool { return peerLive(t, c, a, r) }, func() string { return "R and A never went live again" })
+	time.Sleep(2 * time.Second) // autorelay's view settles
+	if rs := c.nodes[a].Network().Relays; len(rs) != 0 {
+		t.Errorf("A lists relay reservations %+v with a member that no longer serves the relay protocol", rs)
+	}
+	d, err := c.nodes[a].Doctor(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range d.Checks {
+		if ch.Name == "relays" && ch.Status == node.CheckOK {
+			t.Errorf("doctor says %q: %s, but A holds no reservation", ch.Status, ch.Message)
+		}
+	}
+}
