@@ -394,12 +394,10 @@ func (s *Service) handleHop(str network.Stream) {
 			s.mHandler(replay)
 			return
 		}
-		release, ok := s.takeLink(dest.ID, src, replay)
-		if !ok {
+		if !s.takeLink(dest.ID, src, replay) {
 			writeStatus(str, pbv2.Status_RESOURCE_LIMIT_EXCEEDED)
 			return
 		}
-		replay.onEnd = release
 		s.vHandler(replay)
 		// The relay returns at once when it refuses, and when it splices
 		// (the circuit then lives on in its goroutines, which end the
@@ -491,18 +489,18 @@ func (s *Service) Recheck() []peer.ID {
 }
 
 // takeLink counts a stranger's circuit (from src, on stream str) to member,
-// if the bounds allow it; release gives it back (once).
-func (s *Service) takeLink(member, src peer.ID, str *replayStream) (release func(), ok bool) {
+// if the bounds allow it, and makes str give it back (once) when it ends.
+func (s *Service) takeLink(member, src peer.ID, str *replayStream) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.links[member] >= s.cfg.MaxStrangerCircuitsPerMember || s.linksTotal >= s.cfg.MaxStrangerCircuits {
-		return nil, false
+		return false
 	}
 	s.links[member]++
 	s.linksTotal++
-	s.visits[str] = src
 	var once sync.Once
-	return func() {
+	// Set before str is in visits, where Recheck may end it.
+	str.onEnd = func() {
 		once.Do(func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -512,7 +510,9 @@ func (s *Service) takeLink(member, src peer.ID, str *replayStream) (release func
 			s.linksTotal--
 			delete(s.visits, str)
 		})
-	}, true
+	}
+	s.visits[str] = src
+	return true
 }
 
 // readHop reads one length-delimited HopMessage without reading past it,
