@@ -37,7 +37,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,10 +195,6 @@ type Service struct {
 	// links counts the open circuits from strangers to each member.
 	links      map[peer.ID]int
 	linksTotal int
-	// visits are the open circuits of strangers to members, by their
-	// source: Recheck ends those whose source became a member, which then
-	// reconnects through the members' relay, unlimited.
-	visits map[*replayStream]peer.ID
 	// reserved is the class (member or not) in which each peer holds a
 	// reservation granted by the members' or the strangers' relay, and
 	// since when: Recheck moves those whose membership changed. It follows
@@ -222,8 +217,7 @@ func New(h host.Host, isMember func(peer.ID) bool, cfg Config) (*Service, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("relayservice: %w", err)
 	}
-	return &Service{h: h, isMember: isMember, cfg: cfg, links: make(map[peer.ID]int),
-		visits: make(map[*replayStream]peer.ID), reserved: make(map[peer.ID]reservation)}, nil
+	return &Service{h: h, isMember: isMember, cfg: cfg, links: make(map[peer.ID]int), reserved: make(map[peer.ID]reservation)}, nil
 }
 
 // Start runs the relays and serves the hop protocol on the host.
@@ -394,7 +388,7 @@ func (s *Service) handleHop(str network.Stream) {
 			s.mHandler(replay)
 			return
 		}
-		if !s.takeLink(dest.ID, src, replay) {
+		if !s.takeLink(dest.ID, replay) {
 			writeStatus(str, pbv2.Status_RESOURCE_LIMIT_EXCEEDED)
 			return
 		}
@@ -442,32 +436,19 @@ func (s *Service) shadowReserve(str network.Stream, raw []byte) {
 // stranger that became a member (it reserved before it joined) and a
 // member that was removed. Their connections to this host are closed; a
 // peer that still wants a relay reconnects and reserves again, now in the
-// relay of its class. A stranger's (limited) circuit to a member whose
-// source became a member ends too: its peers reconnect through the members'
-// relay, unlimited. It returns the peers it moved. Call it when the members
-// change; it does not block.
+// relay of its class. It returns the peers it moved. Call it when the
+// members change; it does not block.
 func (s *Service) Recheck() []peer.ID {
 	s.mu.Lock()
 	snapshot := make(map[peer.ID]reservation, len(s.reserved))
 	for p, r := range s.reserved {
 		snapshot[p] = r
 	}
-	visits := make(map[*replayStream]peer.ID, len(s.visits))
-	for str, src := range s.visits {
-		visits[str] = src
-	}
 	s.mu.Unlock()
 	var moved []peer.ID
 	for p, r := range snapshot { // isMember may take the node's lock: not under ours
 		if s.isMember(p) != r.member {
 			moved = append(moved, p)
-		}
-	}
-	var visitors []peer.ID
-	for str, src := range visits {
-		if s.isMember(src) {
-			_ = str.Reset() // gives its link back
-			visitors = append(visitors, src)
 		}
 	}
 	s.mu.Lock()
@@ -480,17 +461,12 @@ func (s *Service) Recheck() []peer.ID {
 	for _, p := range moved {
 		go func() { _ = s.h.Network().ClosePeer(p) }()
 	}
-	for _, p := range visitors {
-		if !slices.Contains(moved, p) {
-			moved = append(moved, p)
-		}
-	}
 	return moved
 }
 
-// takeLink counts a stranger's circuit (from src, on stream str) to member,
-// if the bounds allow it, and makes str give it back (once) when it ends.
-func (s *Service) takeLink(member, src peer.ID, str *replayStream) bool {
+// takeLink counts a stranger's circuit (on stream str) to member, if the
+// bounds allow it, and makes str give it back (once) when it ends.
+func (s *Service) takeLink(member peer.ID, str *replayStream) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.links[member] >= s.cfg.MaxStrangerCircuitsPerMember || s.linksTotal >= s.cfg.MaxStrangerCircuits {
@@ -499,7 +475,6 @@ func (s *Service) takeLink(member, src peer.ID, str *replayStream) bool {
 	s.links[member]++
 	s.linksTotal++
 	var once sync.Once
-	// Set before str is in visits, where Recheck may end it.
 	str.onEnd = func() {
 		once.Do(func() {
 			s.mu.Lock()
@@ -508,10 +483,8 @@ func (s *Service) takeLink(member, src peer.ID, str *replayStream) bool {
 				delete(s.links, member)
 			}
 			s.linksTotal--
-			delete(s.visits, str)
 		})
 	}
-	s.visits[str] = src
 	return true
 }
 

@@ -367,44 +367,6 @@ func TestStrangerCircuitToAMemberIsLimited(t *testing.T) {
 	}
 }
 
-// A stranger that reached a member through the relay (limited) and then
-// joined is moved by Recheck: its limited circuit ends, and the next one is
-// a member's, unlimited.
-func TestRecheckEndsANewMembersLimitedCircuit(t *testing.T) {
-	f := newFixture(t, DefaultConfig())
-	if _, err := f.reserve(t, f.a); err != nil {
-		t.Fatal(err)
-	}
-	c, err := f.dialVia(t, f.s, f.a)
-	if err != nil {
-		t.Fatalf("a stranger could not reach a member: %v", err)
-	}
-	if !c.Stat().Limited {
-		t.Fatalf("the stranger's circuit to a member is not limited")
-	}
-	f.members.Store(f.s.ID(), true)
-	if moved := f.svc.Recheck(); len(moved) != 1 || moved[0] != f.s.ID() {
-		t.Fatalf("Recheck moved %v, want the new member %s", moved, f.s.ID())
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(f.s.Network().ConnsToPeer(f.a.ID())) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the new member's limited circuit to a member was not ended")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if got := f.svc.Status().StrangerCircuitsToMembers; got != 0 {
-		t.Errorf("status counts %d stranger circuits to members after the move, want 0", got)
-	}
-	c, err = f.dialVia(t, f.s, f.a)
-	if err != nil {
-		t.Fatalf("the new member could not reach a member again: %v", err)
-	}
-	if c.Stat().Limited {
-		t.Errorf("the new member's circuit to a member is limited, want unlimited")
-	}
-}
-
 // What the service remembers of reservations (for Recheck) stays within
 // the reservations the relays can hold: refused requests leave nothing
 // behind, so strangers with fresh identities cannot grow it for ever.
