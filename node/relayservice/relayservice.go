@@ -429,15 +429,16 @@ func (s *Service) reservationEnded(member bool) func(peer.ID) {
 // relay answers on a stream of its own that reads raw and discards what is
 // written: p gets one answer, the members' relay's.
 func (s *Service) shadowReserve(str network.Stream, raw []byte) {
-	s.vHandler(&shadowStream{Stream: str, r: bytes.NewReader(raw)})
+	s.vHandler(&shadowStream{Stream: str, conn: str.Conn(), r: bytes.NewReader(raw)})
 }
 
-// Recheck moves the reservations of peers whose membership changed: a
-// stranger that became a member (it reserved before it joined) and a
-// member that was removed. Their connections to this host are closed; a
-// peer that still wants a relay reconnects and reserves again, now in the
-// relay of its class. It returns the peers it moved. Call it when the
-// members change; it does not block.
+// Recheck moves the reservations of peers whose membership changed. A
+// stranger that became a member (it reserved before it joined) is given a
+// member's reservation on the connection it has (its old one lapses): it is
+// not disconnected, for it may be pairing with this node, or through it,
+// right now. A member that was removed is disconnected; if it still wants a
+// relay it reserves again, as a stranger. It returns the peers it moved.
+// Call it when the members change; it does not block.
 func (s *Service) Recheck() []peer.ID {
 	s.mu.Lock()
 	snapshot := make(map[peer.ID]reservation, len(s.reserved))
@@ -445,23 +446,61 @@ func (s *Service) Recheck() []peer.ID {
 		snapshot[p] = r
 	}
 	s.mu.Unlock()
-	var moved []peer.ID
+	var moved, joined, removed []peer.ID
 	for p, r := range snapshot { // isMember may take the node's lock: not under ours
-		if s.isMember(p) != r.member {
-			moved = append(moved, p)
+		switch member := s.isMember(p); {
+		case member == r.member:
+			continue
+		case member:
+			joined = append(joined, p)
+		default:
+			removed = append(removed, p)
 		}
+		moved = append(moved, p)
 	}
 	s.mu.Lock()
-	for _, p := range moved {
+	for _, p := range removed {
 		if s.reserved[p] == snapshot[p] {
 			delete(s.reserved, p)
 		}
 	}
 	s.mu.Unlock()
-	for _, p := range moved {
+	for _, p := range removed {
 		go func() { _ = s.h.Network().ClosePeer(p) }()
 	}
+	for _, p := range joined {
+		s.reserveFor(p)
+	}
 	return moved
+}
+
+// reserveFor gives member p a reservation in the members' and the
+// visitors' relays, as if it had asked for one on a direct connection it
+// has to this host (what a relay grants, it grants on such a connection
+// only), the answers discarded; p's next renewal finds it there.
+func (s *Service) reserveFor(p peer.ID) {
+	var conn network.Conn
+	for _, c := range s.h.Network().ConnsToPeer(p) {
+		if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err != nil && !c.IsClosed() {
+			conn = c
+			break
+		}
+	}
+	if conn == nil {
+		return // disconnected: the relays dropped its reservation
+	}
+	var raw bytes.Buffer
+	if err := util.NewDelimitedWriter(&raw).WriteMsg(&pbv2.HopMessage{Type: pbv2.HopMessage_RESERVE.Enum()}); err != nil {
+		return
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return
+	}
+	s.mHandler(&shadowStream{conn: conn, r: bytes.NewReader(raw.Bytes())})
+	s.vHandler(&shadowStream{conn: conn, r: bytes.NewReader(raw.Bytes())})
 }
 
 // takeLink counts a stranger's circuit (on stream str) to member, if the
@@ -568,15 +607,20 @@ func (s *replayStream) end() {
 	}
 }
 
-// shadowStream is a hop stream as the visitors' relay sees a member's
-// reservation request: the connection is the member's, the request is read
-// from r, the answer is discarded, and the resource scope is a null one (the
-// real stream is the members' relay's to account).
+// shadowStream is a reservation request as a relay sees it when the
+// service makes one for a member (shadowReserve, reserveFor): the
+// connection is the member's, the request is read from r, the answer is
+// discarded, and the resource scope is a null one (there is no stream to
+// account, or it is the members' relay's). Stream, the stream the request
+// came on if any, is only there to complete the interface: the relay uses
+// none of its other methods.
 type shadowStream struct {
 	network.Stream
-	r io.Reader
+	conn network.Conn
+	r    io.Reader
 }
 
+func (s *shadowStream) Conn() network.Conn                           { return s.conn }
 func (s *shadowStream) Read(p []byte) (int, error)                   { return s.r.Read(p) }
 func (s *shadowStream) Write(p []byte) (int, error)                  { return len(p), nil }
 func (s *shadowStream) Close() error                                 { return nil }

@@ -275,8 +275,10 @@ func TestConfigValidate(t *testing.T) {
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
-// A stranger that reserved before it became a member is disconnected by
-// Recheck, and its next reservation is a member's: unlimited.
+// A stranger that reserved before it became a member is moved by Recheck
+// without being disconnected (it may be pairing over that connection): it
+// holds a member's reservation at once, so that members reach it through
+// the relay unlimited, and its renewal is a member's.
 func TestRecheckMovesANewMember(t *testing.T) {
 	f := newFixture(t, DefaultConfig())
 	rsvp, err := f.reserve(t, f.s)
@@ -289,16 +291,25 @@ func TestRecheckMovesANewMember(t *testing.T) {
 	if moved := f.svc.Recheck(); len(moved) != 0 {
 		t.Fatalf("Recheck moved %v with no membership change", moved)
 	}
+	before := f.s.Network().ConnsToPeer(f.r.ID())
 	f.members.Store(f.s.ID(), true)
 	if moved := f.svc.Recheck(); len(moved) != 1 || moved[0] != f.s.ID() {
 		t.Fatalf("Recheck moved %v, want the new member %s", moved, f.s.ID())
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for f.s.Network().Connectedness(f.r.ID()) == network.Connected {
-		if time.Now().After(deadline) {
-			t.Fatal("the new member's connection to the relay was not closed")
+	c, err := f.dialVia(t, f.a, f.s)
+	if err != nil {
+		t.Fatalf("a member could not reach the new member through the relay: %v", err)
+	}
+	if c.Stat().Limited {
+		t.Errorf("a member's circuit to the new member is limited, want unlimited")
+	}
+	for _, old := range before {
+		if old.IsClosed() {
+			t.Errorf("Recheck closed the new member's connection to the relay")
 		}
-		time.Sleep(20 * time.Millisecond)
+	}
+	if got := f.svc.Status().Members.Reservations; got != 1 {
+		t.Errorf("the members' relay counts %d reservations, want the new member's", got)
 	}
 	rsvp, err = f.reserve(t, f.s)
 	if err != nil {
@@ -306,6 +317,29 @@ func TestRecheckMovesANewMember(t *testing.T) {
 	}
 	if rsvp.LimitData != 0 || rsvp.LimitDuration != 0 {
 		t.Errorf("after the move the member's reservation is limited (%d bytes, %v)", rsvp.LimitData, rsvp.LimitDuration)
+	}
+}
+
+// A member that was removed is disconnected by Recheck: it holds no
+// member's reservation any more.
+func TestRecheckDisconnectsARemovedMember(t *testing.T) {
+	f := newFixture(t, DefaultConfig())
+	if _, err := f.reserve(t, f.a); err != nil {
+		t.Fatal(err)
+	}
+	f.members.Delete(f.a.ID())
+	if moved := f.svc.Recheck(); len(moved) != 1 || moved[0] != f.a.ID() {
+		t.Fatalf("Recheck moved %v, want the removed member %s", moved, f.a.ID())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.a.Network().Connectedness(f.r.ID()) == network.Connected {
+		if time.Now().After(deadline) {
+			t.Fatal("the removed member's connection to the relay was not closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := f.dialVia(t, f.b, f.a); err == nil {
+		t.Errorf("a member reached the removed member through the relay")
 	}
 }
 

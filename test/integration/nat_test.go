@@ -353,3 +353,86 @@ func TestLostReservationIsNotListed(t *testing.T) {
 		}
 	}
 }
+
+// A device that holds a stranger's reservation at a relay member (its
+// nat.relays names it, or autorelay took it from the DHT) joins the library
+// the relay created, as NETWORKING.md advises: the relay stores the
+// joiner's record before it answers, and moving the joiner's reservation to
+// the members' class must not cut the connection the pairing runs on. Then
+// devices that hold a stranger's reservation there pair, through the relay,
+// with that member behind its NAT: the relay learns of each joiner as soon
+// as the inviter stored it, while the pairing's circuit runs through it.
+func TestJoinThroughARelayThatHoldsTheJoinersReservation(t *testing.T) {
+	c := emptyCluster(t, keepTombstones)
+	c.opts = map[int][]node.Option{}
+	base := c.cfg
+	relayMember(&c.cfg)
+	r := c.addNode()
+	c.cfg = base
+	behindNAT(&c.cfg)
+	var relayAddr string
+	for _, la := range c.nodes[r].Host().Network().ListenAddresses() {
+		if _, err := la.ValueForProtocol(ma.P_TCP); err == nil {
+			relayAddr = la.String() + "/p2p/" + c.infos[r].Peer.String()
+		}
+	}
+	c.cfg.NAT.Relays = []string{relayAddr}
+	gate := &natGater{}
+	holdsSlot := func(i int) {
+		t.Helper()
+		eventually(t, 30*time.Second, func() bool {
+			for _, rr := range c.nodes[i].Network().Relays {
+				if rr.Relay == c.infos[r].Peer {
+					return true
+				}
+			}
+			return false
+		}, func() string { return fmt.Sprintf("n%d holds no reservation with R", i) })
+	}
+	c.opts[1] = []node.Option{node.WithConnectionGater(gate)}
+	a := c.addNode()
+	gate.separated.Store(c.infos[a].Peer, true)
+	holdsSlot(a)
+	ctx := context.Background()
+	onR, err := c.nodes[r].CreateLibrary(ctx, "homes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := onR.Invite(ctx, time.Hour, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onA, err := c.nodes[a].Join(ctx, first)
+	if err != nil {
+		t.Fatalf("A, holding a stranger's reservation at R, could not join R's library: %v", err)
+	}
+	// A's reservation is a member's now: the relay's members' class holds it.
+	eventually(t, 30*time.Second, func() bool {
+		rs := c.nodes[r].Network().RelayService
+		return rs != nil && rs.Members.Reservations == 1
+	}, func() string { return fmt.Sprintf("R's relay service: %+v, want A's reservation a member's", c.nodes[r].Network().RelayService) })
+
+	const joiners = 3
+	failed := 0
+	for k := 0; k < joiners; k++ {
+		c.opts[len(c.nodes)] = []node.Option{node.WithConnectionGater(gate)}
+		j := c.addNode()
+		gate.separated.Store(c.infos[j].Peer, true)
+		holdsSlot(j)
+		// It reaches the inviter through R only (the gater refuses the
+		// direct addresses the invite names).
+		c.nodes[j].Host().Peerstore().AddAddrs(c.infos[a].Peer, []ma.Multiaddr{ma.StringCast(relayAddr + "/p2p-circuit")}, time.Hour)
+		code, err := onA.Invite(ctx, time.Hour, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.nodes[j].Join(ctx, code); err != nil {
+			failed++
+			t.Logf("joiner %d: %v", k, err)
+		}
+		c.stop(j) // its circuit to A ends: the next stranger's is not refused for it
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d joins through the relay failed", failed, joiners)
+	}
+}
