@@ -752,13 +752,16 @@ const (
 	NATSymmetric           = "symmetric"
 )
 
-// natKind tells the NAT's kind from the observations: "none" when peers
-// see the node's own address, "symmetric" when two observers of one local
-// port saw two ports, "endpoint-independent" when at least two saw the
-// same, "unknown" otherwise.
+// natKind tells the NAT's kind from the observations, for each local
+// transport and port: "none" when peers see the node's own address,
+// "symmetric" when two observers saw two ports, "endpoint-independent" when
+// at least two saw the same, "unknown" otherwise. Where transports disagree
+// (a NAT that maps UDP and TCP differently; IPv6 without NAT beside IPv4
+// behind one), the best of them: it is the one a peer or a punch can use.
 func (n *Node) natKind() string {
 	n.net.mu.Lock()
 	defer n.net.mu.Unlock()
+	rank := map[string]int{NATUnknown: 0, NATSymmetric: 1, NATEndpointIndependent: 2, NATNone: 3}
 	kind := NATUnknown
 	for key, m := range n.net.observations {
 		_, portText, _ := strings.Cut(key, "/")
@@ -770,13 +773,17 @@ func (n *Node) natKind() string {
 				own = true
 			}
 		}
+		k := NATUnknown
 		switch {
 		case own:
-			return NATNone
+			k = NATNone
 		case len(ports) > 1:
-			return NATSymmetric
+			k = NATSymmetric
 		case len(m) > 1:
-			kind = NATEndpointIndependent
+			k = NATEndpointIndependent
+		}
+		if rank[k] > rank[kind] {
+			kind = k
 		}
 	}
 	return kind

@@ -175,3 +175,41 @@ func TestRefreshableSparesTheRelaysInUse(t *testing.T) {
 		t.Errorf("with max 0 it picked %v", got)
 	}
 }
+
+// When the transports disagree (a NAT that maps UDP one way and TCP
+// another, or IPv6 without NAT beside NAT'd IPv4), the verdict is the best
+// transport's, and the same at every call: it was whichever key the map
+// gave first.
+func TestNATKindOfDisagreeingTransports(t *testing.T) {
+	n := &Node{}
+	obs := func(seen ...string) map[netip.Addr]netip.AddrPort {
+		m := map[netip.Addr]netip.AddrPort{}
+		for i, s := range seen {
+			m[netip.AddrFrom4([4]byte{11, 0, 0, byte(i + 1)})] = netip.MustParseAddrPort(s)
+		}
+		return m
+	}
+	// 127.0.0.1 is a local address: an observation of it at the local
+	// port is "no NAT".
+	for _, c := range []struct {
+		name string
+		keys map[string]map[netip.Addr]netip.AddrPort
+		want string
+	}{
+		{"no NAT on one, symmetric on the other", map[string]map[netip.Addr]netip.AddrPort{
+			"tcp/4001":     obs("127.0.0.1:4001"),
+			"quic-v1/4001": obs("11.1.102.1:9253", "11.1.102.1:17083"),
+		}, NATNone},
+		{"endpoint-independent on one, symmetric on the other", map[string]map[netip.Addr]netip.AddrPort{
+			"tcp/4001":     obs("11.1.102.1:30000", "11.1.102.1:30001"),
+			"quic-v1/4001": obs("11.1.102.1:9253", "11.1.102.1:9253"),
+		}, NATEndpointIndependent},
+	} {
+		n.net.observations = c.keys
+		for i := 0; i < 100; i++ {
+			if got := n.natKind(); got != c.want {
+				t.Fatalf("%s: call %d says %s, want %s", c.name, i, got, c.want)
+			}
+		}
+	}
+}
