@@ -195,6 +195,9 @@ type Service struct {
 	// links counts the open circuits from strangers to each member.
 	links      map[peer.ID]int
 	linksTotal int
+	// circuits are the open circuits of the members' relay, with their
+	// ends: Recheck ends those of which an end is no member any more.
+	circuits map[*replayStream][2]peer.ID
 	// reserved is the class (member or not) in which each peer holds a
 	// reservation granted by the members' or the strangers' relay, and
 	// since when: Recheck moves those whose membership changed. It follows
@@ -217,7 +220,8 @@ func New(h host.Host, isMember func(peer.ID) bool, cfg Config) (*Service, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("relayservice: %w", err)
 	}
-	return &Service{h: h, isMember: isMember, cfg: cfg, links: make(map[peer.ID]int), reserved: make(map[peer.ID]reservation)}, nil
+	return &Service{h: h, isMember: isMember, cfg: cfg, links: make(map[peer.ID]int),
+		circuits: make(map[*replayStream][2]peer.ID), reserved: make(map[peer.ID]reservation)}, nil
 }
 
 // Start runs the relays and serves the hop protocol on the host.
@@ -385,6 +389,7 @@ func (s *Service) handleHop(str network.Stream) {
 			return
 		}
 		if s.isMember(src) {
+			s.trackCircuit(replay, src, dest.ID)
 			s.mHandler(replay)
 			return
 		}
@@ -437,15 +442,25 @@ func (s *Service) shadowReserve(str network.Stream, raw []byte) {
 // member's reservation on the connection it has (its old one lapses): it is
 // not disconnected, for it may be pairing with this node, or through it,
 // right now. A member that was removed is disconnected; if it still wants a
-// relay it reserves again, as a stranger. It returns the peers it moved.
-// Call it when the members change; it does not block.
+// relay it reserves again, as a stranger. The members' circuits of which an
+// end is no member any more end. It returns the peers whose reservation it
+// moved. Call it when the members change; it does not block.
 func (s *Service) Recheck() []peer.ID {
 	s.mu.Lock()
 	snapshot := make(map[peer.ID]reservation, len(s.reserved))
 	for p, r := range s.reserved {
 		snapshot[p] = r
 	}
+	circuits := make(map[*replayStream][2]peer.ID, len(s.circuits))
+	for str, ends := range s.circuits {
+		circuits[str] = ends
+	}
 	s.mu.Unlock()
+	for str, ends := range circuits {
+		if !s.isMember(ends[0]) || !s.isMember(ends[1]) {
+			_ = str.Reset()
+		}
+	}
 	var moved, joined, removed []peer.ID
 	for p, r := range snapshot { // isMember may take the node's lock: not under ours
 		switch member := s.isMember(p); {
@@ -501,6 +516,19 @@ func (s *Service) reserveFor(p peer.ID) {
 	}
 	s.mHandler(&shadowStream{conn: conn, r: bytes.NewReader(raw.Bytes())})
 	s.vHandler(&shadowStream{conn: conn, r: bytes.NewReader(raw.Bytes())})
+}
+
+// trackCircuit lists the members' circuit on stream str, between src and
+// dest, until the stream ends.
+func (s *Service) trackCircuit(str *replayStream, src, dest peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	str.onEnd = func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.circuits, str)
+	}
+	s.circuits[str] = [2]peer.ID{src, dest}
 }
 
 // takeLink counts a stranger's circuit (on stream str) to member, if the

@@ -425,3 +425,30 @@ func TestRefusedReservationsAreNotRemembered(t *testing.T) {
 		t.Errorf("the service remembers %d reservations after %d requests, more than the %d the relays can hold", remembered, strangers, bound)
 	}
 }
+
+// A member's circuit is unlimited because both of its ends are members:
+// once one of them is removed, Recheck ends it (the removed device, a
+// stranger now, keeps no unlimited circuit, whether or not it ever reserved
+// a slot).
+func TestRecheckEndsARemovedMembersCircuits(t *testing.T) {
+	f := newFixture(t, DefaultConfig())
+	if _, err := f.reserve(t, f.a); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.dialVia(t, f.b, f.a)
+	if err != nil {
+		t.Fatalf("member B could not reach member A through the relay: %v", err)
+	}
+	if c.Stat().Limited {
+		t.Fatalf("the members' circuit is limited")
+	}
+	f.members.Delete(f.b.ID())
+	f.svc.Recheck()
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.IsClosed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("B was removed, but its unlimited circuit to A is still open after 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
