@@ -410,7 +410,9 @@ func TestJoinThroughARelayThatHoldsTheJoinersReservation(t *testing.T) {
 	eventually(t, 30*time.Second, func() bool {
 		rs := c.nodes[r].Network().RelayService
 		return rs != nil && rs.Members.Reservations == 1
-	}, func() string { return fmt.Sprintf("R's relay service: %+v, want A's reservation a member's", c.nodes[r].Network().RelayService) })
+	}, func() string {
+		return fmt.Sprintf("R's relay service: %+v, want A's reservation a member's", c.nodes[r].Network().RelayService)
+	})
 
 	const joiners = 3
 	failed := 0
