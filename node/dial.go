@@ -106,8 +106,7 @@ func (n *Node) maintain() {
 		}
 		if conn != network.NotConnected {
 			// Sessions move to a direct connection, hole punches are
-			// retried; a limited relay carries a session only when the
-			// relay is a member (syncContext).
+			// retried; a limited relay carries no session (ensureSession).
 			n.maintainPaths(w.p, now)
 			for lib, device := range w.libs {
 				n.ensureSession(w.p, lib, device)
@@ -234,7 +233,12 @@ func (n *Node) ensureSession(p peer.ID, lib, device uuid.UUID) {
 			n.mu.Unlock()
 		}()
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamTimeout)
-		s, err := n.host.NewStream(n.syncContext(ctx, p), p, ProtocolID)
+		// A sync stream never opens on a limited connection: libp2p refuses
+		// it without network.WithAllowLimitedConn, and waits while ctx lasts
+		// for an unlimited one. A relay limits a circuit when one of its
+		// ends is a stranger to it (a public relay, or a member's relay that
+		// does not share this library), and cuts it at the limit, mid-page.
+		s, err := n.host.NewStream(ctx, p, ProtocolID)
 		cancel()
 		if err != nil {
 			n.log.Debug("opening session failed", "peer", p, "library", lib, "err", err)

@@ -282,7 +282,7 @@ func (n *Node) memberCheck(net NetworkStatus, p PeerState) Check {
 		status, fix := CheckOK, ""
 		if r.Path.Limited {
 			status = CheckWarn
-			msg += ": a public relay connects you, but carries no sync data; a hole punch is needed"
+			msg += ": the relay limits the circuit (it is a stranger's, or you are not both members of its libraries), so it carries no sync data; a hole punch, or a relay you both share a library with, is needed"
 			fix = relayFix
 			if hp := r.HolePunch; hp != nil && hp.LastError != "" {
 				msg += fmt.Sprintf(" (%d hole punches failed, the last: %s)", hp.Failures, hp.LastError)

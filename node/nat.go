@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	bhost "github.com/libp2p/go-libp2p/p2p/host/basic"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
@@ -65,7 +66,7 @@ type netState struct {
 
 	hps      *holepunch.Service    // nil unless NAT.HolePunching on our host
 	relay    *relayservice.Service // nil unless Relay.Enabled on our host
-	relaySub event.Subscription    // autorelay's relayed addresses
+	relaySub event.Subscription    // autorelay's relayed addresses, and disconnections
 	static   []peer.AddrInfo       // NAT.Relays
 
 	mu           sync.Mutex
@@ -163,7 +164,8 @@ func (n *Node) startNAT() error {
 		_ = em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityUnknown})
 		_ = em.Close()
 	}
-	sub, err := n.host.EventBus().Subscribe(new(event.EvtAutoRelayAddrsUpdated))
+	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtAutoRelayAddrsUpdated), new(event.EvtPeerConnectednessChanged)},
+		eventbus.Name("syncnode relays"), eventbus.BufSize(64))
 	if err != nil {
 		return fmt.Errorf("node: subscribing to relay addresses: %w", err)
 	}
@@ -206,7 +208,8 @@ func (n *Node) watchRelayAddrs(sub event.Subscription) {
 			if !ok {
 				return
 			}
-			if ev, ok := e.(event.EvtAutoRelayAddrsUpdated); ok {
+			switch ev := e.(type) {
+			case event.EvtAutoRelayAddrsUpdated:
 				n.net.mu.Lock()
 				n.net.relayAddrs = slices.Clone(ev.RelayAddrs)
 				n.net.mu.Unlock()
@@ -215,6 +218,15 @@ func (n *Node) watchRelayAddrs(sub event.Subscription) {
 				// look them up again rather than at the next interval.
 				if n.disc.svc != nil && len(ev.RelayAddrs) > 0 {
 					n.disc.svc.FindSoon()
+				}
+			case event.EvtPeerConnectednessChanged:
+				// Autorelay forgets a relay that disconnects, and its
+				// reservation with it, but leaves it protected; status
+				// reads reservations from the protection (see Network).
+				cm := n.host.ConnManager()
+				if ev.Connectedness == network.NotConnected && cm.IsProtected(ev.Peer, autorelayTag) &&
+					n.host.Network().Connectedness(ev.Peer) == network.NotConnected {
+					cm.Unprotect(ev.Peer, autorelayTag)
 				}
 			}
 		}
@@ -356,8 +368,9 @@ type Path struct {
 	Kind string
 	// Relay is the relay's peer ID for a relayed path.
 	Relay peer.ID
-	// Limited is true when the relay limits the connection (a public
-	// relay: it only coordinates hole punches; no sync traffic).
+	// Limited is true when the relay limits the connection: a stranger's
+	// relay, or a member's relay for a peer that is a stranger to it. It
+	// only coordinates hole punches and pairing; no sync traffic.
 	Limited bool
 	// Transport is the transport ("tcp", "quic-v1") of the connection (to
 	// the relay, for a relayed one); Addr is the peer's address on it.
@@ -412,27 +425,6 @@ func (n *Node) pathTo(p peer.ID) Path {
 		path.Kind, path.Relay = "relayed", relayOf(addr)
 	}
 	return path
-}
-
-// syncContext is ctx for opening a sync stream to p: a limited (relayed)
-// connection may carry it only when every relay it could use is a member of
-// one of this node's libraries (a member's relay may have been configured
-// with limits; a stranger's relay only coordinates hole punches).
-func (n *Node) syncContext(ctx context.Context, p peer.ID) context.Context {
-	limited := 0
-	for _, c := range n.host.Network().ConnsToPeer(p) {
-		if !c.Stat().Limited {
-			continue
-		}
-		limited++
-		if r := relayOf(c.RemoteMultiaddr()); r == "" || !n.isMember(r) {
-			return ctx
-		}
-	}
-	if limited == 0 {
-		return ctx
-	}
-	return network.WithAllowLimitedConn(ctx, "the relay is a member")
 }
 
 // maintainPaths runs with the dialer: for each connected member, sessions
@@ -644,16 +636,11 @@ func (n *Node) refreshObservations(now time.Time) {
 	}
 	n.net.refreshed = now
 	n.net.mu.Unlock()
+	keep := func(p peer.ID) bool {
+		return n.isMember(p) || n.host.ConnManager().IsProtected(p, autorelayTag)
+	}
 	var peers []peer.AddrInfo
-	for _, c := range n.host.Network().Conns() {
-		p := c.RemotePeer()
-		if len(peers) == maxRefreshed || n.isMember(p) || isRelayAddr(c.RemoteMultiaddr()) ||
-			!manet.IsPublicAddr(c.RemoteMultiaddr()) || n.host.ConnManager().IsProtected(p, autorelayTag) {
-			continue
-		}
-		if slices.ContainsFunc(peers, func(ai peer.AddrInfo) bool { return ai.ID == p }) {
-			continue
-		}
+	for _, p := range refreshable(n.host.Network().Conns(), keep, maxRefreshed) {
 		peers = append(peers, n.host.Peerstore().PeerInfo(p))
 	}
 	if len(peers) == 0 {
@@ -668,6 +655,30 @@ func (n *Node) refreshObservations(now time.Time) {
 		}
 		cancel()
 	}
+}
+
+// refreshable picks the peers refreshObservations reconnects to, at most
+// max, from the open connections: those reached directly at a public
+// address, but for the peers keep holds on to and the relays that carry a
+// relayed connection of this node (closing the connection to a relay cuts
+// every circuit through it: a member's path, a hole punch's coordination).
+func refreshable(conns []network.Conn, keep func(peer.ID) bool, max int) []peer.ID {
+	inUse := map[peer.ID]bool{}
+	for _, c := range conns {
+		if isRelayAddr(c.RemoteMultiaddr()) {
+			inUse[relayOf(c.RemoteMultiaddr())] = true
+		}
+	}
+	var out []peer.ID
+	for _, c := range conns {
+		p := c.RemotePeer()
+		if len(out) == max || isRelayAddr(c.RemoteMultiaddr()) || !manet.IsPublicAddr(c.RemoteMultiaddr()) ||
+			inUse[p] || slices.Contains(out, p) || keep(p) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // observe records what a peer saw of this node's address (identify), to
@@ -741,13 +752,16 @@ const (
 	NATSymmetric           = "symmetric"
 )
 
-// natKind tells the NAT's kind from the observations: "none" when peers
-// see the node's own address, "symmetric" when two observers of one local
-// port saw two ports, "endpoint-independent" when at least two saw the
-// same, "unknown" otherwise.
+// natKind tells the NAT's kind from the observations, for each local
+// transport and port: "none" when peers see the node's own address,
+// "symmetric" when two observers saw two ports, "endpoint-independent" when
+// at least two saw the same, "unknown" otherwise. Where transports disagree
+// (a NAT that maps UDP and TCP differently; IPv6 without NAT beside IPv4
+// behind one), the best of them: it is the one a peer or a punch can use.
 func (n *Node) natKind() string {
 	n.net.mu.Lock()
 	defer n.net.mu.Unlock()
+	rank := map[string]int{NATUnknown: 0, NATSymmetric: 1, NATEndpointIndependent: 2, NATNone: 3}
 	kind := NATUnknown
 	for key, m := range n.net.observations {
 		_, portText, _ := strings.Cut(key, "/")
@@ -759,13 +773,17 @@ func (n *Node) natKind() string {
 				own = true
 			}
 		}
+		k := NATUnknown
 		switch {
 		case own:
-			return NATNone
+			k = NATNone
 		case len(ports) > 1:
-			return NATSymmetric
+			k = NATSymmetric
 		case len(m) > 1:
-			kind = NATEndpointIndependent
+			k = NATEndpointIndependent
+		}
+		if rank[k] > rank[kind] {
+			kind = k
 		}
 	}
 	return kind

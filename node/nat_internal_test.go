@@ -1,10 +1,14 @@
 package node
 
 import (
+	"math/rand"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -120,6 +124,92 @@ func TestOnlyBackoff(t *testing.T) {
 	} {
 		if got := onlyBackoff(msg); got != want {
 			t.Errorf("onlyBackoff(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}
+
+// fakeConn is a connection as refreshable reads it.
+type fakeConn struct {
+	network.Conn
+	peer   peer.ID
+	remote ma.Multiaddr
+}
+
+func (c fakeConn) RemotePeer() peer.ID           { return c.peer }
+func (c fakeConn) RemoteMultiaddr() ma.Multiaddr { return c.remote }
+
+// refreshObservations reconnects to public peers that are no members, but
+// never to a relay that carries a relayed connection of this node: closing
+// it would cut that path (a member's, a hole punch's coordination). Nor to
+// members, relays held by autorelay, or peers reached through a relay or at
+// private addresses.
+func TestRefreshableSparesTheRelaysInUse(t *testing.T) {
+	id := func(i int) peer.ID {
+		t.Helper()
+		_, pub, err := crypto.GenerateEd25519Key(rand.New(rand.NewSource(int64(i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := peer.IDFromPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	dht, relay, member, held, private := id(1), id(2), id(3), id(4), id(5)
+	conns := []network.Conn{
+		fakeConn{peer: dht, remote: ma.StringCast("/ip4/11.0.0.1/udp/4001/quic-v1")},
+		fakeConn{peer: relay, remote: ma.StringCast("/ip4/11.0.0.2/udp/4001/quic-v1")},
+		// The member, reached through that relay.
+		fakeConn{peer: member, remote: ma.StringCast("/ip4/11.0.0.2/udp/4001/quic-v1/p2p/" + relay.String() + "/p2p-circuit")},
+		fakeConn{peer: held, remote: ma.StringCast("/ip4/11.0.0.4/tcp/4001")},
+		fakeConn{peer: private, remote: ma.StringCast("/ip4/192.168.1.5/tcp/4001")},
+		fakeConn{peer: dht, remote: ma.StringCast("/ip4/11.0.0.1/tcp/4001")},
+	}
+	keep := func(p peer.ID) bool { return p == member || p == held }
+	got := refreshable(conns, keep, 4)
+	if len(got) != 1 || got[0] != dht {
+		t.Errorf("refreshable picked %v, want only the DHT peer %s (relay in use %s)", got, dht, relay)
+	}
+	if got := refreshable(conns[:1], keep, 0); len(got) != 0 {
+		t.Errorf("with max 0 it picked %v", got)
+	}
+}
+
+// When the transports disagree (a NAT that maps UDP one way and TCP
+// another, or IPv6 without NAT beside NAT'd IPv4), the verdict is the best
+// transport's, and the same at every call: it was whichever key the map
+// gave first.
+func TestNATKindOfDisagreeingTransports(t *testing.T) {
+	n := &Node{}
+	obs := func(seen ...string) map[netip.Addr]netip.AddrPort {
+		m := map[netip.Addr]netip.AddrPort{}
+		for i, s := range seen {
+			m[netip.AddrFrom4([4]byte{11, 0, 0, byte(i + 1)})] = netip.MustParseAddrPort(s)
+		}
+		return m
+	}
+	// 127.0.0.1 is a local address: an observation of it at the local
+	// port is "no NAT".
+	for _, c := range []struct {
+		name string
+		keys map[string]map[netip.Addr]netip.AddrPort
+		want string
+	}{
+		{"no NAT on one, symmetric on the other", map[string]map[netip.Addr]netip.AddrPort{
+			"tcp/4001":     obs("127.0.0.1:4001"),
+			"quic-v1/4001": obs("11.1.102.1:9253", "11.1.102.1:17083"),
+		}, NATNone},
+		{"endpoint-independent on one, symmetric on the other", map[string]map[netip.Addr]netip.AddrPort{
+			"tcp/4001":     obs("11.1.102.1:30000", "11.1.102.1:30001"),
+			"quic-v1/4001": obs("11.1.102.1:9253", "11.1.102.1:9253"),
+		}, NATEndpointIndependent},
+	} {
+		n.net.observations = c.keys
+		for i := 0; i < 100; i++ {
+			if got := n.natKind(); got != c.want {
+				t.Fatalf("%s: call %d says %s, want %s", c.name, i, got, c.want)
+			}
 		}
 	}
 }

@@ -591,7 +591,8 @@ func (n *Node) runRequest(r engine.Request) error {
 		return fmt.Errorf("no peer known for device %s", r.To)
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamTimeout)
-	s, err := n.host.NewStream(n.syncContext(ctx, p), p, ProtocolID)
+	// Never on a limited connection (see ensureSession).
+	s, err := n.host.NewStream(ctx, p, ProtocolID)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("opening request stream: %w", err)

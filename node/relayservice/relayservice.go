@@ -1,7 +1,7 @@
 // Package relayservice runs a Circuit Relay v2 service that treats the
 // members of the node's libraries differently from strangers.
 //
-// libp2p's relay applies one limit to every circuit. This service runs two
+// libp2p's relay applies one limit to every circuit. This service runs three
 // of them on one host and chooses, for each hop stream, which one serves it:
 //
 //   - the members' relay has no limit: a circuit between two members carries
@@ -10,20 +10,24 @@
 //   - the strangers' relay has libp2p's default limits (2 minutes, 128 KiB
 //     each way): it serves reservations of peers that are no member (a
 //     public relay's courtesy: enough to coordinate a hole punch), or, with
-//     Strangers set to "off", none at all.
+//     Strangers set to "off", none at all;
+//   - the visitors' relay serves the circuits of strangers to members, with
+//     the strangers' limits: it holds a copy of every member's reservation.
 //
 // A reservation goes to the members' relay if the reserving peer is a
-// member, else to the strangers' relay. A connect request goes to the relay
-// that holds the destination's reservation, which is the members' relay
-// when the destination is a member. A stranger may reach a member that way
-// (to pair with it: an invite names the member's relayed addresses), but it
-// holds at most MaxStrangerCircuitsPerMember such circuits per member and
-// MaxStrangerCircuits in all, so strangers cannot use up a member's
-// circuits; what a stranger may do over the circuit is for the member's own
-// node to decide (it serves strangers nothing but pairing).
+// member (and a copy to the visitors' relay), else to the strangers' relay.
+// A connect request goes to the relay that holds the destination's
+// reservation: the strangers' relay when the destination is a stranger, the
+// members' relay when both ends are members, the visitors' relay when a
+// stranger asks for a member. A stranger may reach a member that way (to
+// pair with it: an invite names the member's relayed addresses), whatever
+// Strangers says, but its circuit is limited and marked so on both ends (no
+// sync runs over it), and it holds at most MaxStrangerCircuitsPerMember such
+// circuits per member and MaxStrangerCircuits in all, so strangers cannot use
+// up a member's circuits nor the relay's bandwidth.
 //
-// Both relays count reservations, circuits and bytes (Status), and both
-// answer within libp2p's resource manager (the "libp2p.relay" service's
+// The relays count reservations, circuits and bytes (Status), and all of
+// them answer within libp2p's resource manager (the "libp2p.relay" service's
 // limits), so no one can exhaust the host.
 package relayservice
 
@@ -37,6 +41,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -147,8 +152,9 @@ type Status struct {
 	Running bool `json:"running"`
 	// StrangerPolicy is Config.Strangers.
 	StrangerPolicy string `json:"stranger_policy"`
-	// Members is the members' relay (circuits from strangers to members
-	// included), Strangers the strangers' relay.
+	// Members is the members' relay (the circuits, bytes and refused
+	// connects of strangers to members included), Strangers the strangers'
+	// relay.
 	Members   ClassStatus `json:"members"`
 	Strangers ClassStatus `json:"strangers"`
 	// StrangerCircuitsToMembers counts the open circuits from strangers
@@ -179,17 +185,26 @@ type Service struct {
 	closed   bool
 	members  *relay.Relay
 	strange  *relay.Relay
+	visit    *relay.Relay // strangers' circuits to members
 	mHandler network.StreamHandler
 	sHandler network.StreamHandler
+	vHandler network.StreamHandler
 	mCount   *counter
 	sCount   *counter
+	vCount   *counter // counts circuits only: its reservations are copies
 	// links counts the open circuits from strangers to each member.
 	links      map[peer.ID]int
 	linksTotal int
-	// reserved is the class (member or not) each peer last asked for a
-	// reservation as, and when: Recheck moves those whose membership
-	// changed.
+	// circuits are the open circuits of the members' relay, with their
+	// ends: Recheck ends those of which an end is no member any more.
+	circuits map[*replayStream][2]peer.ID
+	// reserved is the class (member or not) in which each peer holds a
+	// reservation granted by the members' or the strangers' relay, and
+	// since when: Recheck moves those whose membership changed. It follows
+	// the relays (see captureHost): a reservation leaves it when it expires
+	// or its peer disconnects, so it holds no more than the relays do.
 	reserved map[peer.ID]reservation
+	notifiee network.Notifiee
 }
 
 // reservation is the class a peer reserved as.
@@ -205,10 +220,11 @@ func New(h host.Host, isMember func(peer.ID) bool, cfg Config) (*Service, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("relayservice: %w", err)
 	}
-	return &Service{h: h, isMember: isMember, cfg: cfg, links: make(map[peer.ID]int), reserved: make(map[peer.ID]reservation)}, nil
+	return &Service{h: h, isMember: isMember, cfg: cfg, links: make(map[peer.ID]int),
+		circuits: make(map[*replayStream][2]peer.ID), reserved: make(map[peer.ID]reservation)}, nil
 }
 
-// Start runs both relays and serves the hop protocol on the host.
+// Start runs the relays and serves the hop protocol on the host.
 func (s *Service) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -233,7 +249,7 @@ func (s *Service) Start() error {
 	// bounds guard against strangers, not against a user's own devices.
 	mRes.MaxReservationsPerIP = s.cfg.MaxReservations
 	mRes.MaxReservationsPerASN = s.cfg.MaxReservations
-	mHost := &captureHost{Host: s.h}
+	mHost := &captureHost{Host: s.h, granted: s.reservationGranted(true), ended: s.reservationEnded(true)}
 	m, err := relay.New(mHost,
 		relay.WithResources(mRes),
 		relay.WithACL(memberACL{s}),
@@ -249,7 +265,7 @@ func (s *Service) Start() error {
 	sRes.MaxReservations = s.cfg.MaxStrangerReservations
 	sRes.MaxCircuits = s.cfg.MaxCircuits
 	sRes.ReservationTTL = s.cfg.ReservationTTL
-	sHost := &captureHost{Host: s.h}
+	sHost := &captureHost{Host: s.h, granted: s.reservationGranted(false), ended: s.reservationEnded(false)}
 	st, err := relay.New(sHost,
 		relay.WithResources(sRes),
 		relay.WithACL(strangerACL{s}),
@@ -259,14 +275,42 @@ func (s *Service) Start() error {
 		_ = m.Close()
 		return fmt.Errorf("relayservice: starting the strangers' relay: %w", err)
 	}
-	s.members, s.strange = m, st
-	s.mHandler, s.sHandler = mHost.handler, sHost.handler
-	if s.mHandler == nil || s.sHandler == nil {
+
+	// The visitors' relay: members' reservations (copies of those the
+	// members' relay holds, see shadowReserve) and strangers' circuits to
+	// them, with the strangers' limits.
+	vRes := mRes
+	vLimit := s.cfg.StrangerLimit
+	vRes.Limit = &vLimit
+	vHost := &captureHost{Host: s.h}
+	s.vCount = &counter{circuitsOnly: true}
+	v, err := relay.New(vHost,
+		relay.WithResources(vRes),
+		relay.WithACL(memberACL{s}),
+		relay.WithReservationAddressFilter(filter),
+		relay.WithMetricsTracer(s.vCount))
+	if err != nil {
 		_ = m.Close()
 		_ = st.Close()
+		return fmt.Errorf("relayservice: starting the visitors' relay: %w", err)
+	}
+	s.members, s.strange, s.visit = m, st, v
+	s.mHandler, s.sHandler, s.vHandler = mHost.handler, sHost.handler, vHost.handler
+	if s.mHandler == nil || s.sHandler == nil || s.vHandler == nil {
+		_ = m.Close()
+		_ = st.Close()
+		_ = v.Close()
 		return errors.New("relayservice: libp2p's relay registered no hop handler")
 	}
 	s.started = true
+	s.notifiee = &network.NotifyBundle{DisconnectedF: func(nw network.Network, c network.Conn) {
+		if p := c.RemotePeer(); nw.Connectedness(p) != network.Connected {
+			s.mu.Lock()
+			delete(s.reserved, p) // the relays drop its reservation too
+			s.mu.Unlock()
+		}
+	}}
+	s.h.Network().Notify(s.notifiee)
 	s.h.SetStreamHandler(HopProtocol, s.handleHop)
 	return nil
 }
@@ -281,13 +325,14 @@ func (s *Service) Close() error {
 	}
 	s.closed = true
 	started := s.started
-	m, st := s.members, s.strange
+	m, st, v := s.members, s.strange, s.visit
 	s.mu.Unlock()
 	if !started {
 		return nil
 	}
 	s.h.RemoveStreamHandler(HopProtocol)
-	return errors.Join(m.Close(), st.Close())
+	s.h.Network().StopNotify(s.notifiee)
+	return errors.Join(m.Close(), st.Close(), v.Close())
 }
 
 // Status returns the service's counters.
@@ -297,6 +342,10 @@ func (s *Service) Status() Status {
 	st := Status{Running: s.started && !s.closed, StrangerPolicy: s.cfg.Strangers, StrangerCircuitsToMembers: s.linksTotal}
 	if s.mCount != nil {
 		st.Members = s.mCount.status()
+		v := s.vCount.status()
+		st.Members.Circuits += v.Circuits
+		st.Members.Refused += v.Refused
+		st.Members.Bytes += v.Bytes
 		st.Strangers = s.sCount.status()
 	}
 	return st
@@ -323,9 +372,8 @@ func (s *Service) handleHop(str network.Stream) {
 	src := str.Conn().RemotePeer()
 	switch msg.GetType() {
 	case pbv2.HopMessage_RESERVE:
-		member := s.isMember(src)
-		s.noteReservation(src, member)
-		if member {
+		if s.isMember(src) {
+			s.shadowReserve(str, raw)
 			s.mHandler(replay)
 		} else {
 			s.sHandler(replay)
@@ -341,16 +389,15 @@ func (s *Service) handleHop(str network.Stream) {
 			return
 		}
 		if s.isMember(src) {
+			s.trackCircuit(replay, src, dest.ID)
 			s.mHandler(replay)
 			return
 		}
-		release, ok := s.takeLink(dest.ID)
-		if !ok {
+		if !s.takeLink(dest.ID, replay) {
 			writeStatus(str, pbv2.Status_RESOURCE_LIMIT_EXCEEDED)
 			return
 		}
-		replay.onEnd = release
-		s.mHandler(replay)
+		s.vHandler(replay)
 		// The relay returns at once when it refuses, and when it splices
 		// (the circuit then lives on in its goroutines, which end the
 		// stream with Close or Reset). A refusal has closed the stream too.
@@ -359,67 +406,143 @@ func (s *Service) handleHop(str network.Stream) {
 	}
 }
 
-// noteReservation records the class p asks for a reservation as; entries
-// older than the reservation TTL (expired unless renewed, and a renewal
-// notes them again) are dropped, so the table stays within what the relays
-// hold.
-func (s *Service) noteReservation(p peer.ID, member bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	s.reserved[p] = reservation{member: member, at: now}
-	if len(s.reserved) > s.cfg.MaxReservations+s.cfg.MaxStrangerReservations {
-		for q, r := range s.reserved {
-			if now.Sub(r.at) > s.cfg.ReservationTTL {
-				delete(s.reserved, q)
-			}
+// reservationGranted returns what a relay of the class member calls when
+// it grants p a reservation (a renewal too): it is noted for Recheck.
+func (s *Service) reservationGranted(member bool) func(peer.ID) {
+	return func(p peer.ID) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.reserved[p] = reservation{member: member, at: time.Now()}
+	}
+}
+
+// reservationEnded returns what a relay of the class member calls when p's
+// reservation with it expires.
+func (s *Service) reservationEnded(member bool) func(peer.ID) {
+	return func(p peer.ID) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if r, ok := s.reserved[p]; ok && r.member == member {
+			delete(s.reserved, p)
 		}
 	}
 }
 
-// Recheck moves the reservations of peers whose membership changed: a
-// stranger that became a member (it reserved before it joined) and a
-// member that was removed. Their connections to this host are closed; a
-// peer that still wants a relay reconnects and reserves again, now in the
-// relay of its class. Call it when the members change; it does not block.
+// shadowReserve gives member p, which asks the members' relay for a
+// reservation with the message raw, the same reservation in the visitors'
+// relay, so that strangers can reach it there (limited). The visitors'
+// relay answers on a stream of its own that reads raw and discards what is
+// written: p gets one answer, the members' relay's.
+func (s *Service) shadowReserve(str network.Stream, raw []byte) {
+	s.vHandler(&shadowStream{Stream: str, conn: str.Conn(), r: bytes.NewReader(raw)})
+}
+
+// Recheck moves the reservations of peers whose membership changed. A
+// stranger that became a member (it reserved before it joined) is given a
+// member's reservation on the connection it has (its old one lapses): it is
+// not disconnected, for it may be pairing with this node, or through it,
+// right now. A member that was removed is disconnected; if it still wants a
+// relay it reserves again, as a stranger. The members' circuits of which an
+// end is no member any more end. It returns the peers whose reservation it
+// moved. Call it when the members change; it does not block.
 func (s *Service) Recheck() []peer.ID {
 	s.mu.Lock()
 	snapshot := make(map[peer.ID]reservation, len(s.reserved))
 	for p, r := range s.reserved {
 		snapshot[p] = r
 	}
+	circuits := make(map[*replayStream][2]peer.ID, len(s.circuits))
+	for str, ends := range s.circuits {
+		circuits[str] = ends
+	}
 	s.mu.Unlock()
-	var moved []peer.ID
-	for p, r := range snapshot { // isMember may take the node's lock: not under ours
-		if s.isMember(p) != r.member {
-			moved = append(moved, p)
+	for str, ends := range circuits {
+		if !s.isMember(ends[0]) || !s.isMember(ends[1]) {
+			_ = str.Reset()
 		}
 	}
+	var moved, joined, removed []peer.ID
+	for p, r := range snapshot { // isMember may take the node's lock: not under ours
+		switch member := s.isMember(p); {
+		case member == r.member:
+			continue
+		case member:
+			joined = append(joined, p)
+		default:
+			removed = append(removed, p)
+		}
+		moved = append(moved, p)
+	}
 	s.mu.Lock()
-	for _, p := range moved {
+	for _, p := range removed {
 		if s.reserved[p] == snapshot[p] {
 			delete(s.reserved, p)
 		}
 	}
 	s.mu.Unlock()
-	for _, p := range moved {
+	for _, p := range removed {
 		go func() { _ = s.h.Network().ClosePeer(p) }()
+	}
+	for _, p := range joined {
+		s.reserveFor(p)
 	}
 	return moved
 }
 
-// takeLink counts a stranger's circuit to member, if the bounds allow it;
-// release gives it back (once).
-func (s *Service) takeLink(member peer.ID) (release func(), ok bool) {
+// reserveFor gives member p a reservation in the members' and the
+// visitors' relays, as if it had asked for one on a direct connection it
+// has to this host (what a relay grants, it grants on such a connection
+// only), the answers discarded; p's next renewal finds it there.
+func (s *Service) reserveFor(p peer.ID) {
+	var conn network.Conn
+	for _, c := range s.h.Network().ConnsToPeer(p) {
+		if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err != nil && !c.IsClosed() {
+			conn = c
+			break
+		}
+	}
+	if conn == nil {
+		return // disconnected: the relays dropped its reservation
+	}
+	var raw bytes.Buffer
+	if err := util.NewDelimitedWriter(&raw).WriteMsg(&pbv2.HopMessage{Type: pbv2.HopMessage_RESERVE.Enum()}); err != nil {
+		return
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return
+	}
+	s.mHandler(&shadowStream{conn: conn, r: bytes.NewReader(raw.Bytes())})
+	s.vHandler(&shadowStream{conn: conn, r: bytes.NewReader(raw.Bytes())})
+}
+
+// trackCircuit lists the members' circuit on stream str, between src and
+// dest, until the stream ends.
+func (s *Service) trackCircuit(str *replayStream, src, dest peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	str.onEnd = func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.circuits, str)
+	}
+	s.circuits[str] = [2]peer.ID{src, dest}
+}
+
+// takeLink counts a stranger's circuit (on stream str) to member, if the
+// bounds allow it, and makes str give it back (once) when it ends.
+func (s *Service) takeLink(member peer.ID, str *replayStream) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.links[member] >= s.cfg.MaxStrangerCircuitsPerMember || s.linksTotal >= s.cfg.MaxStrangerCircuits {
-		return nil, false
+		return false
 	}
 	s.links[member]++
 	s.linksTotal++
 	var once sync.Once
-	return func() {
+	str.onEnd = func() {
 		once.Do(func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -428,7 +551,8 @@ func (s *Service) takeLink(member peer.ID) (release func(), ok bool) {
 			}
 			s.linksTotal--
 		})
-	}, true
+	}
+	return true
 }
 
 // readHop reads one length-delimited HopMessage without reading past it,
@@ -511,12 +635,74 @@ func (s *replayStream) end() {
 	}
 }
 
+// shadowStream is a reservation request as a relay sees it when the
+// service makes one for a member (shadowReserve, reserveFor): the
+// connection is the member's, the request is read from r, the answer is
+// discarded, and the resource scope is a null one (there is no stream to
+// account, or it is the members' relay's). Stream, the stream the request
+// came on if any, is only there to complete the interface: the relay uses
+// none of its other methods.
+type shadowStream struct {
+	network.Stream
+	conn network.Conn
+	r    io.Reader
+}
+
+func (s *shadowStream) Conn() network.Conn                           { return s.conn }
+func (s *shadowStream) Read(p []byte) (int, error)                   { return s.r.Read(p) }
+func (s *shadowStream) Write(p []byte) (int, error)                  { return len(p), nil }
+func (s *shadowStream) Close() error                                 { return nil }
+func (s *shadowStream) CloseRead() error                             { return nil }
+func (s *shadowStream) CloseWrite() error                            { return nil }
+func (s *shadowStream) Reset() error                                 { return nil }
+func (s *shadowStream) ResetWithError(network.StreamErrorCode) error { return nil }
+func (s *shadowStream) SetDeadline(time.Time) error                  { return nil }
+func (s *shadowStream) SetReadDeadline(time.Time) error              { return nil }
+func (s *shadowStream) SetWriteDeadline(time.Time) error             { return nil }
+func (s *shadowStream) Scope() network.StreamScope                   { return &network.NullScope{} }
+
 // captureHost is the host as one relay sees it: the hop handler it
 // registers is kept (the service registers its own) and never removed from
-// the real host by it.
+// the real host by it; and, if granted is set, the reservations it grants
+// and those that expire are told (granted, ended), by the tag libp2p's relay
+// puts on a peer with a reservation in the connection manager.
 type captureHost struct {
 	host.Host
-	handler network.StreamHandler
+	handler        network.StreamHandler
+	granted, ended func(peer.ID)
+}
+
+// reservationTag is the connection manager tag libp2p's relay (v0.51)
+// gives a peer when it grants it a reservation, and removes when the
+// reservation expires.
+const reservationTag = "relay-reservation"
+
+func (h *captureHost) ConnManager() connmgr.ConnManager {
+	if h.granted == nil {
+		return h.Host.ConnManager()
+	}
+	return reservationWatch{ConnManager: h.Host.ConnManager(), h: h}
+}
+
+// reservationWatch is the connection manager as a relay sees it: it tells
+// the captureHost of the reservation tags.
+type reservationWatch struct {
+	connmgr.ConnManager
+	h *captureHost
+}
+
+func (w reservationWatch) TagPeer(p peer.ID, tag string, v int) {
+	w.ConnManager.TagPeer(p, tag, v)
+	if tag == reservationTag {
+		w.h.granted(p)
+	}
+}
+
+func (w reservationWatch) UntagPeer(p peer.ID, tag string) {
+	w.ConnManager.UntagPeer(p, tag)
+	if tag == reservationTag {
+		w.h.ended(p)
+	}
 }
 
 func (h *captureHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
@@ -534,8 +720,9 @@ func (h *captureHost) RemoveStreamHandler(pid protocol.ID) {
 	h.Host.RemoveStreamHandler(pid)
 }
 
-// memberACL admits only members' reservations; connects reach it only
-// for member destinations (handleHop decides), and are all allowed.
+// memberACL admits only members' reservations; connects reach the
+// members' and visitors' relays only for member destinations (handleHop
+// decides which), and are all allowed.
 type memberACL struct{ s *Service }
 
 func (a memberACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool { return a.s.isMember(p) }
@@ -553,7 +740,10 @@ func (a strangerACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
 func (a strangerACL) AllowConnect(peer.ID, ma.Multiaddr, peer.ID) bool { return true }
 
 // counter is a relay.MetricsTracer that keeps the counts Status reports.
+// With circuitsOnly it ignores reservations (the visitors' relay holds
+// copies of the members').
 type counter struct {
+	circuitsOnly bool
 	reservations atomic.Int64
 	circuits     atomic.Int64
 	refused      atomic.Int64
@@ -576,13 +766,17 @@ func (c *counter) ConnectionRequestHandled(st pbv2.Status) {
 	}
 }
 func (c *counter) ReservationAllowed(renewal bool) {
-	if !renewal {
+	if !renewal && !c.circuitsOnly {
 		c.reservations.Add(1)
 	}
 }
-func (c *counter) ReservationClosed(n int) { c.reservations.Add(-int64(n)) }
+func (c *counter) ReservationClosed(n int) {
+	if !c.circuitsOnly {
+		c.reservations.Add(-int64(n))
+	}
+}
 func (c *counter) ReservationRequestHandled(st pbv2.Status) {
-	if st != pbv2.Status_OK {
+	if st != pbv2.Status_OK && !c.circuitsOnly {
 		c.refused.Add(1)
 	}
 }

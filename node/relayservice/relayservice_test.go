@@ -275,8 +275,10 @@ func TestConfigValidate(t *testing.T) {
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
-// A stranger that reserved before it became a member is disconnected by
-// Recheck, and its next reservation is a member's: unlimited.
+// A stranger that reserved before it became a member is moved by Recheck
+// without being disconnected (it may be pairing over that connection): it
+// holds a member's reservation at once, so that members reach it through
+// the relay unlimited, and its renewal is a member's.
 func TestRecheckMovesANewMember(t *testing.T) {
 	f := newFixture(t, DefaultConfig())
 	rsvp, err := f.reserve(t, f.s)
@@ -289,16 +291,25 @@ func TestRecheckMovesANewMember(t *testing.T) {
 	if moved := f.svc.Recheck(); len(moved) != 0 {
 		t.Fatalf("Recheck moved %v with no membership change", moved)
 	}
+	before := f.s.Network().ConnsToPeer(f.r.ID())
 	f.members.Store(f.s.ID(), true)
 	if moved := f.svc.Recheck(); len(moved) != 1 || moved[0] != f.s.ID() {
 		t.Fatalf("Recheck moved %v, want the new member %s", moved, f.s.ID())
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for f.s.Network().Connectedness(f.r.ID()) == network.Connected {
-		if time.Now().After(deadline) {
-			t.Fatal("the new member's connection to the relay was not closed")
+	c, err := f.dialVia(t, f.a, f.s)
+	if err != nil {
+		t.Fatalf("a member could not reach the new member through the relay: %v", err)
+	}
+	if c.Stat().Limited {
+		t.Errorf("a member's circuit to the new member is limited, want unlimited")
+	}
+	for _, old := range before {
+		if old.IsClosed() {
+			t.Errorf("Recheck closed the new member's connection to the relay")
 		}
-		time.Sleep(20 * time.Millisecond)
+	}
+	if got := f.svc.Status().Members.Reservations; got != 1 {
+		t.Errorf("the members' relay counts %d reservations, want the new member's", got)
 	}
 	rsvp, err = f.reserve(t, f.s)
 	if err != nil {
@@ -306,5 +317,138 @@ func TestRecheckMovesANewMember(t *testing.T) {
 	}
 	if rsvp.LimitData != 0 || rsvp.LimitDuration != 0 {
 		t.Errorf("after the move the member's reservation is limited (%d bytes, %v)", rsvp.LimitData, rsvp.LimitDuration)
+	}
+}
+
+// A member that was removed is disconnected by Recheck: it holds no
+// member's reservation any more.
+func TestRecheckDisconnectsARemovedMember(t *testing.T) {
+	f := newFixture(t, DefaultConfig())
+	if _, err := f.reserve(t, f.a); err != nil {
+		t.Fatal(err)
+	}
+	f.members.Delete(f.a.ID())
+	if moved := f.svc.Recheck(); len(moved) != 1 || moved[0] != f.a.ID() {
+		t.Fatalf("Recheck moved %v, want the removed member %s", moved, f.a.ID())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.a.Network().Connectedness(f.r.ID()) == network.Connected {
+		if time.Now().After(deadline) {
+			t.Fatal("the removed member's connection to the relay was not closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := f.dialVia(t, f.b, f.a); err == nil {
+		t.Errorf("a member reached the removed member through the relay")
+	}
+}
+
+// A stranger's circuit to a member is a stranger's circuit: it carries the
+// strangers' limits (marked limited on both ends, so neither runs sync over
+// it, and cut at the data limit), whatever the stranger policy, so that a
+// stranger cannot move unbounded data through the relay by way of a
+// member (libp2p's ping alone echoes whatever it is sent).
+func TestStrangerCircuitToAMemberIsLimited(t *testing.T) {
+	for _, policy := range []string{StrangersLimited, StrangersOff} {
+		t.Run(policy, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Strangers = policy
+			cfg.StrangerLimit = relay.RelayLimit{Duration: time.Minute, Data: 32 << 10}
+			f := newFixture(t, cfg)
+			if _, err := f.reserve(t, f.a); err != nil {
+				t.Fatalf("a member's reservation was refused: %v", err)
+			}
+			c, err := f.dialVia(t, f.s, f.a)
+			if err != nil {
+				t.Fatalf("a stranger could not reach a member (to pair): %v", err)
+			}
+			if !c.Stat().Limited {
+				t.Errorf("the stranger's circuit to a member is not marked limited on the stranger's side")
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				conns := f.a.Network().ConnsToPeer(f.s.ID())
+				if len(conns) == 1 {
+					if !conns[0].Stat().Limited {
+						t.Errorf("the stranger's circuit to a member is not marked limited on the member's side")
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the member sees %d connections from the stranger, want the relayed one", len(conns))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := echo(t.Context(), f.s, f.a.ID(), 1<<10); err != nil {
+				t.Errorf("1 KiB (pairing's size) through the stranger's circuit: %v", err)
+			}
+			if got := f.svc.Status().StrangerCircuitsToMembers; got != 1 {
+				t.Errorf("status counts %d stranger circuits to members, want 1", got)
+			}
+			if err := echo(t.Context(), f.s, f.a.ID(), 256<<10); err == nil {
+				t.Errorf("256 KiB went through a stranger's circuit to a member, with strangers limited to 32 KiB")
+			}
+			// The relay cut the circuit at its limit: the stranger's share of
+			// the member's circuits is given back.
+			deadline = time.Now().Add(10 * time.Second)
+			for f.svc.Status().StrangerCircuitsToMembers != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("the stranger's circuit was cut at its limit, but its slot was not given back within 10s")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// What the service remembers of reservations (for Recheck) stays within
+// the reservations the relays can hold: refused requests leave nothing
+// behind, so strangers with fresh identities cannot grow it for ever.
+func TestRefusedReservationsAreNotRemembered(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxReservations, cfg.MaxStrangerReservations = 1, 1
+	f := newFixture(t, cfg)
+	const strangers = 8
+	granted := 0
+	for i := 0; i < strangers; i++ {
+		if _, err := f.reserve(t, newHost(t)); err == nil {
+			granted++
+		}
+	}
+	if granted != 1 {
+		t.Errorf("%d of %d strangers got a reservation, with room for 1", granted, strangers)
+	}
+	f.svc.mu.Lock()
+	remembered := len(f.svc.reserved)
+	f.svc.mu.Unlock()
+	if bound := cfg.MaxReservations + cfg.MaxStrangerReservations; remembered > bound {
+		t.Errorf("the service remembers %d reservations after %d requests, more than the %d the relays can hold", remembered, strangers, bound)
+	}
+}
+
+// A member's circuit is unlimited because both of its ends are members:
+// once one of them is removed, Recheck ends it (the removed device, a
+// stranger now, keeps no unlimited circuit, whether or not it ever reserved
+// a slot).
+func TestRecheckEndsARemovedMembersCircuits(t *testing.T) {
+	f := newFixture(t, DefaultConfig())
+	if _, err := f.reserve(t, f.a); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.dialVia(t, f.b, f.a)
+	if err != nil {
+		t.Fatalf("member B could not reach member A through the relay: %v", err)
+	}
+	if c.Stat().Limited {
+		t.Fatalf("the members' circuit is limited")
+	}
+	f.members.Delete(f.b.ID())
+	f.svc.Recheck()
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.IsClosed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("B was removed, but its unlimited circuit to A is still open after 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

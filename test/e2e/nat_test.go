@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -205,14 +206,16 @@ func TestNATHolePunch(t *testing.T) {
 		first.Round(time.Millisecond), time.Since(joined).Round(time.Millisecond))
 	_, seen := pathsAre(nw.lib, "direct", "", a, b)
 	t.Logf("paths: %s", seen)
-	// They met through the DHT: the rendezvous found the other member.
-	for _, n := range []*node{a, b} {
+	// They met through the DHT: the rendezvous found the other device (not
+	// only the relay, which is a member too and advertises the library).
+	for _, pair := range [][2]*node{{a, b}, {b, a}} {
+		n, other := pair[0], pair[1].status().Node.Peer
 		found := false
 		for _, d := range n.status().Discovery {
-			found = found || (d.Name == "dht" && d.Found > 0)
+			found = found || (d.Name == "dht" && slices.Contains(d.Recent, other))
 		}
 		if !found {
-			t.Errorf("%s's DHT source found no member: %+v", n.name, n.status().Discovery)
+			t.Errorf("%s's DHT source did not find %s (%s): %+v", n.name, pair[1].name, other, n.status().Discovery)
 		}
 		h.waitFor(n.name+" to tell its NAT's kind", 30*time.Second, func() (bool, string) {
 			st := n.status().Network

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -230,5 +231,210 @@ func TestSyncThroughMemberRelayThenDirect(t *testing.T) {
 	got := c.waitConverged(30*time.Second, a, b)
 	if n := len(got["tag"]); n != 70 {
 		t.Errorf("A and B hold %d tags, want 70", n)
+	}
+}
+
+// A relay that is a member of one of this node's libraries, but not of the
+// library a session is for, limits a circuit it makes for a peer that is a
+// stranger to it (2 minutes, 128 KiB), and marks it limited: sync must not
+// run over it (it would be cut mid-page), whoever the relay is. A and B
+// share a library; R, a relay, shares another with A only; B reserves at R
+// as a stranger. A (the device that opens sessions) reaches B only through
+// R: no session may go live and none of B's records may reach A over that
+// circuit.
+func TestNoSyncOverALimitedCircuitOfAMemberRelay(t *testing.T) {
+	c := emptyCluster(t, keepTombstones)
+	c.opts = map[int][]node.Option{}
+	base := c.cfg
+	relayMember(&c.cfg)
+	r := c.addNode()
+	c.cfg = base
+	behindNAT(&c.cfg)
+	var relayAddr string
+	for _, a := range c.nodes[r].Host().Network().ListenAddresses() {
+		if _, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+			relayAddr = a.String() + "/p2p/" + c.infos[r].Peer.String()
+		}
+	}
+	c.cfg.NAT.Relays = []string{relayAddr}
+	gate := &natGater{}
+	c.opts[1], c.opts[2] = []node.Option{node.WithConnectionGater(gate)}, []node.Option{node.WithConnectionGater(gate)}
+	x, y := c.addNode(), c.addNode()
+	gate.separated.Store(c.infos[x].Peer, true)
+	gate.separated.Store(c.infos[y].Peer, true)
+	// A is the smaller device: it opens the sessions.
+	a, b := x, y
+	if bytes.Compare(c.infos[b].Device[:], c.infos[a].Device[:]) < 0 {
+		a, b = b, a
+	}
+	ctx := context.Background()
+	strip := func(m node.Member) node.Member { m.Addrs = nil; return m }
+	relays := uuid.New() // R's library, with A only
+	for _, i := range []int{r, a} {
+		if _, err := c.nodes[i].AddLibrary(ctx, relays, "relay's", c.infos[r], strip(c.infos[a])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, i := range []int{a, b} {
+		if _, err := c.nodes[i].AddLibrary(ctx, c.lib, "a and b", strip(c.infos[a]), strip(c.infos[b])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, func() bool {
+		for _, rr := range c.nodes[b].Network().Relays {
+			if rr.Relay == c.infos[r].Peer {
+				return true
+			}
+		}
+		return false
+	}, func() string { return fmt.Sprintf("B holds no reservation with R: %+v", c.nodes[b].Network().Relays) })
+	if err := c.nodes[a].AddAddrs(c.infos[b].Peer, ma.StringCast(relayAddr+"/p2p-circuit")); err != nil {
+		t.Fatal(err)
+	}
+	for k := 0; k < 20; k++ {
+		if _, err := c.library(b).PutShared(ctx, "tag", uuid.New(), data(t, fmt.Sprintf("B's tag %d", k))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The circuit through R comes up, limited: the test's premise.
+	eventually(t, 30*time.Second, func() bool {
+		p := peerPath(t, c, a, b)
+		return p.Kind == "relayed" && p.Relay == c.infos[r].Peer && p.Limited
+	}, func() string {
+		return fmt.Sprintf("A reaches B by %q, want a limited path relayed via R", peerPath(t, c, a, b))
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if peerLive(t, c, a, b) || peerLive(t, c, b, a) {
+			t.Fatalf("A and B went live with each other over %q, a circuit R limits", peerPath(t, c, a, b))
+		}
+		tags, err := c.library(a).List(ctx, "tag", node.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tags) > 0 {
+			t.Fatalf("%d of B's tags reached A over %q, a circuit R limits", len(tags), peerPath(t, c, a, b))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if p := peerPath(t, c, a, b); !p.Limited {
+		t.Fatalf("the path is %q after the wait, want the limited one still: the test proved nothing", p)
+	}
+}
+
+// A relay that goes away takes the reservation with it: once it comes back
+// without the relay service, status and doctor must not go on listing it as
+// a relay this node holds a slot with (libp2p's autorelay leaves its
+// connection protected when a relay disconnects).
+func TestLostReservationIsNotListed(t *testing.T) {
+	c, r, a, _, _ := natCluster(t)
+	waitReservation(t, c, a, r)
+	c.stop(r)
+	eventually(t, 30*time.Second, func() bool {
+		return len(c.nodes[a].Network().Relays) == 0
+	}, func() string { return fmt.Sprintf("with the relay stopped, A lists %+v", c.nodes[a].Network().Relays) })
+	base := c.cfg
+	c.cfg.Relay.Enabled = false
+	c.restart(r)
+	c.cfg = base
+	// R, a member, reconnects to A (it dials the members it knows).
+	eventually(t, 30*time.Second, func() bool { return peerLive(t, c, a, r) }, func() string { return "R and A never went live again" })
+	time.Sleep(2 * time.Second) // autorelay's view settles
+	if rs := c.nodes[a].Network().Relays; len(rs) != 0 {
+		t.Errorf("A lists relay reservations %+v with a member that no longer serves the relay protocol", rs)
+	}
+	d, err := c.nodes[a].Doctor(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range d.Checks {
+		if ch.Name == "relays" && ch.Status == node.CheckOK {
+			t.Errorf("doctor says %q: %s, but A holds no reservation", ch.Status, ch.Message)
+		}
+	}
+}
+
+// A device that holds a stranger's reservation at a relay member (its
+// nat.relays names it, or autorelay took it from the DHT) joins the library
+// the relay created, as NETWORKING.md advises: the relay stores the
+// joiner's record before it answers, and moving the joiner's reservation to
+// the members' class must not cut the connection the pairing runs on. Then
+// devices that hold a stranger's reservation there pair, through the relay,
+// with that member behind its NAT: the relay learns of each joiner as soon
+// as the inviter stored it, while the pairing's circuit runs through it.
+func TestJoinThroughARelayThatHoldsTheJoinersReservation(t *testing.T) {
+	c := emptyCluster(t, keepTombstones)
+	c.opts = map[int][]node.Option{}
+	base := c.cfg
+	relayMember(&c.cfg)
+	r := c.addNode()
+	c.cfg = base
+	behindNAT(&c.cfg)
+	var relayAddr string
+	for _, la := range c.nodes[r].Host().Network().ListenAddresses() {
+		if _, err := la.ValueForProtocol(ma.P_TCP); err == nil {
+			relayAddr = la.String() + "/p2p/" + c.infos[r].Peer.String()
+		}
+	}
+	c.cfg.NAT.Relays = []string{relayAddr}
+	gate := &natGater{}
+	holdsSlot := func(i int) {
+		t.Helper()
+		eventually(t, 30*time.Second, func() bool {
+			for _, rr := range c.nodes[i].Network().Relays {
+				if rr.Relay == c.infos[r].Peer {
+					return true
+				}
+			}
+			return false
+		}, func() string { return fmt.Sprintf("n%d holds no reservation with R", i) })
+	}
+	c.opts[1] = []node.Option{node.WithConnectionGater(gate)}
+	a := c.addNode()
+	gate.separated.Store(c.infos[a].Peer, true)
+	holdsSlot(a)
+	ctx := context.Background()
+	onR, err := c.nodes[r].CreateLibrary(ctx, "homes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := onR.Invite(ctx, time.Hour, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onA, err := c.nodes[a].Join(ctx, first)
+	if err != nil {
+		t.Fatalf("A, holding a stranger's reservation at R, could not join R's library: %v", err)
+	}
+	// A's reservation is a member's now: the relay's members' class holds it.
+	eventually(t, 30*time.Second, func() bool {
+		rs := c.nodes[r].Network().RelayService
+		return rs != nil && rs.Members.Reservations == 1
+	}, func() string {
+		return fmt.Sprintf("R's relay service: %+v, want A's reservation a member's", c.nodes[r].Network().RelayService)
+	})
+
+	const joiners = 3
+	failed := 0
+	for k := 0; k < joiners; k++ {
+		c.opts[len(c.nodes)] = []node.Option{node.WithConnectionGater(gate)}
+		j := c.addNode()
+		gate.separated.Store(c.infos[j].Peer, true)
+		holdsSlot(j)
+		// It reaches the inviter through R only (the gater refuses the
+		// direct addresses the invite names).
+		c.nodes[j].Host().Peerstore().AddAddrs(c.infos[a].Peer, []ma.Multiaddr{ma.StringCast(relayAddr + "/p2p-circuit")}, time.Hour)
+		code, err := onA.Invite(ctx, time.Hour, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.nodes[j].Join(ctx, code); err != nil {
+			failed++
+			t.Logf("joiner %d: %v", k, err)
+		}
+		c.stop(j) // its circuit to A ends: the next stranger's is not refused for it
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d joins through the relay failed", failed, joiners)
 	}
 }
