@@ -602,7 +602,11 @@ func (n *Node) maybePunch(p peer.ID, now time.Time) {
 			return
 		}
 		if errors.Is(err, holepunch.ErrHolePunchActive) {
-			return // libp2p's own punch runs: not a failure of ours
+			// libp2p's own punch runs: not an attempt of ours, nor a
+			// failure; look again once it has had time to end.
+			st.attempts--
+			st.next = done.Add(punchSettle)
+			return
 		}
 		st.failures++
 		st.failedInRow++
