@@ -242,6 +242,11 @@ func TestDashboardTwoDevices(t *testing.T) {
 		t.Error("beta's page never opened the event stream")
 	}
 	tb.screenshot("event")
+	ta.waitJS("the record in alpha's events too", fmt.Sprintf(`document.querySelector('#events li[data-id="%s"]')`, w.ID), `document.querySelector('#events').innerText`, 5*time.Second)
+	// The counts follow the events: 301 tags, and beta's device record.
+	ta.waitJS("alpha's counts updated", `(() => { const c = m => Number((document.querySelector('#counts tr[data-model="' + m + '"]') || {cells: [0, 0, {innerText: -1}]}).cells[2].innerText);
+	  return c('tag') === 301 && c('device') === 2; })()`, `document.querySelector('#counts').innerText`, 10*time.Second)
+	ta.screenshot("overview") // docs/dashboard.png is one of these
 
 	// The records browser: the record, its data and its history.
 	tb.run("opening the records", chromedp.Click(chromedp.CSS(`.tabs button[data-view="records"]`)))
