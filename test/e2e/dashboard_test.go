@@ -148,7 +148,8 @@ func TestDashboardSignIn(t *testing.T) {
 // other, with the backfill's progress; members, their state and path; a
 // record written with the CLI on one appears on the other's dashboard
 // within a second, by the event stream; the records browser shows it and
-// its history; removing the device updates the members list, the removed
+// its history; a device that stops shows as offline since it was last
+// heard; removing the device updates the members list, the removed
 // device says so and leaves the library after a confirmation. No request
 // leaves 127.0.0.1, no console error, and the page fits a phone's screen.
 func TestDashboardTwoDevices(t *testing.T) {
@@ -280,6 +281,9 @@ func TestDashboardTwoDevices(t *testing.T) {
 	if s := ta.text("#net"); !strings.Contains(s, "127.0.0.1") || !strings.Contains(s, "Reachability") {
 		t.Errorf("the network section reads %q: want the listen address and the reachability", s)
 	}
+	if !ta.visible("#warnings li") && !ta.visible("#warnings-none") {
+		t.Error("the node view shows neither warnings nor that there are none")
+	}
 	ta.screenshot("node")
 	ta.run("back to the library", chromedp.Click(chromedp.CSS(`.tabs button[data-view="library"]`)))
 
@@ -302,6 +306,19 @@ func TestDashboardTwoDevices(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("controls without a label: %v", missing)
 	}
+
+	// A third device that joined with the CLI and stopped shows as offline
+	// since it was last heard.
+	gamma := h.newNode("gamma", nodeOpts{})
+	gamma.start()
+	gamma.join(a.invite(), lib)
+	gDev := gamma.status().Node.Device
+	grow := fmt.Sprintf(`document.querySelector('#members tr[data-device="%s"]')`, gDev)
+	ta.waitJS("gamma live on alpha's page", grow+` && `+grow+`.dataset.state === 'live'`, `document.querySelector('#members').innerText`, 30*time.Second)
+	gamma.stop()
+	ta.waitJS("gamma offline on alpha's page", grow+`.dataset.state === 'offline' && `+grow+`.cells[1].innerText.includes('since')`,
+		`document.querySelector('#members').innerText`, 30*time.Second)
+	ta.screenshot("offline")
 
 	// Remove beta on alpha's dashboard, after a confirmation.
 	ta.run("removing beta", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#members tr[data-device="%s"] button`, bDev))))
