@@ -52,7 +52,7 @@ func (n *node) openLink() string {
 	return url
 }
 
-// labelled is a script that lists the form controls and buttons of the
+// unlabelled is a script that lists the form controls and buttons of the
 // page that a screen reader could not name.
 const unlabelled = `Array.from(document.querySelectorAll('input, select, textarea, button'))
   .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !(e.innerText || '').trim() && e.type !== 'hidden')
