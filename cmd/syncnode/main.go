@@ -184,7 +184,7 @@ destructive command without --yes where nobody can confirm).`,
 	pf.StringVar(&g.token, "token", "", "the API token, if not the one in the data directory (env SYNCNODE_TOKEN)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of text, for scripts (run: logs as JSON lines)")
 	root.AddCommand(newRun(g), newInit(g), newLibrary(g), newPut(g), newGet(g), newList(g), newDelete(g),
-		newWatch(g), newStatus(g), newPeers(g), newDoctor(g), newModels(g), newVersion(g), newConfig(g))
+		newWatch(g), newStatus(g), newPeers(g), newDoctor(g), newModels(g), newOpen(g), newVersion(g), newConfig(g))
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }

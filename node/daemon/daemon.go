@@ -26,10 +26,11 @@ import (
 
 // Daemon is a running syncnode: a node with discovery, and its local API.
 type Daemon struct {
-	cfg Config
-	log *slog.Logger
-	n   *node.Node
-	api *localapi.Server
+	cfg      Config
+	log      *slog.Logger
+	warnings *warningLog // the latest warnings of log, for the dashboard
+	n        *node.Node
+	api      *localapi.Server
 }
 
 // New checks the configuration and prepares a daemon. It starts nothing.
@@ -41,7 +42,9 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Daemon{cfg: cfg, log: log}, nil
+	w := &warningLog{}
+	log = slog.New(&warningHandler{h: log.Handler(), log: w})
+	return &Daemon{cfg: cfg, log: log, warnings: w}, nil
 }
 
 // NodeConfig is the node configuration the daemon runs with.
@@ -96,7 +99,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	d.n = n
-	api, err := localapi.New(n, localapi.Config{Addr: d.cfg.API, Token: token}, d.log)
+	api, err := localapi.New(n, localapi.Config{Addr: d.cfg.API, Token: token, Warnings: d.warnings.recent}, d.log)
 	if err != nil {
 		_ = n.Close()
 		return err

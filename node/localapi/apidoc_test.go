@@ -198,7 +198,8 @@ func parseDoc(t *testing.T, path string) []*example {
 	return out
 }
 
-// shellWords splits a command line as sh would, keeping $VARS for later.
+// shellWords splits a command line as sh would, keeping $VARS for later
+// (also those that sh would expand between quotes: '{"a": "'"$A"'"}').
 func shellWords(s string) []string {
 	var words []string
 	var cur strings.Builder
@@ -279,6 +280,9 @@ func (ex *example) request(vars map[string]string) (*http.Request, error) {
 	}
 	url, err := expand(url)
 	if err != nil {
+		return nil, err
+	}
+	if data, err = expand(data); err != nil {
 		return nil, err
 	}
 	var body io.Reader

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,8 +42,9 @@ func notFound(format string, args ...any) error {
 // handler is an endpoint that returns its answer or an error.
 type handler func(r *http.Request) (status int, body any, err error)
 
+// handle serves an endpoint that needs the token or a browser session.
 func (s *Server) handle(pattern string, h handler) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	s.mux.Handle(pattern, s.authed(false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		status, body, err := h(r)
 		if err != nil {
@@ -50,7 +52,7 @@ func (s *Server) handle(pattern string, h handler) {
 			return
 		}
 		writeJSON(w, status, body)
-	})
+	})))
 }
 
 // fail answers an error with the status that fits it.
@@ -112,10 +114,22 @@ func (s *Server) routes() {
 	s.handle("GET /v1/libraries/{lib}/records/{model}/{id}", s.getRecord)
 	s.handle("PUT /v1/libraries/{lib}/records/{model}/{id}", s.putRecord)
 	s.handle("DELETE /v1/libraries/{lib}/records/{model}/{id}", s.deleteRecord)
-	s.mux.HandleFunc("GET /v1/libraries/{lib}/events", s.events)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /v1/libraries/{lib}/records/{model}/{id}/history", s.history)
+	s.handle("GET /v1/libraries/{lib}/models", s.libraryModels)
+	s.handle("GET /v1/warnings", s.warnings)
+	// EventSource cannot send headers: a browser session's key may come as
+	// ?csrf= here.
+	s.mux.Handle("GET /v1/libraries/{lib}/events", s.authed(true, http.HandlerFunc(s.events)))
+	// The dashboard, and how a browser signs in.
+	s.mux.HandleFunc("GET /{$}", s.dashboard)
+	s.mux.HandleFunc("GET /ui/{file...}", s.dashboard)
+	s.mux.HandleFunc("POST /v1/session", s.signIn)
+	s.mux.HandleFunc("GET /v1/session", s.sessionState)
+	s.mux.Handle("DELETE /v1/session", s.authed(false, http.HandlerFunc(s.signOut)))
+	s.handle("POST /v1/session/links", s.newSignInLink)
+	s.mux.Handle("/", s.authed(false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s (see docs/API.md)", r.Method, r.URL.Path))
-	})
+	})))
 }
 
 // ---- helpers ----
@@ -475,7 +489,13 @@ func (s *Server) invite(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, Invite{Code: code, Expires: time.Now().Add(ttl).UTC().Truncate(time.Second)}, nil
+	inv := Invite{Code: code, Expires: time.Now().Add(ttl).UTC().Truncate(time.Second), SingleUse: req.SingleUse}
+	if req.QR {
+		if inv.QRSVG, err = qrSVG(code); err != nil {
+			return 0, nil, err
+		}
+	}
+	return http.StatusCreated, inv, nil
 }
 
 func (s *Server) leave(r *http.Request) (int, any, error) {
@@ -773,6 +793,58 @@ func (s *Server) batch(r *http.Request) (int, any, error) {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return 0, nil, err
+	}
+	return http.StatusOK, out, nil
+}
+
+// ---- the records browser ----
+
+func (s *Server) history(r *http.Request) (int, any, error) {
+	tg, err := s.target(r, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	h, err := tg.l.History(r.Context(), tg.t.Name, tg.id)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := RecordHistory{Library: tg.l.ID().String(), Model: tg.t.Name, ID: tg.id.String(), Strategy: tg.t.Strategy.String(),
+		Changes: make([]Change, 0, len(h.Changes)), PrunedUpTo: timePtr(h.PrunedUpTo), Truncated: h.Truncated}
+	if !h.Logged {
+		out.Note = "a device-owned record keeps its current state only: it has no history"
+	}
+	for _, c := range h.Changes {
+		cj := Change{Version: c.Version.String(), By: c.Version.DeviceID.String(), Type: strings.ToLower(c.Type)}
+		if c.Data != nil {
+			cj.Data = cborToJSON(c.Data)
+		}
+		out.Changes = append(out.Changes, cj)
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) libraryModels(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	counts, err := l.Count(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	reg := s.n.Registry()
+	out := make([]ModelCount, 0, len(counts))
+	for _, c := range counts {
+		t, _ := reg.Lookup(c.ModelType)
+		out = append(out, ModelCount{Model: Model{Name: t.Name, Strategy: t.Strategy.String(), DependsOn: t.DependsOn}, Records: c.Records, Deleted: c.Deleted})
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) warnings(*http.Request) (int, any, error) {
+	out := []Warning{}
+	if s.cfg.Warnings != nil {
+		out = append(out, s.cfg.Warnings()...)
 	}
 	return http.StatusOK, out, nil
 }

@@ -67,12 +67,18 @@ type InviteRequest struct {
 	TTL string `json:"ttl,omitempty"`
 	// SingleUse makes the code valid for one join only.
 	SingleUse bool `json:"single_use,omitempty"`
+	// QR asks for the code as a QR code too (Invite.QRSVG).
+	QR bool `json:"qr,omitempty"`
 }
 
 // Invite is an invite code.
 type Invite struct {
 	Code    string    `json:"code"`
 	Expires time.Time `json:"expires"`
+	// SingleUse is true when the code admits one device only.
+	SingleUse bool `json:"single_use"`
+	// QRSVG is the code as a QR code, an SVG image, when asked for.
+	QRSVG string `json:"qr_svg,omitempty"`
 }
 
 // LeaveRequest leaves a library.
@@ -350,4 +356,52 @@ type BatchRecord struct {
 // BatchResult answers a batch: one Written per record, in order.
 type BatchResult struct {
 	Written []Written `json:"written"`
+}
+
+// ModelCount is a model type with the number of records a library holds
+// of it.
+type ModelCount struct {
+	Model
+	// Records counts the live records, Deleted the tombstones.
+	Records int `json:"records"`
+	Deleted int `json:"deleted"`
+}
+
+// RecordHistory is what the log holds of one record.
+type RecordHistory struct {
+	Library  string `json:"library"`
+	Model    string `json:"model"`
+	ID       string `json:"id"`
+	Strategy string `json:"strategy"`
+	// Changes are the record's changes the log still holds, oldest first.
+	Changes []Change `json:"changes"`
+	// PrunedUpTo, when present, is the newest point up to which the model
+	// type's log was pruned: changes made at or before it may be gone.
+	PrunedUpTo *time.Time `json:"pruned_up_to,omitempty"`
+	// Truncated is true when the log was too long to read whole
+	// (node.MaxHistoryScan entries): older changes may be missing.
+	Truncated bool `json:"truncated,omitempty"`
+	// Note says why there is no history (device-owned records).
+	Note string `json:"note,omitempty"`
+}
+
+// Change is one change of a shared record.
+type Change struct {
+	// Version is the change's HLC, "timestamp:counter:device"; By the
+	// device that made it.
+	Version string `json:"version"`
+	By      string `json:"by"`
+	// Type is "insert", "update" or "delete".
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// Warning is one warning of the daemon's log.
+type Warning struct {
+	Time time.Time `json:"time"`
+	// Level is "WARN" or "ERROR".
+	Level   string `json:"level"`
+	Message string `json:"message"`
+	// Attrs are the record's attributes, as text.
+	Attrs map[string]string `json:"attrs,omitempty"`
 }
