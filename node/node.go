@@ -72,6 +72,8 @@ type Node struct {
 	closed   bool
 	sessions map[sessionKey]*session
 	members  map[peer.ID]map[uuid.UUID]uuid.UUID // peer -> library -> device
+	// membersChanged is closed (and replaced) whenever members changes.
+	membersChanged chan struct{}
 	devices  map[uuid.UUID]peer.ID               // device -> peer
 	serving  map[peer.ID]int                     // requests being served per peer
 	subs     map[*subscriber]struct{}
@@ -638,6 +640,10 @@ func (n *Node) refreshMembers() {
 	n.mu.Lock()
 	old := n.members
 	n.members, n.devices = members, devices
+	if n.membersChanged != nil {
+		close(n.membersChanged)
+	}
+	n.membersChanged = make(chan struct{})
 	n.mu.Unlock()
 	n.libraryChanged()
 	if n.host != nil {

@@ -466,6 +466,20 @@ func (n *Node) handleStream(s network.Stream) {
 	if !ok && n.joinPending(lib) {
 		device, ok = n.memberDevice(s.Conn().RemotePeer(), lib)
 	}
+	if !ok && n.holdsLibrary(lib) {
+		// A device that just joined knows this node is a member before
+		// this node has the joiner's record (it is on its way from the
+		// inviter): wait a moment for it (PROTOCOL.md §7.7). The first
+		// frame is read: its memory reservation is given back meanwhile.
+		release()
+		if device, ok = n.awaitMember(s.Conn().RemotePeer(), lib); ok {
+			if err := s.Scope().ReserveMemory(n.cfg.MaxFrameSize, network.ReservationPriorityHigh); err != nil {
+				refuse(lib, fmt.Errorf("%w: cannot reserve a frame's memory: %v", protocol.ErrRateLimited, err))
+				return
+			}
+			reserved = true
+		}
+	}
 	if !ok {
 		refuse(lib, n.goneError(lib, s.Conn().RemotePeer(), fmt.Errorf("%w: peer %s in library %s", protocol.ErrNotMember, s.Conn().RemotePeer(), lib)))
 		return
@@ -499,6 +513,49 @@ func (n *Node) handleStream(s network.Stream) {
 		n.serveRequest(s, device, first)
 	default:
 		refuse(lib, fmt.Errorf("%w: a stream must start with Hello or a request, not %s", protocol.ErrUnexpected, first.Name()))
+	}
+}
+
+// memberGrace is how long a stream of a peer that is not a member of a
+// library this node holds waits for it to become one before it is refused.
+const memberGrace = 2 * time.Second
+
+// holdsLibrary reports whether this node holds lib (and was not removed
+// from it).
+func (n *Node) holdsLibrary(lib uuid.UUID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, removed := n.removed[lib]; removed {
+		return false
+	}
+	for _, libs := range n.members {
+		if _, ok := libs[lib]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitMember waits at most memberGrace for peer p to become a member of
+// lib, and returns its device if it did.
+func (n *Node) awaitMember(p peer.ID, lib uuid.UUID) (uuid.UUID, bool) {
+	timer := time.NewTimer(memberGrace)
+	defer timer.Stop()
+	for {
+		n.mu.Lock()
+		d, ok := n.members[p][lib]
+		changed := n.membersChanged
+		n.mu.Unlock()
+		if ok || changed == nil {
+			return d, ok
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return uuid.Nil, false
+		case <-n.ctx.Done():
+			return uuid.Nil, false
+		}
 	}
 }
 
