@@ -74,9 +74,9 @@ type Node struct {
 	members  map[peer.ID]map[uuid.UUID]uuid.UUID // peer -> library -> device
 	// membersChanged is closed (and replaced) whenever members changes.
 	membersChanged chan struct{}
-	devices  map[uuid.UUID]peer.ID               // device -> peer
-	serving  map[peer.ID]int                     // requests being served per peer
-	subs     map[*subscriber]struct{}
+	devices        map[uuid.UUID]peer.ID // device -> peer
+	serving        map[peer.ID]int       // requests being served per peer
+	subs           map[*subscriber]struct{}
 	// events is each library's event log; seq numbers events, boot names
 	// this run (library.go).
 	events   map[uuid.UUID]*eventLog
