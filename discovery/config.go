@@ -172,16 +172,23 @@ func parseMode(s string) (dht.ModeOpt, error) {
 // parseBootstrap reads bootstrap multiaddrs, merging the addresses of one
 // peer.
 func parseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
+	return ParsePeerAddrs("bootstrap peer", addrs)
+}
+
+// ParsePeerAddrs reads multiaddrs that each end in /p2p/<peer ID>, merging
+// the addresses of one peer; what names them in errors ("relay",
+// "bootstrap peer").
+func ParsePeerAddrs(what string, addrs []string) ([]peer.AddrInfo, error) {
 	var errs []error
 	var mas []ma.Multiaddr
 	for _, s := range addrs {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("bootstrap peer %q is not a multiaddr: %v", s, err))
+			errs = append(errs, fmt.Errorf("%s %q is not a multiaddr: %v", what, s, err))
 			continue
 		}
 		if _, err := peer.AddrInfoFromP2pAddr(a); err != nil {
-			errs = append(errs, fmt.Errorf("bootstrap peer %q must end in /p2p/<peer ID>: %v", s, err))
+			errs = append(errs, fmt.Errorf("%s %q must end in /p2p/<peer ID>: %v", what, s, err))
 			continue
 		}
 		mas = append(mas, a)
@@ -191,7 +198,7 @@ func parseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
 	}
 	infos, err := peer.AddrInfosFromP2pAddrs(mas...)
 	if err != nil {
-		return nil, fmt.Errorf("reading bootstrap peers: %w", err)
+		return nil, fmt.Errorf("reading %ss: %w", what, err)
 	}
 	return infos, nil
 }

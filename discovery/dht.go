@@ -227,6 +227,28 @@ func (d *DHT) RoutingTableSize() int {
 	return kad.RoutingTable().Size()
 }
 
+// RoutingPeers returns up to max peers of the DHT's routing table with the
+// addresses the host knows for them (none before Start). Autorelay takes
+// them as relay candidates: it keeps those that speak the relay protocol.
+func (d *DHT) RoutingPeers(max int) []peer.AddrInfo {
+	d.mu.Lock()
+	kad := d.kad
+	d.mu.Unlock()
+	if kad == nil || max <= 0 {
+		return nil
+	}
+	var out []peer.AddrInfo
+	for _, p := range kad.RoutingTable().ListPeers() {
+		if len(out) == max {
+			break
+		}
+		if ai := d.h.Peerstore().PeerInfo(p); len(ai.Addrs) > 0 {
+			out = append(out, ai)
+		}
+	}
+	return out
+}
+
 func (d *DHT) report(s *SourceStatus) {
 	s.RoutingTable = d.RoutingTableSize()
 	d.mu.Lock()

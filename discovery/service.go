@@ -287,6 +287,15 @@ func (s *Service) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, erro
 	return s.dht.FindPeer(ctx, id)
 }
 
+// RoutingPeers returns up to max peers of the DHT's routing table with
+// their addresses; none when the DHT is off.
+func (s *Service) RoutingPeers(max int) []peer.AddrInfo {
+	if s.dht == nil {
+		return nil
+	}
+	return s.dht.RoutingPeers(max)
+}
+
 // Recent returns the last report of peer id by any source, if it came
 // within the de-duplication window (whether or not the consumer kept it).
 func (s *Service) Recent(id peer.ID) (Peer, bool) {

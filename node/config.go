@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/host"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/syncnode/syncnode/discovery"
 	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/node/relayservice"
 	"github.com/syncnode/syncnode/protocol"
 	"github.com/syncnode/syncnode/store"
 )
@@ -79,6 +81,76 @@ type Config struct {
 	// discovery.DefaultConfig(): both on, the public DHT. DefaultLocalConfig
 	// and the zero value turn both off.
 	Discovery discovery.Config
+	// NAT says how the node reaches members behind NATs and firewalls:
+	// port mapping, AutoNAT, relays and hole punching (docs/NETWORKING.md).
+	// Default DefaultNATConfig(); DefaultLocalConfig turns it all off. With
+	// WithHost the app's host decides, and NAT is unused.
+	NAT NATConfig
+	// Relay runs a relay service on this node for the members of its
+	// libraries (and, limited, for strangers): turn it on on a machine with
+	// a public address. Off by default; unused with WithHost.
+	Relay RelayConfig
+}
+
+// Values of NATConfig.Reachability.
+const (
+	// ReachabilityAuto lets AutoNAT find out whether the node can be
+	// dialled from the internet.
+	ReachabilityAuto = "auto"
+	// ReachabilityPublic tells the node it can be dialled (a server with a
+	// public address): it seeks no relay.
+	ReachabilityPublic = "public"
+	// ReachabilityPrivate tells the node it cannot be dialled (behind a
+	// NAT): it seeks relays at once.
+	ReachabilityPrivate = "private"
+)
+
+// NATConfig says how the node gets through NATs (docs/NETWORKING.md).
+type NATConfig struct {
+	// PortMapping asks the router for a port mapping by UPnP IGD or
+	// NAT-PMP. Default true.
+	PortMapping bool
+	// Reachability is ReachabilityAuto (default), ReachabilityPublic or
+	// ReachabilityPrivate.
+	Reachability string
+	// AutoNAT asks peers to dial this node back (AutoNAT v1 and v2) to
+	// learn its reachability and which of its addresses work, and answers
+	// their requests, rate limited. Default true.
+	AutoNAT bool
+	// AutoRelay reserves a slot at up to two relays while the node is not
+	// reachable, and announces the relayed addresses: the Relays below
+	// first, then members of its libraries that run a relay, then (with
+	// the DHT on) relays among the DHT's peers. Default true.
+	AutoRelay bool
+	// Relays are relay multiaddrs, each ending in /p2p/<peer ID>, to use
+	// before any other.
+	Relays []string
+	// RelaySearchInterval is the least time between two searches for
+	// relay candidates (autorelay asks again while it has fewer relays than
+	// it wants). Default 10 s.
+	RelaySearchInterval time.Duration
+	// HolePunching turns relayed connections into direct ones (DCUtR) and
+	// retries the members still reached through a relay, with a backoff
+	// between HolePunchRetryMin and HolePunchRetryMax. Defaults true, 10 s
+	// and 10 min.
+	HolePunching      bool
+	HolePunchRetryMin time.Duration
+	HolePunchRetryMax time.Duration
+}
+
+// DefaultNATConfig returns the production NAT configuration: everything on.
+func DefaultNATConfig() NATConfig {
+	return NATConfig{
+		PortMapping: true, Reachability: ReachabilityAuto, AutoNAT: true, AutoRelay: true, RelaySearchInterval: 10 * time.Second,
+		HolePunching: true, HolePunchRetryMin: 10 * time.Second, HolePunchRetryMax: 10 * time.Minute,
+	}
+}
+
+// RelayConfig configures the relay service (package relayservice).
+type RelayConfig struct {
+	// Enabled runs the service. Default false.
+	Enabled bool
+	relayservice.Config
 }
 
 // DefaultConfig returns the production configuration. DataDir is left
@@ -102,12 +174,15 @@ func DefaultConfig() Config {
 		ReconnectMax:       time.Minute,
 		MaxRequestsPerPeer: 4,
 		Discovery:          discovery.DefaultConfig(),
+		NAT:                DefaultNATConfig(),
+		Relay:              RelayConfig{Config: relayservice.DefaultConfig()},
 	}
 }
 
 // DefaultLocalConfig returns a configuration for tests on one machine:
-// loopback TCP only, no fsync, fast timers, and no discovery (neither mDNS
-// nor the DHT), so that nothing leaves loopback.
+// loopback TCP only, no fsync, fast timers, no discovery (neither mDNS nor
+// the DHT) and no NAT traversal (no port mapping, AutoNAT, relays or hole
+// punching), so that nothing leaves loopback.
 func DefaultLocalConfig() Config {
 	c := DefaultConfig()
 	c.SyncWrites = false
@@ -122,6 +197,7 @@ func DefaultLocalConfig() Config {
 	c.ReconnectMax = time.Second
 	c.Discovery.MDNS = false
 	c.Discovery.DHT = false
+	c.NAT = NATConfig{Reachability: ReachabilityAuto, RelaySearchInterval: time.Second, HolePunchRetryMin: time.Second, HolePunchRetryMax: 10 * time.Second}
 	return c
 }
 
@@ -168,6 +244,28 @@ func (c Config) Validate() error {
 	if err := c.Discovery.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	switch c.NAT.Reachability {
+	case ReachabilityAuto, ReachabilityPublic, ReachabilityPrivate:
+	default:
+		errs = append(errs, fmt.Errorf("NAT.Reachability must be %q, %q or %q, is %q", ReachabilityAuto, ReachabilityPublic, ReachabilityPrivate, c.NAT.Reachability))
+	}
+	if _, err := parseRelays(c.NAT.Relays); err != nil {
+		errs = append(errs, err)
+	}
+	if c.NAT.AutoRelay {
+		positive("NAT.RelaySearchInterval", c.NAT.RelaySearchInterval)
+	}
+	if c.NAT.HolePunching {
+		positive("NAT.HolePunchRetryMin", c.NAT.HolePunchRetryMin)
+		if c.NAT.HolePunchRetryMax < c.NAT.HolePunchRetryMin {
+			errs = append(errs, fmt.Errorf("NAT.HolePunchRetryMax (%v) must not be below NAT.HolePunchRetryMin (%v)", c.NAT.HolePunchRetryMax, c.NAT.HolePunchRetryMin))
+		}
+	}
+	if c.Relay.Enabled {
+		if err := c.Relay.Config.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("node: invalid config: %w", errors.Join(errs...))
 	}
@@ -187,6 +285,7 @@ func (c Config) engineConfig(device [16]byte) engine.Config {
 type Option func(*options)
 
 type options struct {
+	gater  connmgr.ConnectionGater
 	host   host.Host
 	store  store.Store
 	wall   hlc.WallClock
@@ -197,6 +296,12 @@ type options struct {
 // registers its protocol there, next to the app's own, and does not close the
 // host. The host's peer ID is then the device's.
 func WithHost(h host.Host) Option { return func(o *options) { o.host = h } }
+
+// WithConnectionGater has the node's own host ask g before every dial and
+// accepted connection (unused with WithHost: the app's host has its own).
+func WithConnectionGater(g connmgr.ConnectionGater) Option {
+	return func(o *options) { o.gater = g }
+}
 
 // WithStore gives the node a store (it does not close it). Without it the
 // node opens a Badger store in Config.DataDir and closes it on Close.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,12 +19,21 @@ import (
 	"github.com/syncnode/syncnode/store"
 )
 
-// dialState is the backoff of one member peer.
+// dialState is the backoff of one member peer, and how its last dial
+// went.
 type dialState struct {
 	next    time.Time
 	backoff time.Duration
 	busy    bool
+	// lastAt is when the last dial ended, lastErr its error ("" when it
+	// connected).
+	lastAt  time.Time
+	lastErr string
 }
+
+// maxDialError bounds the text of a dial error kept for status (libp2p
+// lists every address it tried).
+const maxDialError = 1000
 
 // kickDialer makes the dialer look again now.
 func (n *Node) kickDialer() {
@@ -82,23 +92,40 @@ func (n *Node) maintain() {
 	}
 	n.mu.Unlock()
 	for _, w := range peers {
-		if n.host.Network().Connectedness(w.p) == network.Connected {
+		conn := n.host.Network().Connectedness(w.p)
+		// A member reached only through a relay (limited or not) is
+		// dialled for a direct connection too, with backoff: an address
+		// that works may have come (mDNS on a LAN, a port mapping).
+		relayedOnly := conn != network.NotConnected && n.pathTo(w.p).Kind == "relayed"
+		if conn == network.Connected && !relayedOnly {
 			n.mu.Lock()
 			if d := n.dialing[w.p]; d != nil {
 				d.backoff = 0
 			}
 			n.mu.Unlock()
+		}
+		if conn != network.NotConnected {
+			// Sessions move to a direct connection, hole punches are
+			// retried; a limited relay carries no session (ensureSession).
+			n.maintainPaths(w.p, now)
 			for lib, device := range w.libs {
 				n.ensureSession(w.p, lib, device)
 			}
-			continue
 		}
-		n.dial(w.p, w.libs, now)
+		if conn == network.NotConnected || relayedOnly {
+			n.dial(w.p, w.libs, now, relayedOnly)
+		}
 	}
 }
 
-func (n *Node) dial(p peer.ID, libs map[uuid.UUID]uuid.UUID, now time.Time) {
-	if len(n.host.Peerstore().Addrs(p)) == 0 {
+// dial connects to member p, with backoff; direct dials only direct
+// addresses (the peer is reached through a relay already).
+func (n *Node) dial(p peer.ID, libs map[uuid.UUID]uuid.UUID, now time.Time, direct bool) {
+	addrs := n.host.Peerstore().Addrs(p)
+	if direct {
+		addrs = slices.DeleteFunc(addrs, isRelayAddr)
+	}
+	if len(addrs) == 0 {
 		return // no address known yet: discovery or a Hello will bring one
 	}
 	smaller := true
@@ -125,11 +152,29 @@ func (n *Node) dial(p peer.ID, libs map[uuid.UUID]uuid.UUID, now time.Time) {
 	go func() {
 		defer n.wg.Done()
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamTimeout)
-		err := n.host.Connect(ctx, peer.AddrInfo{ID: p})
+		// A relayed connection, even a limited one, is worth having: a
+		// hole punch starts from it. Once there is one, only a direct
+		// connection is worth dialling for.
+		dctx := network.WithAllowLimitedConn(ctx, "a relayed connection coordinates a hole punch")
+		if direct {
+			dctx = network.WithForceDirectDial(ctx, "only a relay connects us")
+		}
+		err := n.host.Connect(dctx, peer.AddrInfo{ID: p})
 		cancel()
 		n.mu.Lock()
 		d.busy = false
+		prev := d.lastErr
+		d.lastAt, d.lastErr = time.Now(), ""
 		if err != nil {
+			d.lastErr = err.Error()
+			if onlyBackoff(d.lastErr) && prev != "" {
+				// libp2p did not dial again so soon: the reason is the
+				// last dial's.
+				d.lastErr = prev
+			}
+			if len(d.lastErr) > maxDialError {
+				d.lastErr = d.lastErr[:maxDialError] + "…"
+			}
 			// Exponential backoff with jitter, capped.
 			if d.backoff == 0 {
 				d.backoff = n.cfg.ReconnectMin
@@ -148,6 +193,21 @@ func (n *Node) dial(p peer.ID, libs map[uuid.UUID]uuid.UUID, now time.Time) {
 			n.kickDialer()
 		}
 	}()
+}
+
+// onlyBackoff reports whether a dial error says, for every address, only
+// that libp2p holds the address back after a recent failure.
+func onlyBackoff(msg string) bool {
+	_, rest, ok := strings.Cut(msg, "\n")
+	if !ok {
+		return strings.HasSuffix(msg, "dial backoff")
+	}
+	for _, l := range strings.Split(rest, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasSuffix(l, "dial backoff") {
+			return false
+		}
+	}
+	return true
 }
 
 // ensureSession opens the session with device for lib if this device is the
@@ -173,6 +233,11 @@ func (n *Node) ensureSession(p peer.ID, lib, device uuid.UUID) {
 			n.mu.Unlock()
 		}()
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamTimeout)
+		// A sync stream never opens on a limited connection: libp2p refuses
+		// it without network.WithAllowLimitedConn, and waits while ctx lasts
+		// for an unlimited one. A relay limits a circuit when one of its
+		// ends is a stranger to it (a public relay, or a member's relay that
+		// does not share this library), and cuts it at the limit, mid-page.
 		s, err := n.host.NewStream(ctx, p, ProtocolID)
 		cancel()
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/syncnode/syncnode/discovery"
@@ -149,7 +151,7 @@ func (n *Node) updateNamespaces() error {
 	}
 	var ns []string
 	for _, l := range libs {
-		if len(l.Secret) > 0 {
+		if len(l.Secret) > 0 && !n.isRemoved(l.ID) { // a removed device no longer advertises
 			ns = append(ns, pairing.Rendezvous(l.Secret))
 		}
 	}
@@ -209,6 +211,7 @@ func (n *Node) watchIdentify(sub event.Subscription) {
 			if !ok {
 				continue
 			}
+			n.observe(ev.Conn, ev.ObservedAddr)
 			n.mu.Lock()
 			_, member := n.members[ev.Peer]
 			n.mu.Unlock()
@@ -282,15 +285,19 @@ func (n *Node) inviterFound(ai peer.AddrInfo) bool {
 func (n *Node) reachInviter(ctx context.Context, info peer.AddrInfo) error {
 	found, done := n.waitInviter(info.ID)
 	defer done()
+	// Pairing may go through a limited relay (see Join).
+	ctx = network.WithAllowLimitedConn(ctx, "pairing")
 	err := n.host.Connect(ctx, info)
 	if err == nil {
 		return nil
 	}
-	first := fmt.Errorf("node: reaching the inviter %s: %w", info.ID, err)
+	first := &UnreachableError{Inviter: info.ID, Addrs: info.Addrs, Err: err}
 	svc := n.disc.svc
 	if svc == nil || ctx.Err() != nil {
 		return first
 	}
+	first.Searched = joinSearchTimeout
+	first.MDNS, first.DHT = n.cfg.Discovery.MDNS, n.cfg.Discovery.DHT
 	n.log.Info("the inviter is not at the invite's addresses; looking for it", "peer", info.ID, "err", err)
 	ctx, cancel := context.WithTimeout(ctx, joinSearchTimeout)
 	defer cancel()
@@ -349,10 +356,72 @@ func (n *Node) reachInviter(ctx context.Context, info peer.AddrInfo) error {
 				lookup()
 			}
 		case <-ctx.Done():
-			return fmt.Errorf("%w; not found by discovery either (%v)", first, context.Cause(ctx))
+			return first
 		}
 	}
 }
+
+// ErrInviterUnreachable is returned by Join when the inviting device cannot
+// be reached (errors.As with *UnreachableError says what was tried).
+var ErrInviterUnreachable = errors.New("node: the inviting device cannot be reached")
+
+// UnreachableError says that Join could not reach the inviter, what it
+// tried and what to check.
+type UnreachableError struct {
+	// Inviter is the inviter's peer ID and Addrs the addresses of the
+	// invite, dialled first; Err is that dial's error.
+	Inviter peer.ID
+	Addrs   []ma.Multiaddr
+	Err     error
+	// Searched is how long discovery then looked for it (0: discovery is
+	// off), by mDNS and the DHT as they are on.
+	Searched  time.Duration
+	MDNS, DHT bool
+}
+
+// Error says what was tried and what to check.
+func (e *UnreachableError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node: the inviting device cannot be reached: dialled the %d addresses of the invite", len(e.Addrs))
+	if len(e.Addrs) > 0 {
+		var as []string
+		for i, a := range e.Addrs {
+			if i == 4 {
+				as = append(as, "…")
+				break
+			}
+			as = append(as, a.String())
+		}
+		fmt.Fprintf(&b, " (%s)", strings.Join(as, ", "))
+	}
+	msg := e.Err.Error()
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	fmt.Fprintf(&b, ": %s; ", msg)
+	var how []string
+	if e.MDNS {
+		how = append(how, "mDNS on the LAN")
+	}
+	if e.DHT {
+		how = append(how, "the DHT")
+	}
+	if e.Searched > 0 && len(how) > 0 {
+		fmt.Fprintf(&b, "then looked for it by %s for %s, in vain. ", strings.Join(how, " and "), e.Searched)
+	} else {
+		b.WriteString("discovery is off, so it was looked for nowhere else. ")
+	}
+	b.WriteString("Check that syncnode runs on the inviting device; that both devices are on one network, or that the DHT " +
+		"is on for devices on different networks; that no firewall blocks the inviter's port (7654 by default, TCP and " +
+		"UDP); and that the inviter does not run with --local (loopback only) on another machine. A new invite carries " +
+		"the inviter's current addresses.")
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrInviterUnreachable) hold. (Not the dial
+// error's sentinels: a dial that timed out is still an unreachable
+// inviter, not a timeout of the caller's.)
+func (e *UnreachableError) Unwrap() error { return ErrInviterUnreachable }
 
 // rememberInviter stores the addresses this device reached the inviter at
 // (outbound connections: the inviter listens there), once it is a member.

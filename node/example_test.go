@@ -6,6 +6,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -19,13 +20,14 @@ import (
 func Example() {
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	start := func() *node.Node {
-		dir, err := os.MkdirTemp("", "syncnode-example")
-		if err != nil {
-			log.Fatal(err)
-		}
+	dir, err := os.MkdirTemp("", "syncnode-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir) // after both nodes closed: defers run last-in first-out
+	start := func(name string) *node.Node {
 		cfg := node.DefaultLocalConfig() // loopback, fast timers
-		cfg.DataDir = dir
+		cfg.DataDir = filepath.Join(dir, name)
 		n, err := node.New(cfg, node.WithLogger(quiet))
 		if err != nil {
 			log.Fatal(err)
@@ -35,7 +37,7 @@ func Example() {
 		}
 		return n
 	}
-	laptop, phone := start(), start()
+	laptop, phone := start("laptop"), start("phone")
 	defer laptop.Close()
 	defer phone.Close()
 

@@ -17,6 +17,11 @@ import (
 	"github.com/syncnode/syncnode/store"
 )
 
+// MaxRecordSize is the largest value of one record, in bytes of CBOR
+// (1 MiB): a write of a larger one is refused. The CLI, the API and the
+// documents state this one constant.
+const MaxRecordSize = engine.MaxPayloadSize
+
 // Member is a device of a library, bound to its libp2p peer.
 type Member struct {
 	Device uuid.UUID
@@ -129,6 +134,9 @@ func (l *Library) DeleteShared(ctx context.Context, model string, id uuid.UUID) 
 }
 
 func (l *Library) write(ctx context.Context, cost int, fn func(now time.Time) (hlc.HLC, error)) (hlc.HLC, error) {
+	if err := l.n.removedError(l.id); err != nil {
+		return hlc.HLC{}, err
+	}
 	var h hlc.HLC
 	err := l.n.doCost(ctx, cost, func(now time.Time) error {
 		var err error
@@ -259,6 +267,9 @@ type PeerState struct {
 	// (the largest gap of one stream), zero when caught up.
 	Lag       time.Duration
 	LastHeard time.Time
+	// Reach is how the node reaches the peer: the path now, the
+	// addresses known, the last dial and hole punch.
+	Reach Reach
 }
 
 // Peers returns the state of every member of the library but this device.
@@ -299,6 +310,9 @@ func (l *Library) Peers(ctx context.Context) ([]PeerState, error) {
 		}
 		return nil
 	})
+	for i := range out {
+		out[i].Reach = l.n.reach(out[i].Peer)
+	}
 	return out, err
 }
 
@@ -318,9 +332,14 @@ type Event struct {
 	Version hlc.HLC
 	// Data is the new payload (nil when deleted); do not modify it.
 	Data []byte
+	// Seq numbers the node's events in the order it published them, from 1
+	// since it started (Node.Boot names the run); SubscribeSince resumes
+	// after one.
+	Seq uint64
 	// Missed counts the events this subscriber lost, just before this one,
 	// because it did not keep up. A subscriber that sees Missed > 0 should
-	// re-read what it cares about with Get or List.
+	// re-read what it cares about with Get or List (or resume with
+	// SubscribeSince from the last Seq it handled).
 	Missed int
 }
 
@@ -340,20 +359,91 @@ func (s *subscriber) close() {
 	}
 }
 
+// The event log keeps each library's latest events in memory, so that a
+// subscriber that reconnects misses none of them (SubscribeSince): at most
+// eventLogLen events and eventLogBytes of payload per library.
+const (
+	eventLogLen   = 10000
+	eventLogBytes = 8 << 20
+)
+
+// eventLog is one library's latest events, oldest first: events[start:].
+// Dropping the oldest only moves start; the slice is compacted once start
+// passes half of it, so that adding an event costs O(1) amortized.
+type eventLog struct {
+	events []Event
+	start  int
+	bytes  int
+	// dropped is the Seq of the newest event that left the log (0: none).
+	dropped uint64
+}
+
+// held returns the events the log holds, oldest first (shared: do not
+// modify).
+func (l *eventLog) held() []Event { return l.events[l.start:] }
+
+func (l *eventLog) add(ev Event) {
+	l.events = append(l.events, ev)
+	l.bytes += len(ev.Data)
+	for n := len(l.events) - l.start; n > eventLogLen || (l.bytes > eventLogBytes && n > 1); n-- {
+		old := &l.events[l.start]
+		l.bytes -= len(old.Data)
+		l.dropped = old.Seq
+		*old = Event{} // let its payload go
+		l.start++
+	}
+	if l.start > 0 && l.start >= len(l.events)/2 {
+		k := copy(l.events, l.events[l.start:])
+		clear(l.events[k:])
+		l.events, l.start = l.events[:k], 0
+	}
+}
+
+// Boot names this run of the node (random, made by New): the Seq of events
+// counts within it.
+func (n *Node) Boot() string { return n.boot }
+
 // Subscribe returns a channel of the library's record events, closed when
 // ctx ends or the node closes. A slow subscriber cannot slow sync down: when
 // its buffer (1024 events) is full, events are dropped and counted in the
 // next event's Missed.
 func (l *Library) Subscribe(ctx context.Context) (<-chan Event, error) {
+	_, _, ch, err := l.subscribe(ctx, 0, false)
+	return ch, err
+}
+
+// SubscribeSince is Subscribe for a subscriber that resumes: it returns
+// first the events of the library after Seq since that the node still holds
+// in its event log (backlog, oldest first), then the channel of the later
+// ones, with nothing missed and nothing twice in between. complete is false
+// when events after since have left the log already (the subscriber should
+// re-read what it cares about). since 0 returns the whole log.
+func (l *Library) SubscribeSince(ctx context.Context, since uint64) (backlog []Event, complete bool, ch <-chan Event, err error) {
+	return l.subscribe(ctx, since, true)
+}
+
+func (l *Library) subscribe(ctx context.Context, since uint64, replay bool) ([]Event, bool, <-chan Event, error) {
 	if err := l.check(ctx); err != nil {
-		return nil, err
+		return nil, false, nil, err
 	}
 	s := &subscriber{lib: l.id, ch: make(chan Event, 1024), done: make(chan struct{})}
 	n := l.n
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		return nil, ErrClosed
+		return nil, false, nil, ErrClosed
+	}
+	var backlog []Event
+	complete := true
+	if replay {
+		if lg := n.events[l.id]; lg != nil {
+			complete = since >= lg.dropped
+			for _, ev := range lg.held() {
+				if ev.Seq > since {
+					backlog = append(backlog, ev)
+				}
+			}
+		}
 	}
 	n.subs[s] = struct{}{}
 	n.mu.Unlock()
@@ -371,21 +461,30 @@ func (l *Library) Subscribe(ctx context.Context) (<-chan Event, error) {
 		}
 		n.mu.Unlock()
 	}()
-	return s.ch, nil
+	return backlog, complete, s.ch, nil
 }
 
-// publish hands events to subscribers without ever blocking.
+// publish numbers events, keeps them in the event log and hands them to
+// subscribers without ever blocking.
 func (n *Node) publish(events []engine.Event) {
 	n.countReceived(events)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for s := range n.subs {
-		for _, ev := range events {
-			if ev.Library != s.lib {
+	for _, ev := range events {
+		n.seq++
+		e := Event{Library: ev.Library, ModelType: ev.ModelType, ID: ev.ID, Deleted: ev.Deleted, By: ev.By,
+			Version: ev.Version, Data: ev.Data, Seq: n.seq}
+		lg := n.events[ev.Library]
+		if lg == nil {
+			lg = &eventLog{}
+			n.events[ev.Library] = lg
+		}
+		lg.add(e)
+		for s := range n.subs {
+			if e.Library != s.lib {
 				continue
 			}
-			e := Event{Library: ev.Library, ModelType: ev.ModelType, ID: ev.ID, Deleted: ev.Deleted, By: ev.By,
-				Version: ev.Version, Data: ev.Data, Missed: s.missed}
+			e.Missed = s.missed
 			select {
 			case s.ch <- e:
 				s.missed = 0

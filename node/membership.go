@@ -9,12 +9,12 @@ import (
 	"slices"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/google/uuid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/node/pairing"
 	"github.com/syncnode/syncnode/store"
 )
 
@@ -22,36 +22,26 @@ import (
 // members: record ID = device ID, payload = DeviceRecord. Every member
 // replicates it like any shared record, so every member knows every member,
 // and deleting a device's record removes it everywhere.
-const DeviceModel = "device"
+const DeviceModel = pairing.DeviceModel
 
-// DeviceRecord is the payload of a device record.
-type DeviceRecord struct {
-	PeerID  string `cbor:"peer_id" json:"peer_id"`
-	Name    string `cbor:"name" json:"name"`
-	AddedBy string `cbor:"added_by,omitempty" json:"added_by,omitempty"`
-	// AddedAt is in ms since the epoch.
-	AddedAt int64 `cbor:"added_at" json:"added_at"`
-}
+// DeviceRecord is the payload of a device record (docs/PAIRING.md §6).
+type DeviceRecord = pairing.DeviceRecord
 
-func encodeDevice(d DeviceRecord) []byte {
-	b, err := cbor.Marshal(d)
-	if err != nil {
-		panic("node: encoding a device record cannot fail: " + err.Error())
-	}
-	return b
-}
+// encodeDevice returns a device record's payload in deterministic CBOR.
+func encodeDevice(d DeviceRecord) []byte { return d.Encode() }
 
 // effectiveMembers computes a library's members: every live device record,
 // plus every configured member that has no device record at all yet (a
 // joiner knows the members from its invite before their records reach it).
-// A deleted device record removes its device, whatever the configuration.
-func (n *Node) effectiveMembers(lib uuid.UUID, configured []store.Member) ([]store.Member, error) {
+// A deleted device record removes its device, whatever the configuration;
+// tombs holds the version of every deleted device record.
+func (n *Node) effectiveMembers(lib uuid.UUID, configured []store.Member) (_ []store.Member, tombs map[uuid.UUID]hlc.HLC, _ error) {
 	records := make(map[uuid.UUID]store.Record)
 	after := uuid.Nil
 	for {
 		page, err := n.st.List(lib, DeviceModel, after, 500)
 		if err != nil {
-			return nil, fmt.Errorf("node: reading device records: %w", err)
+			return nil, nil, fmt.Errorf("node: reading device records: %w", err)
 		}
 		for _, r := range page {
 			records[r.ID] = r
@@ -62,6 +52,7 @@ func (n *Node) effectiveMembers(lib uuid.UUID, configured []store.Member) ([]sto
 		after = page[len(page)-1].ID
 	}
 	byDevice := make(map[uuid.UUID]store.Member)
+	tombs = make(map[uuid.UUID]hlc.HLC)
 	for _, m := range configured {
 		if _, has := records[m.DeviceID]; !has {
 			byDevice[m.DeviceID] = m
@@ -69,15 +60,12 @@ func (n *Node) effectiveMembers(lib uuid.UUID, configured []store.Member) ([]sto
 	}
 	for id, r := range records {
 		if r.Deleted {
+			tombs[id] = r.Version
 			continue
 		}
-		var d DeviceRecord
-		if err := cbor.Unmarshal(r.Data, &d); err != nil {
+		d, err := pairing.DecodeDeviceRecord(r.Data)
+		if err != nil {
 			n.log.Warn("ignoring a malformed device record", "library", lib, "device", id, "err", err)
-			continue
-		}
-		if _, err := peer.Decode(d.PeerID); err != nil {
-			n.log.Warn("ignoring a device record with a bad peer ID", "library", lib, "device", id, "peer", d.PeerID)
 			continue
 		}
 		m := store.Member{Library: lib, DeviceID: id, PeerID: d.PeerID, Name: d.Name, AddedAt: uint64(d.AddedAt)}
@@ -96,7 +84,7 @@ func (n *Node) effectiveMembers(lib uuid.UUID, configured []store.Member) ([]sto
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b store.Member) int { return compareUUID(a.DeviceID, b.DeviceID) })
-	return out, nil
+	return out, tombs, nil
 }
 
 func compareUUID(a, b uuid.UUID) int {
@@ -115,7 +103,7 @@ func (n *Node) syncMembership(now time.Time, lib uuid.UUID) error {
 	if err != nil {
 		return err
 	}
-	eff, err := n.effectiveMembers(lib, configured)
+	eff, tombs, err := n.effectiveMembers(lib, configured)
 	if err != nil {
 		return err
 	}
@@ -125,14 +113,21 @@ func (n *Node) syncMembership(now time.Time, lib uuid.UUID) error {
 	if err := n.eng.SetMembers(now, lib, eff); err != nil {
 		return err
 	}
-	n.refreshMembers()
 	self := false
 	for _, m := range eff {
 		self = self || m.DeviceID == n.device
 	}
-	if !self {
-		n.log.Warn("this device was removed from the library", "library", lib)
+	if h, ok := tombs[n.device]; !self && ok && h.DeviceID != n.device {
+		// Another member removed this device, and the tombstone reached
+		// it (relayed by a member that did not know yet).
+		n.markRemoved(lib, h)
 	}
+	for _, g := range n.recordGone(lib, configured, eff, tombs) {
+		if pid, err := peer.Decode(g.Peer); err == nil {
+			n.sendRemovalNotice(pid, lib, g)
+		}
+	}
+	n.refreshMembers()
 	n.kickDialer()
 	return nil
 }
@@ -164,8 +159,8 @@ func deviceEvents(events []engine.Event) []uuid.UUID {
 // device as its only member (its device record is the first change of the
 // library). Invite other devices with Library.Invite.
 func (n *Node) CreateLibrary(ctx context.Context, name string) (*Library, error) {
-	if len(name) > 256 {
-		return nil, errors.New("node: a library name is at most 256 bytes")
+	if name == "" || len(name) > 256 {
+		return nil, errors.New("node: a library needs a name of 1 to 256 bytes")
 	}
 	id := uuid.New()
 	secret := make([]byte, 32)
@@ -177,6 +172,9 @@ func (n *Node) CreateLibrary(ctx context.Context, name string) (*Library, error)
 	}
 	self := store.Member{Library: id, DeviceID: n.device, PeerID: n.host.ID().String(), Name: n.deviceName()}
 	err := n.do(ctx, func(now time.Time) error {
+		if err := n.nameFree(name, uuid.Nil); err != nil {
+			return err
+		}
 		if err := n.eng.AddLibrary(now, store.Library{ID: id, Name: name, Secret: secret, CreatedAt: uint64(now.UnixMilli())}, []store.Member{self}); err != nil {
 			return err
 		}
@@ -193,6 +191,29 @@ func (n *Node) CreateLibrary(ctx context.Context, name string) (*Library, error)
 	return &Library{n: n, id: id}, nil
 }
 
+// ErrNameTaken is returned when a library is created with the name of
+// another library this node holds: names are unique on a node.
+var ErrNameTaken = errors.New("node: this node holds a library of that name already")
+
+// ErrAlreadyMember is returned by Join for a library this node holds (and
+// was not removed from).
+var ErrAlreadyMember = errors.New("node: this device is already a member of the library")
+
+// nameFree returns ErrNameTaken if a library other than except has the
+// name.
+func (n *Node) nameFree(name string, except uuid.UUID) error {
+	libs, err := n.st.Libraries()
+	if err != nil {
+		return fmt.Errorf("node: reading libraries: %w", err)
+	}
+	for _, l := range libs {
+		if l.ID != except && n.localName(l) == name {
+			return fmt.Errorf("%w: %q is library %s (names are unique on a node)", ErrNameTaken, name, l.ID)
+		}
+	}
+	return nil
+}
+
 // deviceName is the name this device gives itself in device records.
 func (n *Node) deviceName() string {
 	if n.cfg.DeviceName != "" {
@@ -207,6 +228,9 @@ func (n *Node) deviceName() string {
 func (l *Library) RemoveDevice(ctx context.Context, device uuid.UUID) error {
 	if device == l.n.device {
 		return errors.New("node: a device cannot remove itself; use Leave")
+	}
+	if err := l.n.removedError(l.id); err != nil {
+		return err
 	}
 	return l.n.do(ctx, func(now time.Time) error {
 		if !l.n.eng.IsMember(l.id, device) {
@@ -259,7 +283,11 @@ func (l *Library) Members(ctx context.Context) ([]Member, error) {
 func (l *Library) Leave(ctx context.Context, deleteData bool) error {
 	n := l.n
 	var h hlc.HLC
+	removed := n.isRemoved(l.id)
 	err := n.do(ctx, func(now time.Time) error {
+		if removed {
+			return nil // removed already: nothing to withdraw, nobody to tell
+		}
 		var err error
 		h, err = n.eng.DeleteShared(now, l.id, DeviceModel, n.device)
 		if errors.Is(err, engine.ErrNotFound) {
@@ -294,6 +322,9 @@ func (l *Library) Leave(ctx context.Context, deleteData bool) error {
 	}
 	err = n.do(ctx, func(now time.Time) error {
 		if err := n.eng.RemoveLibrary(now, l.id, deleteData); err != nil {
+			return err
+		}
+		if err := n.clearRemoval(l.id, time.Time{}); err != nil {
 			return err
 		}
 		n.refreshMembers()

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,19 +11,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
-	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
-	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
-	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
@@ -80,9 +72,16 @@ type Node struct {
 	closed   bool
 	sessions map[sessionKey]*session
 	members  map[peer.ID]map[uuid.UUID]uuid.UUID // peer -> library -> device
-	devices  map[uuid.UUID]peer.ID               // device -> peer
-	serving  map[peer.ID]int                     // requests being served per peer
-	subs     map[*subscriber]struct{}
+	// membersChanged is closed (and replaced) whenever members changes.
+	membersChanged chan struct{}
+	devices        map[uuid.UUID]peer.ID // device -> peer
+	serving        map[peer.ID]int       // requests being served per peer
+	subs           map[*subscriber]struct{}
+	// events is each library's event log; seq numbers events, boot names
+	// this run (library.go).
+	events   map[uuid.UUID]*eventLog
+	seq      uint64
+	boot     string
 	dialing  map[peer.ID]*dialState
 	opening  map[sessionKey]bool
 	kick     chan struct{}
@@ -91,16 +90,31 @@ type Node struct {
 	// pairing attempts per peer.
 	pairMu    sync.Mutex
 	pairFails map[peer.ID]*pairAttempts
-	fatal     error
-	metrics   Metrics
-	progress  progressTracker // received records per library, backfill after a join
-	wire      wireStats       // messages and bytes by type and direction
+	joins     joinWaits // libraries this node is joining (pair.go)
+	// removed are the libraries this device was removed from; gone the
+	// devices removed from each library, to tell them (removal.go);
+	// noticed when each was last told.
+	removed  map[uuid.UUID]Removal
+	gone     map[uuid.UUID][]goneMember
+	noticed  map[noticeKey]time.Time
+	fatal    error
+	metrics  Metrics
+	progress progressTracker // received records per library, backfill after a join
+	wire     wireStats       // messages and bytes by type and direction
 
 	disc discoverer // mDNS and DHT discovery; Join's search for an inviter
+	net  netState   // NAT traversal, relays, paths to members
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// newBoot returns a random name for one run of a node: 8 hex digits.
+func newBoot() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Metrics counts what the node did.
@@ -138,10 +152,16 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		devices:   make(map[uuid.UUID]peer.ID),
 		serving:   make(map[peer.ID]int),
 		subs:      make(map[*subscriber]struct{}),
+		events:    make(map[uuid.UUID]*eventLog),
+		boot:      newBoot(),
 		dialing:   make(map[peer.ID]*dialState),
 		opening:   make(map[sessionKey]bool),
 		pairFails: make(map[peer.ID]*pairAttempts),
+		removed:   make(map[uuid.UUID]Removal),
+		gone:      make(map[uuid.UUID][]goneMember),
+		noticed:   make(map[noticeKey]time.Time),
 		metrics:   Metrics{Refused: make(map[string]int)},
+		net:       newNetState(),
 	}
 	if n.log == nil {
 		n.log = slog.Default()
@@ -180,7 +200,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	} else {
 		opts := badgerstore.DefaultOptions()
 		opts.SyncWrites = n.cfg.SyncWrites
-		opts.Logger = n.log
+		opts.Logger = slog.New(quietBadger{n.log.Handler()}) // Badger's chatter at debug
 		st, err := badgerstore.Open(n.cfg.DataDir, opts)
 		if err != nil {
 			return fmt.Errorf("node: opening store: %w", err)
@@ -206,8 +226,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("node: loading engine: %w", err)
 	}
 	n.eng = eng
+	if err := n.loadRemovals(); err != nil {
+		return err
+	}
 	n.refreshMembers()
 	if err := n.loadAddrs(); err != nil {
+		return err
+	}
+	if err := n.startNAT(); err != nil {
 		return err
 	}
 	n.host.SetStreamHandler(ProtocolID, n.handleStream)
@@ -226,6 +252,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	n.running = true
 	n.mu.Unlock()
+	n.net.markReady()
 	n.log.Info("syncnode started", "device", n.device, "peer", n.host.ID(), "addrs", n.host.Addrs())
 	return nil
 }
@@ -259,6 +286,7 @@ func (n *Node) Close() error {
 		}
 	}
 	n.closeDiscovery()
+	n.closeNAT()
 	for _, s := range sessions {
 		s.close(fmt.Errorf("%w: node closing", protocol.ErrShuttingDown))
 	}
@@ -349,92 +377,6 @@ func (n *Node) loadDevice() (uuid.UUID, error) {
 		return uuid.Nil, fmt.Errorf("node: storing device ID: %w", err)
 	}
 	return id, nil
-}
-
-// buildHost makes the node's own host: TCP and QUIC, Noise and TLS, Yamux,
-// the resource manager with its default limits, and a connection manager
-// (member peers are protected in it).
-func (n *Node) buildHost() (host.Host, error) {
-	key, err := n.loadHostKey()
-	if err != nil {
-		return nil, err
-	}
-	cm, err := connmgr.NewConnManager(64, 256, connmgr.WithGracePeriod(time.Minute))
-	if err != nil {
-		return nil, fmt.Errorf("node: connection manager: %w", err)
-	}
-	rm, err := n.resourceManager()
-	if err != nil {
-		return nil, err
-	}
-	h, err := libp2p.New(
-		libp2p.Identity(key),
-		libp2p.ListenAddrStrings(n.cfg.ListenAddrs...),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(libp2pquic.NewTransport),
-		libp2p.Security(noise.ID, noise.New),
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.ConnectionManager(cm),
-		libp2p.ResourceManager(rm),
-		libp2p.UserAgent("syncnode"),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("node: building libp2p host: %w", err)
-	}
-	return h, nil
-}
-
-// resourceManager is libp2p's default resource manager, with limits of its
-// own for the syncnode service: a peer may hold at most 16 inbound and 16
-// outbound streams of it and as much memory as 16 largest frames, and all
-// peers together 1,024 streams and 64 largest frames. Each stream reserves
-// one frame's memory before it reads, so a flood of streams from one peer is
-// refused by libp2p itself before it costs memory, and the other peers keep
-// their share.
-func (n *Node) resourceManager() (network.ResourceManager, error) {
-	limits := rcmgr.DefaultLimits
-	libp2p.SetDefaultServiceLimits(&limits)
-	frame := int64(n.cfg.MaxFrameSize)
-	limits.AddServiceLimit(serviceName, rcmgr.BaseLimit{
-		Streams: 2048, StreamsInbound: 1024, StreamsOutbound: 1024, Memory: 64 * frame,
-	}, rcmgr.BaseLimitIncrease{})
-	limits.AddServicePeerLimit(serviceName, rcmgr.BaseLimit{
-		Streams: 32, StreamsInbound: 16, StreamsOutbound: 16, Memory: 16 * frame,
-	}, rcmgr.BaseLimitIncrease{})
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
-	if err != nil {
-		return nil, fmt.Errorf("node: resource manager: %w", err)
-	}
-	return rm, nil
-}
-
-// loadHostKey reads the host's private key from the store, creating it on
-// first start.
-func (n *Node) loadHostKey() (crypto.PrivKey, error) {
-	b, err := n.st.Meta(metaHostKey)
-	if err == nil {
-		k, err := crypto.UnmarshalPrivateKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("node: stored host key is corrupt: %w", err)
-		}
-		return k, nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("node: reading host key: %w", err)
-	}
-	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("node: generating host key: %w", err)
-	}
-	b, err = crypto.MarshalPrivateKey(k)
-	if err != nil {
-		return nil, fmt.Errorf("node: encoding host key: %w", err)
-	}
-	if err := n.st.Apply(&store.Batch{PutMeta: map[string][]byte{metaHostKey: b}}); err != nil {
-		return nil, fmt.Errorf("node: storing host key: %w", err)
-	}
-	return k, nil
 }
 
 // ---- the engine loop ----
@@ -676,6 +618,9 @@ func (n *Node) refreshMembers() {
 	members := make(map[peer.ID]map[uuid.UUID]uuid.UUID)
 	devices := make(map[uuid.UUID]peer.ID)
 	for _, lib := range n.eng.Libraries() {
+		if n.isRemoved(lib) {
+			continue // this device no longer syncs it
+		}
 		ms, err := n.eng.Members(lib)
 		if err != nil {
 			continue
@@ -695,6 +640,10 @@ func (n *Node) refreshMembers() {
 	n.mu.Lock()
 	old := n.members
 	n.members, n.devices = members, devices
+	if n.membersChanged != nil {
+		close(n.membersChanged)
+	}
+	n.membersChanged = make(chan struct{})
 	n.mu.Unlock()
 	n.libraryChanged()
 	if n.host != nil {
@@ -705,6 +654,11 @@ func (n *Node) refreshMembers() {
 		}
 		for pid := range members {
 			n.host.ConnManager().Protect(pid, serviceName)
+		}
+	}
+	if n.net.relay != nil {
+		for _, p := range n.net.relay.Recheck() {
+			n.log.Info("relay: moving a reservation to the class of its peer's new membership", "peer", p)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -39,6 +40,9 @@ func (l *Library) Invite(ctx context.Context, ttl time.Duration, singleUse bool)
 	if err := l.check(ctx); err != nil {
 		return "", err
 	}
+	if err := l.n.removedError(l.id); err != nil {
+		return "", err
+	}
 	if ttl <= 0 {
 		ttl = time.Hour
 	}
@@ -66,7 +70,9 @@ func (l *Library) Invite(ctx context.Context, ttl time.Duration, singleUse bool)
 // and by looking its peer ID up in the DHT. A wrong, expired or used code
 // is refused with an error that says which (errors.Is with
 // pairing.ErrExpired, pairing.ErrUsed, pairing.ErrBadProof,
-// pairing.ErrUnknown).
+// pairing.ErrUnknown); a library this node holds already with
+// ErrAlreadyMember (unless this device was removed from it: it joins
+// again); an inviter that cannot be reached with ErrInviterUnreachable.
 func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 	inv, err := pairing.ParseCode(code)
 	if err != nil {
@@ -74,6 +80,13 @@ func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 	}
 	if err := n.ready(); err != nil {
 		return nil, err
+	}
+	if libs, err := n.st.Libraries(); err == nil {
+		for _, l := range libs {
+			if l.ID == inv.Library && !n.isRemoved(l.ID) {
+				return nil, fmt.Errorf("%w: library %q (%s) is on this node", ErrAlreadyMember, n.localName(l), l.ID)
+			}
+		}
 	}
 	if now := n.wall.Now(); now.After(inv.ExpiresAt()) {
 		return nil, fmt.Errorf("%w at %s", pairing.ErrExpired, inv.ExpiresAt().Format(time.RFC3339))
@@ -85,11 +98,15 @@ func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 	if info.ID == n.host.ID() {
 		return nil, errors.New("node: this invite was issued by this device")
 	}
+	// From the moment the inviter writes this device's record, members may
+	// open streams to it: they wait for the join instead of being refused.
+	defer n.joins.start(inv.Library)()
 	n.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
 	if err := n.reachInviter(ctx, info); err != nil {
 		return nil, err
 	}
-	s, err := n.host.NewStream(ctx, info.ID, p2pproto.ID(pairing.ProtocolID))
+	// Pairing is a few small frames: a limited relay may carry it.
+	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "pairing"), info.ID, p2pproto.ID(pairing.ProtocolID))
 	if err != nil {
 		return nil, fmt.Errorf("node: opening the pairing stream: %w", err)
 	}
@@ -134,11 +151,11 @@ func (n *Node) Join(ctx context.Context, code string) (*Library, error) {
 func refusalError(r *pairing.JoinRefused) error {
 	var base error
 	switch r.Code {
-	case "expired":
+	case pairing.RefusalExpired:
 		base = pairing.ErrExpired
-	case "used":
+	case pairing.RefusalUsed:
 		base = pairing.ErrUsed
-	case "bad_token":
+	case pairing.RefusalBadToken:
 		base = pairing.ErrBadProof
 	default:
 		base = pairing.ErrUnknown
@@ -165,8 +182,20 @@ func (n *Node) acceptJoin(ctx context.Context, a *pairing.JoinAccept) (*Library,
 	// Expected before the library exists: its first pages count.
 	n.progress.expect(a.LibraryID, int(min(a.Records, 1<<40)), n.wall.Now())
 	err := n.do(ctx, func(now time.Time) error {
-		lib := store.Library{ID: a.LibraryID, Name: a.Name, Secret: a.Secret, CreatedAt: uint64(now.UnixMilli())}
+		// created_at is the library's, as the inviter holds it; an older
+		// inviter does not send it, and the join's time stands in.
+		created := a.CreatedAt
+		if created == 0 {
+			created = uint64(now.UnixMilli())
+		}
+		lib := store.Library{ID: a.LibraryID, Name: a.Name, Secret: a.Secret, CreatedAt: created}
+		if err := n.uniqueName(lib); err != nil {
+			return err
+		}
 		if err := n.eng.AddLibrary(now, lib, members); err != nil {
+			return err
+		}
+		if err := n.clearRemoval(a.LibraryID, now); err != nil {
 			return err
 		}
 		n.refreshMembers()
@@ -208,22 +237,27 @@ func (n *Node) handlePairing(s network.Stream) {
 		_ = s.Close()
 	}
 	if !n.allowPairing(joiner) {
-		refuse("rate_limited", "too many pairing attempts from this peer; try again in a minute")
+		refuse(pairing.RefusalRateLimited, "too many pairing attempts from this peer; try again in a minute")
 		return
 	}
 	frame, err := protocol.ReadFrame(bufio.NewReader(s), pairing.MaxFrameSize)
 	if err != nil {
-		refuse("malformed", "could not read the join request: "+err.Error())
+		refuse(pairing.RefusalMalformed, "could not read the join request: "+err.Error())
 		return
 	}
 	m, err := pairing.Decode(frame)
 	if err != nil {
-		refuse("malformed", err.Error())
+		refuse(pairing.RefusalMalformed, err.Error())
 		return
 	}
 	req, ok := m.(*pairing.JoinRequest)
 	if !ok {
-		refuse("malformed", "the first frame must be a JoinRequest")
+		refuse(pairing.RefusalMalformed, "the first frame must be a JoinRequest")
+		return
+	}
+	if n.isRemoved(req.LibraryID) {
+		n.failedPairing(joiner)
+		refuse(pairing.RefusalUnknown, "the inviting device was removed from the library: ask a member for a new invite")
 		return
 	}
 	accept, code, reason := n.admit(joiner, req)
@@ -234,7 +268,7 @@ func (n *Node) handlePairing(s network.Stream) {
 	}
 	b, err := pairing.Encode(accept)
 	if err != nil {
-		refuse("malformed", "internal error: "+err.Error())
+		refuse(pairing.RefusalInternal, "encoding the answer: "+err.Error())
 		return
 	}
 	if err := protocol.WriteFrame(s, b); err != nil {
@@ -253,31 +287,36 @@ func (n *Node) admit(joiner peer.ID, req *pairing.JoinRequest) (*pairing.JoinAcc
 	key := metaInvite + hex.EncodeToString(req.TokenID)
 	b, err := n.st.Meta(key)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, "unknown", "no invite with this token exists on this device"
+		return nil, pairing.RefusalUnknown, "no invite with this token exists on this device"
 	}
 	if err != nil {
-		return nil, "unknown", "reading invites failed"
+		return nil, pairing.RefusalInternal, "reading invites failed"
 	}
 	var inv storedInvite
 	if err := cbor.Unmarshal(b, &inv); err != nil || len(inv.Token) != pairing.TokenSize {
-		return nil, "unknown", "the stored invite is unreadable"
+		return nil, pairing.RefusalInternal, "the stored invite is unreadable"
 	}
 	var token [pairing.TokenSize]byte
 	copy(token[:], inv.Token)
 	switch {
 	case inv.Library != req.LibraryID:
-		return nil, "unknown", "the invite is for another library"
+		return nil, pairing.RefusalUnknown, "the invite is for another library"
 	case !pairing.CheckProof(token, req.LibraryID, joiner, n.host.ID(), req.Proof):
-		return nil, "bad_token", "the proof of the invite token is wrong"
+		return nil, pairing.RefusalBadToken, "the proof of the invite token is wrong"
 	case n.wall.Now().Unix() > inv.Expires:
-		return nil, "expired", fmt.Sprintf("the invite expired at %s", time.Unix(inv.Expires, 0).UTC().Format(time.RFC3339))
+		return nil, pairing.RefusalExpired, fmt.Sprintf("the invite expired at %s", time.Unix(inv.Expires, 0).UTC().Format(time.RFC3339))
 	case inv.SingleUse && inv.Uses > 0:
-		return nil, "used", "the invite was for one use and has been used"
+		return nil, pairing.RefusalUsed, "the invite was for one use and has been used"
+	}
+	if !n.holdsSecret(req.LibraryID) {
+		// A library configured without pairing (AddLibrary) has no secret
+		// to hand over; nothing is written for the joiner.
+		return nil, pairing.RefusalUnknown, "this device cannot add members to the library (it does not hold its secret)"
 	}
 	inv.Uses++
 	if nb, err := cbor.Marshal(inv); err == nil {
 		if err := n.st.Apply(&store.Batch{PutMeta: map[string][]byte{key: nb}}); err != nil {
-			return nil, "unknown", "storing the invite's use failed"
+			return nil, pairing.RefusalInternal, "storing the invite's use failed"
 		}
 	}
 	var accept *pairing.JoinAccept
@@ -293,7 +332,7 @@ func (n *Node) admit(joiner peer.ID, req *pairing.JoinRequest) (*pairing.JoinAcc
 		accept = &pairing.JoinAccept{LibraryID: req.LibraryID, AddedBy: n.device}
 		for _, l := range libs {
 			if l.ID == req.LibraryID {
-				accept.Name, accept.Secret = l.Name, l.Secret
+				accept.Name, accept.Secret, accept.CreatedAt = l.Name, l.Secret, l.CreatedAt
 			}
 		}
 		ms, err := n.eng.Members(req.LibraryID)
@@ -321,7 +360,7 @@ func (n *Node) admit(joiner peer.ID, req *pairing.JoinRequest) (*pairing.JoinAcc
 		return nil
 	})
 	if err != nil || len(accept.Secret) == 0 {
-		return nil, "unknown", "this device cannot add members to the library"
+		return nil, pairing.RefusalInternal, fmt.Sprintf("adding the device failed (%v)", err)
 	}
 	// The joiner's progress bar needs a total: count outside the loop
 	// (a large library takes a moment), and send none if it fails.
@@ -329,6 +368,21 @@ func (n *Node) admit(joiner peer.ID, req *pairing.JoinRequest) (*pairing.JoinAcc
 		accept.Records = uint64(k)
 	}
 	return accept, "", ""
+}
+
+// holdsSecret reports whether this node holds lib with a secret, which a
+// JoinAccept hands over.
+func (n *Node) holdsSecret(lib uuid.UUID) bool {
+	libs, err := n.st.Libraries()
+	if err != nil {
+		return false
+	}
+	for _, l := range libs {
+		if l.ID == lib {
+			return len(l.Secret) > 0
+		}
+	}
+	return false
 }
 
 // Pairing attempts are limited per peer: a peer with 5 failed attempts in a
@@ -357,4 +411,59 @@ func (n *Node) failedPairing(p peer.ID) {
 		n.pairFails[p] = a
 	}
 	a.fails++
+}
+
+// joinWaits holds the libraries this node is joining. The inviter writes the
+// joiner's device record before it answers, and from then on it (and any
+// member that received the record) may open a session or a request stream to
+// the joiner, possibly before the joiner has stored the JoinAccept. Such a
+// stream waits for the join to end instead of being refused as not_member
+// (PAIRING.md §5).
+type joinWaits struct {
+	mu sync.Mutex
+	m  map[uuid.UUID]*joinWait
+}
+
+type joinWait struct {
+	done  chan struct{}
+	users int
+}
+
+// start registers a join of lib; the returned function ends it.
+func (j *joinWaits) start(lib uuid.UUID) (end func()) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.m == nil {
+		j.m = make(map[uuid.UUID]*joinWait)
+	}
+	w := j.m[lib]
+	if w == nil {
+		w = &joinWait{done: make(chan struct{})}
+		j.m[lib] = w
+	}
+	w.users++
+	return func() {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if w.users--; w.users == 0 {
+			delete(j.m, lib)
+			close(w.done)
+		}
+	}
+}
+
+// wait waits until no join of lib is in progress, or ctx ends. It reports
+// whether there was one to wait for.
+func (j *joinWaits) wait(ctx context.Context, lib uuid.UUID) bool {
+	j.mu.Lock()
+	w := j.m[lib]
+	j.mu.Unlock()
+	if w == nil {
+		return false
+	}
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+	}
+	return true
 }

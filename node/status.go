@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"sync"
 	"time"
@@ -15,10 +16,18 @@ import (
 
 // LibraryInfo names one library this node holds.
 type LibraryInfo struct {
-	ID   uuid.UUID
+	ID uuid.UUID
+	// Name is the library's name on this node: its own name, or, when this
+	// node held another library of that name when it joined, the name with
+	// a number (names are unique on a node).
 	Name string
-	// CreatedAt is when this node created or joined the library.
+	// CreatedAt is when the library was created (the creator's clock), the
+	// same on every member. A library joined from an inviter older than
+	// December 2026 has the time of the join instead.
 	CreatedAt time.Time
+	// Removed is set when this device was removed from the library: it no
+	// longer syncs it, and refuses writes to it.
+	Removed *Removal
 }
 
 // Libraries lists the libraries this node holds, by ID.
@@ -32,10 +41,52 @@ func (n *Node) Libraries() ([]LibraryInfo, error) {
 	}
 	out := make([]LibraryInfo, 0, len(libs))
 	for _, l := range libs {
-		out = append(out, LibraryInfo{ID: l.ID, Name: l.Name, CreatedAt: time.UnixMilli(int64(l.CreatedAt)).UTC()})
+		li := LibraryInfo{ID: l.ID, Name: n.localName(l), CreatedAt: time.UnixMilli(int64(l.CreatedAt)).UTC()}
+		n.mu.Lock()
+		if r, ok := n.removed[l.ID]; ok {
+			li.Removed = &r
+		}
+		n.mu.Unlock()
+		out = append(out, li)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID.String() < out[j].ID.String() })
 	return out, nil
+}
+
+// metaName + library ID: the library's name on this node, when its own
+// name was taken by another library when this node joined it.
+const metaName = "node/name/"
+
+// localName is a library's name on this node.
+func (n *Node) localName(l store.Library) string {
+	if b, err := n.st.Meta(metaName + l.ID.String()); err == nil && len(b) > 0 {
+		return string(b)
+	}
+	return l.Name
+}
+
+// uniqueName gives lib, which this node is joining, a name of its own on
+// this node if another library has its name: "photos (2)", "photos (3)"...
+// The library keeps its own name (invites from this node carry it).
+func (n *Node) uniqueName(lib store.Library) error {
+	name := lib.Name
+	for i := 2; n.nameFree(name, lib.ID) != nil; i++ {
+		if i > 1000 {
+			return fmt.Errorf("%w: %q", ErrNameTaken, lib.Name)
+		}
+		name = fmt.Sprintf("%s (%d)", lib.Name, i)
+	}
+	b := &store.Batch{}
+	if name != lib.Name {
+		b.PutMeta = map[string][]byte{metaName + lib.ID.String(): []byte(name)}
+		n.log.Info("the joined library's name is taken on this node: it goes by another name here", "library", lib.ID, "name", lib.Name, "here", name)
+	} else {
+		b.DropMeta = []string{metaName + lib.ID.String()}
+	}
+	if err := n.st.Apply(b); err != nil {
+		return fmt.Errorf("node: storing the library's name: %w", err)
+	}
+	return nil
 }
 
 // DeviceName returns the name this device gives itself in libraries.
@@ -76,7 +127,9 @@ type LibraryStatus struct {
 // Backfill is the progress of a library's initial backfill.
 type Backfill struct {
 	// Expected is the number of records the inviter held when this device
-	// joined; Received counts records and changes received since.
+	// joined; Received counts the records received since (each once, however
+	// many changes of it arrive), which may end above Expected when members
+	// write new records meanwhile.
 	Expected, Received int
 	// Started is when the join was accepted.
 	Started time.Time
@@ -119,8 +172,9 @@ func (l *Library) Status(ctx context.Context) (LibraryStatus, error) {
 	}
 	st.Received, st.Backfill = n.progress.get(l.id)
 	st.CaughtUp = caughtUp(st.Peers)
-	if st.Backfill != nil {
-		st.Backfill.Done = st.CaughtUp
+	if st.Backfill != nil && !st.Backfill.Done && st.CaughtUp {
+		n.progress.finish(l.id)
+		st.Backfill.Done = true
 	}
 	return st, nil
 }
@@ -163,18 +217,56 @@ func (l *Library) countLog(st *LibraryStatus) error {
 type progressTracker struct {
 	mu       sync.Mutex
 	received map[uuid.UUID]int
-	backfill map[uuid.UUID]*Backfill
+	backfill map[uuid.UUID]*backfillState
 }
 
-func (p *progressTracker) add(lib uuid.UUID, k int) {
+// backfillState is a backfill in progress: its progress, and the records
+// counted so far (hashes of model type and ID), so that a record that
+// arrives many times (every change of it in the shared log, a live update
+// on top) counts once. Once the backfill is done, or beyond maxTracked
+// records, seen is dropped and nothing more is counted (beyond maxTracked:
+// every change counts, an overestimate bounded in memory).
+type backfillState struct {
+	Backfill
+	seen     map[uint64]struct{}
+	finished bool
+}
+
+// maxTracked bounds the records a backfill remembers (about 16 bytes each).
+const maxTracked = 1 << 21
+
+func (p *progressTracker) add(lib uuid.UUID, events []engine.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.received == nil {
 		p.received = make(map[uuid.UUID]int)
 	}
-	p.received[lib] += k
-	if b := p.backfill[lib]; b != nil {
-		b.Received += k
+	p.received[lib] += len(events)
+	b := p.backfill[lib]
+	if b == nil || b.finished {
+		return
+	}
+	for _, ev := range events {
+		if ev.Deleted {
+			continue // the inviter counted live records only
+		}
+		if b.seen == nil {
+			b.Received++
+			continue
+		}
+		h := fnv.New64a()
+		h.Write([]byte(ev.ModelType))
+		h.Write(ev.ID[:])
+		k := h.Sum64()
+		if _, dup := b.seen[k]; dup {
+			continue
+		}
+		b.Received++
+		if len(b.seen) < maxTracked {
+			b.seen[k] = struct{}{}
+		} else {
+			b.seen = nil
+		}
 	}
 }
 
@@ -182,9 +274,18 @@ func (p *progressTracker) expect(lib uuid.UUID, expected int, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.backfill == nil {
-		p.backfill = make(map[uuid.UUID]*Backfill)
+		p.backfill = make(map[uuid.UUID]*backfillState)
 	}
-	p.backfill[lib] = &Backfill{Expected: expected, Started: now}
+	p.backfill[lib] = &backfillState{Backfill: Backfill{Expected: expected, Started: now}, seen: make(map[uint64]struct{})}
+}
+
+// finish ends lib's backfill: its counts stay as they are.
+func (p *progressTracker) finish(lib uuid.UUID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b := p.backfill[lib]; b != nil {
+		b.finished, b.seen = true, nil
+	}
 }
 
 func (p *progressTracker) get(lib uuid.UUID) (int, *Backfill) {
@@ -192,7 +293,8 @@ func (p *progressTracker) get(lib uuid.UUID) (int, *Backfill) {
 	defer p.mu.Unlock()
 	var b *Backfill
 	if bf := p.backfill[lib]; bf != nil {
-		c := *bf
+		c := bf.Backfill
+		c.Done = bf.finished
 		b = &c
 	}
 	return p.received[lib], b
@@ -200,21 +302,20 @@ func (p *progressTracker) get(lib uuid.UUID) (int, *Backfill) {
 
 // countReceived adds the events of other devices to the progress counts.
 func (n *Node) countReceived(events []engine.Event) {
-	var lib uuid.UUID
-	k := 0
-	for _, ev := range events {
-		if ev.By == n.device {
-			continue
+	start := 0
+	for i := 0; i <= len(events); i++ {
+		if i == len(events) || (i > start && events[i].Library != events[start].Library) {
+			var batch []engine.Event
+			for _, ev := range events[start:i] {
+				if ev.By != n.device {
+					batch = append(batch, ev)
+				}
+			}
+			if len(batch) > 0 {
+				n.progress.add(events[start].Library, batch)
+			}
+			start = i
 		}
-		if ev.Library != lib && k > 0 {
-			n.progress.add(lib, k)
-			k = 0
-		}
-		lib = ev.Library
-		k++
-	}
-	if k > 0 {
-		n.progress.add(lib, k)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,15 +102,23 @@ func (n *Node) runSession(key sessionKey, s network.Stream, r *bufio.Reader, fir
 			return
 		}
 	}
-	sess.readLoop(r)
+	sess.readLoop(r, first != nil)
 }
 
 // writeLoop writes queued messages through a buffer that it flushes
 // whenever the queue is empty: a burst goes out in few writes, a single
 // message at once.
+//
+// This node's Hello is the first frame of the stream (PROTOCOL.md §7.1).
+// The session is registered, so that pushes reach it, before the engine
+// queues the Hello; while the engine still counts the peer as connected (a
+// session that replaced an older one) it may queue live pushes, heartbeats or
+// acks first. Those are dropped: the Hello that follows carries the
+// watermarks that include them, and the peer catches up from it.
 func (s *session) writeLoop() {
 	bw := bufio.NewWriterSize(s.stream, 64<<10)
 	w := s.n.newWriter(bw)
+	helloSent := false
 	for {
 		select {
 		case <-s.done:
@@ -122,6 +131,9 @@ func (s *session) writeLoop() {
 				withList.Compression = protocol.Compressions()
 				m = &withList
 				w.Compress(false)
+				helloSent = true
+			} else if !helloSent {
+				continue
 			} else {
 				w.Compress(s.compress.Load())
 			}
@@ -145,7 +157,13 @@ func (s *session) writeLoop() {
 // next group, so a burst of pushes costs one store batch, not one each.
 const maxInFlight = 64
 
-func (s *session) readLoop(br *bufio.Reader) {
+// readLoop reads the peer's frames and feeds them to the engine until the
+// session ends. helloSeen says whether the peer's Hello was read already (the
+// first frame of an inbound session). Each frame is checked in the order of
+// PROTOCOL.md §8.1: the frame and its decoding (Reader), the session's
+// membership and rules (checkFrame), the store cost (tooCostly), then the
+// engine's checks (ownership, model type, clock).
+func (s *session) readLoop(br *bufio.Reader, helloSeen bool) {
 	r := s.n.newReader(br)
 	r.AcceptCompressed()       // this node's Hello lists it
 	var pending []<-chan error // results of submitted frames, in order
@@ -184,6 +202,17 @@ func (s *session) readLoop(br *bufio.Reader) {
 		// times it out after PeerTimeout, the read deadline is a backstop.
 		_ = s.stream.SetReadDeadline(time.Now().Add(s.n.cfg.PeerTimeout + s.n.cfg.StreamTimeout))
 		m, err := r.ReadMessage()
+		if errors.Is(err, protocol.ErrUnknownMessage) {
+			// A variant of a newer peer of the same major: the whole frame
+			// was read, so the stream is in step. Say so and go on
+			// (PROTOCOL.md §1, §8), after the answers to earlier frames.
+			if !settle(true) {
+				return
+			}
+			s.n.countRefusal(err)
+			s.queueError(err)
+			continue
+		}
 		if err != nil {
 			if !settle(true) {
 				return
@@ -195,12 +224,18 @@ func (s *session) readLoop(br *bufio.Reader) {
 			}
 			return
 		}
-		if m.Library() != s.key.lib {
-			s.refuse(fmt.Errorf("%w: session of library %s carries a message of library %s", protocol.ErrUnexpected, s.key.lib, m.Library()))
+		if err := s.checkFrame(m, &helloSeen); err != nil {
+			if !settle(true) {
+				return
+			}
+			s.refuse(err)
 			return
 		}
 		if h, ok := m.(*protocol.Hello); ok {
 			s.compress.Store(protocol.AcceptsCompression(h.Compression))
+		}
+		if e, ok := m.(*protocol.Error); ok && e.RemovedDevice != nil {
+			s.n.onRemovalError(s.key.device, e)
 		}
 		if err := tooCostly(m); err != nil {
 			// The session ends; after a reconnect, the gap the message
@@ -220,6 +255,36 @@ func (s *session) readLoop(br *bufio.Reader) {
 		default:
 		}
 	}
+}
+
+// checkFrame applies the session's rules to a decoded frame, after the
+// decoding's and before the engine's (PROTOCOL.md §8.1): the peer is still a
+// member of the session's library (not_member); the frame names that library,
+// is a variant a session carries, and the peer's Hello comes first and once
+// (unexpected). An Error is accepted anywhere: a listener may refuse the
+// session with one instead of its Hello.
+func (s *session) checkFrame(m protocol.Message, helloSeen *bool) error {
+	if d, ok := s.n.memberDevice(s.peer, s.key.lib); !ok || d != s.key.device {
+		return fmt.Errorf("%w: peer %s (device %s) in library %s", protocol.ErrNotMember, s.peer, s.key.device, s.key.lib)
+	}
+	if m.Library() != s.key.lib {
+		return fmt.Errorf("%w: session of library %s carries a message of library %s", protocol.ErrUnexpected, s.key.lib, m.Library())
+	}
+	switch m.(type) {
+	case *protocol.Hello:
+		if *helloSeen {
+			return fmt.Errorf("%w: a second Hello on a session", protocol.ErrUnexpected)
+		}
+		*helloSeen = true
+	case *protocol.Error:
+	case *protocol.StateRequest, *protocol.SharedChangeRequest, *protocol.StateResponse, *protocol.SharedChangeResponse:
+		return fmt.Errorf("%w: %s is not sent on a session stream", protocol.ErrUnexpected, m.Name())
+	default:
+		if !*helloSeen {
+			return fmt.Errorf("%w: a session must start with Hello, not %s", protocol.ErrUnexpected, m.Name())
+		}
+	}
+	return nil
 }
 
 func (s *session) queueError(err error) {
@@ -313,7 +378,7 @@ func transportFailure(err error) bool {
 func (n *Node) sendError(s network.Stream, lib uuid.UUID, err error) {
 	code := network.StreamErrorCode(protocol.CodeOf(err))
 	_ = s.SetWriteDeadline(time.Now().Add(errorLinger))
-	if werr := n.newWriter(s).WriteMessage(protocol.NewError(lib, err)); werr != nil {
+	if werr := n.newWriter(s).WriteMessage(errorFrame(lib, err)); werr != nil {
 		_ = s.ResetWithError(code)
 		return
 	}
@@ -398,14 +463,48 @@ func (n *Node) handleStream(s network.Stream) {
 	}
 	lib := first.Library()
 	device, ok := n.memberDevice(s.Conn().RemotePeer(), lib)
+	if !ok && n.joinPending(lib) {
+		device, ok = n.memberDevice(s.Conn().RemotePeer(), lib)
+	}
+	if !ok && n.holdsLibrary(lib) {
+		// A device that just joined knows this node is a member before
+		// this node has the joiner's record (it is on its way from the
+		// inviter): wait a moment for it (PROTOCOL.md §7.7). The first
+		// frame is read: its memory reservation is given back meanwhile.
+		release()
+		if device, ok = n.awaitMember(s.Conn().RemotePeer(), lib); ok {
+			if err := s.Scope().ReserveMemory(n.cfg.MaxFrameSize, network.ReservationPriorityHigh); err != nil {
+				refuse(lib, fmt.Errorf("%w: cannot reserve a frame's memory: %v", protocol.ErrRateLimited, err))
+				return
+			}
+			reserved = true
+		}
+	}
 	if !ok {
-		refuse(lib, fmt.Errorf("%w: peer %s in library %s", protocol.ErrNotMember, s.Conn().RemotePeer(), lib))
+		refuse(lib, n.goneError(lib, s.Conn().RemotePeer(), fmt.Errorf("%w: peer %s in library %s", protocol.ErrNotMember, s.Conn().RemotePeer(), lib)))
 		return
 	}
 	switch m := first.(type) {
+	case *protocol.Error:
+		if m.RemovedDevice == nil {
+			refuse(lib, fmt.Errorf("%w: a stream must start with Hello or a request, not %s", protocol.ErrUnexpected, first.Name()))
+			return
+		}
+		// A removal notice (PROTOCOL.md §7.7): its only frame.
+		release()
+		n.onRemovalError(device, m)
+		_ = s.Close()
 	case *protocol.Hello:
 		if m.DeviceID != device {
 			refuse(lib, fmt.Errorf("%w: Hello claims device %s, the peer is device %s", protocol.ErrOwnership, m.DeviceID, device))
+			return
+		}
+		if !slices.Contains(m.Versions, protocol.Version) {
+			// Refused before the session starts, so that the Error is the
+			// stream's only frame (§8.1: the version is a first-frame
+			// check); the engine checks it again for sessions this node
+			// opens.
+			refuse(lib, fmt.Errorf("%w: peer speaks %v, this node speaks %d", protocol.ErrUnsupportedVersion, m.Versions, protocol.Version))
 			return
 		}
 		n.runSession(sessionKey{lib: lib, device: device}, s, br, m)
@@ -415,6 +514,58 @@ func (n *Node) handleStream(s network.Stream) {
 	default:
 		refuse(lib, fmt.Errorf("%w: a stream must start with Hello or a request, not %s", protocol.ErrUnexpected, first.Name()))
 	}
+}
+
+// memberGrace is how long a stream of a peer that is not a member of a
+// library this node holds waits for it to become one before it is refused.
+const memberGrace = 2 * time.Second
+
+// holdsLibrary reports whether this node holds lib (and was not removed
+// from it).
+func (n *Node) holdsLibrary(lib uuid.UUID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, removed := n.removed[lib]; removed {
+		return false
+	}
+	for _, libs := range n.members {
+		if _, ok := libs[lib]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitMember waits at most memberGrace for peer p to become a member of
+// lib, and returns its device if it did.
+func (n *Node) awaitMember(p peer.ID, lib uuid.UUID) (uuid.UUID, bool) {
+	timer := time.NewTimer(memberGrace)
+	defer timer.Stop()
+	for {
+		n.mu.Lock()
+		d, ok := n.members[p][lib]
+		changed := n.membersChanged
+		n.mu.Unlock()
+		if ok || changed == nil {
+			return d, ok
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return uuid.Nil, false
+		case <-n.ctx.Done():
+			return uuid.Nil, false
+		}
+	}
+}
+
+// joinPending waits (at most StreamTimeout) while this node is joining lib,
+// and reports whether it did: a member may reach the joiner before the
+// joiner has stored the library.
+func (n *Node) joinPending(lib uuid.UUID) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamTimeout)
+	defer cancel()
+	return n.joins.wait(ctx, lib)
 }
 
 // refuseStream answers err with an Error frame and ends the stream (see
@@ -497,7 +648,8 @@ func (n *Node) runRequest(r engine.Request) error {
 		return fmt.Errorf("no peer known for device %s", r.To)
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamTimeout)
-	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "sync"), p, ProtocolID)
+	// Never on a limited connection (see ensureSession).
+	s, err := n.host.NewStream(ctx, p, ProtocolID)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("opening request stream: %w", err)
@@ -517,12 +669,23 @@ func (n *Node) runRequest(r engine.Request) error {
 	for {
 		_ = s.SetReadDeadline(time.Now().Add(n.cfg.StreamTimeout))
 		m, err := rd.ReadMessage()
+		if errors.Is(err, protocol.ErrUnknownMessage) {
+			// A newer responder's variant: this side closed its write side
+			// and cannot answer, so it skips the frame (PROTOCOL.md §8).
+			n.countRefusal(err)
+			continue
+		}
 		if err != nil {
 			_ = s.Reset()
 			return fmt.Errorf("reading response: %w", err)
 		}
 		if e, ok := m.(*protocol.Error); ok {
 			_ = s.Reset()
+			if e.LibraryID == r.Message.Library() {
+				if d, ok := n.memberDevice(p, e.LibraryID); ok && d == r.To {
+					n.onRemovalError(d, e)
+				}
+			}
 			return fmt.Errorf("peer refused: %w", e.Err())
 		}
 		if err := tooCostly(m); err != nil {
@@ -584,6 +747,10 @@ func (n *Node) onConnected(c network.Conn) {
 	n.mu.Lock()
 	_, member := n.members[c.RemotePeer()]
 	n.mu.Unlock()
+	if !member {
+		// A device removed from a library learns it on its next contact.
+		n.tellGone(c.RemotePeer())
+	}
 	if member {
 		// An address this node dialled is one the peer listens on; the
 		// source of an inbound connection may be an ephemeral port (the

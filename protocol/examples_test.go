@@ -24,8 +24,6 @@ func hlcB(ms uint64, counter uint32) HLC {
 	return HLC{Timestamp: 1764130555000 + ms, Counter: counter, DeviceID: exDevB}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // mustCBOR encodes v deterministically, for payloads.
 func mustCBOR(v any) cbor.RawMessage {
 	b, err := encMode.Marshal(v)
@@ -153,8 +151,14 @@ func examples() []example {
 		{"Error: a code from a newer peer, unknown to this one, with no library", &Error{
 			Code: 99, Message: "something new",
 		}},
+		{"Error: device B, removed from the library by device A, is refused and told so (§7.7)", &Error{
+			LibraryID: exLibrary, Code: CodeNotMember, Message: "device B was removed from the library",
+			RemovedDevice: &exDevB, Removal: ptr(hlcA(500, 0)),
+		}},
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // messageNames lists every variant name.
 var messageNames = []string{

@@ -254,6 +254,14 @@ type Error struct {
 	LibraryID uuid.UUID `cbor:"library_id"`
 	Code      Code      `cbor:"code"`
 	Message   string    `cbor:"message"`
+	// RemovedDevice and Removal, on a not_member Error only, tell the
+	// receiver that it was a member and was removed (docs/PROTOCOL.md
+	// §7.7): RemovedDevice is the removed device (the receiver), Removal
+	// the HLC of the tombstone of its device record, whose device is the
+	// member that removed it (the device itself, if it left). Both or
+	// neither. An addition of December 2026: older receivers ignore them.
+	RemovedDevice *uuid.UUID `cbor:"removed_device,omitempty"`
+	Removal       *HLC       `cbor:"removal,omitempty"`
 }
 
 // Name implements Message.

@@ -74,6 +74,7 @@ var wireSchema = map[string]wireStruct{
 	},
 	"Error": {
 		required: map[string]string{"library_id": "uuid", "code": "uint", "message": "text"},
+		optional: map[string]string{"removed_device": "uuid", "removal": "hlc"},
 	},
 }
 

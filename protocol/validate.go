@@ -602,5 +602,19 @@ func (m *Error) Validate() error {
 	if !utf8.ValidString(m.Message) {
 		return invalid(n, "message", "not valid UTF-8")
 	}
+	if m.RemovedDevice != nil || m.Removal != nil {
+		switch {
+		case m.RemovedDevice == nil || m.Removal == nil:
+			return invalid(n, "removed_device", "removed_device and removal come together")
+		case m.Code != CodeNotMember:
+			return invalid(n, "removed_device", "only a not_member Error carries it, this one is code %d", m.Code)
+		case m.LibraryID == uuid.Nil:
+			return invalid(n, "removed_device", "the Error names no library")
+		case *m.RemovedDevice == uuid.Nil:
+			return invalid(n, "removed_device", "nil")
+		case m.Removal.IsZero() || m.Removal.DeviceID == uuid.Nil:
+			return invalid(n, "removal", "zero, or of no device")
+		}
+	}
 	return nil
 }

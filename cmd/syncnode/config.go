@@ -19,20 +19,30 @@ type globals struct {
 	dataDir        string
 	api            string
 	token          string
+	// json prints JSON instead of text.
+	json bool
 }
 
-// load builds the configuration: defaults, then the config file, then
-// SYNCNODE_* variables, then the command's flags that were set.
-func (g *globals) load(cmd *cobra.Command) (daemon.Config, error) {
-	c := daemon.Default()
-	path, required := g.configPath, !g.configOptional
+// configFile returns the config file to read and whether it must exist:
+// --config, else $SYNCNODE_CONFIG (both must exist unless configOptional),
+// else the default path (may be missing; "" when there is no home).
+func (g *globals) configFile() (path string, required, named bool) {
+	path = g.configPath
 	if path == "" {
 		path = os.Getenv("SYNCNODE_CONFIG")
 	}
-	if path == "" {
-		path, required = daemon.DefaultConfigPath(), false
-	}
 	if path != "" {
+		return path, !g.configOptional, true
+	}
+	return daemon.DefaultConfigPath(), false, false
+}
+
+// load builds the configuration: defaults, then the config file, then
+// SYNCNODE_* variables, then the command's flags that were set, then the
+// profile (--local is --profile=local).
+func (g *globals) load(cmd *cobra.Command) (daemon.Config, error) {
+	c := daemon.Default()
+	if path, required, _ := g.configFile(); path != "" {
 		if err := daemon.LoadFile(&c, path, required); err != nil {
 			return c, err
 		}
@@ -49,18 +59,24 @@ func (g *globals) load(cmd *cobra.Command) (daemon.Config, error) {
 				}
 			}
 		}
+		if f.Name == "local" && f.Value.String() == "true" {
+			c.Profile = daemon.ProfileLocal
+		}
 	})
-	return c, ferr
+	return c.Effective(), ferr
 }
 
 // addSettings gives cmd a flag for every setting.
-func addSettings(cmd *cobra.Command, skip ...string) {
+func addSettings(cmd *cobra.Command) {
 	def := daemon.Default()
 	defaults := map[string]string{
-		"listen": "TCP and QUIC on port 7654", "api": def.API, "memory-limit": def.MemoryLimit,
+		"profile": def.Profile, "listen": "TCP and QUIC on port 7654 of every interface; --local: of 127.0.0.1",
+		"api": def.API, "memory-limit": def.MemoryLimit,
 		"sync-writes": "true", "log-format": "text", "log-level": "info", "log-libp2p": "off",
 		"heartbeat-interval": "10s", "peer-timeout": "30s", "mdns": "true", "dht": "true", "dht-mode": def.Discovery.DHTMode, "dht-prefix": def.Discovery.DHTPrefix,
 		"bootstrap": "the public DHT's bootstrap peers", "device-name": "the host name",
+		"port-mapping": "true", "reachability": def.NAT.Reachability, "autonat": "true", "auto-relay": "true",
+		"hole-punching": "true", "relays": "none", "relay": "false", "relay-strangers": def.Relay.Strangers,
 	}
 	for _, s := range daemon.Settings {
 		if s.Key == "data-dir" || s.Key == "api" {
@@ -71,15 +87,23 @@ func addSettings(cmd *cobra.Command, skip ...string) {
 			usage += " (default " + d + ")"
 		}
 		cmd.Flags().String(s.Key, "", usage+"; env "+s.Env())
+		if boolSettings[s.Key] {
+			// --relay means --relay=true.
+			cmd.Flags().Lookup(s.Key).NoOptDefVal = "true"
+		}
 	}
+	cmd.Flags().Bool("local", false, "the local profile (--profile=local): loopback only; mDNS, DHT, port mapping, AutoNAT, relays and hole punching off")
+}
+
+// boolSettings are the settings that are true or false: their flag alone
+// means true.
+var boolSettings = map[string]bool{
+	"sync-writes": true, "mdns": true, "dht": true, "port-mapping": true, "autonat": true,
+	"auto-relay": true, "hole-punching": true, "relay": true,
 }
 
 // client finds the running daemon of the configured data directory.
 func (g *globals) client(cmd *cobra.Command) (*localapi.Client, error) {
-	c, err := g.config(cmd)
-	if err != nil {
-		return nil, err
-	}
 	addr, token := g.api, g.token
 	if addr == "" {
 		addr = os.Getenv("SYNCNODE_API")
@@ -88,6 +112,10 @@ func (g *globals) client(cmd *cobra.Command) (*localapi.Client, error) {
 		token = os.Getenv("SYNCNODE_TOKEN")
 	}
 	if addr == "" || token == "" {
+		c, err := g.config(cmd)
+		if err != nil {
+			return nil, err
+		}
 		a, t, err := daemon.FindAPI(c)
 		if err != nil {
 			return nil, err
@@ -122,19 +150,11 @@ func ctxOf(cmd *cobra.Command) context.Context {
 }
 
 // libraryClient finds the daemon and the library --library names.
-func (g *globals) libraryClient(cmd *cobra.Command, lib string) (*localapi.Client, string, error) {
+func (g *globals) libraryClient(cmd *cobra.Command, lib string) (*localapi.Client, localapi.Library, error) {
 	c, err := g.client(cmd)
 	if err != nil {
-		return nil, "", err
+		return nil, localapi.Library{}, err
 	}
-	id, err := resolveLibrary(ctxOf(cmd), c, lib)
-	return c, id, err
-}
-
-// doPrint sends a request and prints its JSON answer, decoded into out.
-func doPrint(ctx context.Context, c *localapi.Client, method, path string, body, out any) error {
-	if err := c.Do(ctx, method, path, body, out); err != nil {
-		return err
-	}
-	return printJSON(out)
+	l, err := resolveLibrary(ctxOf(cmd), c, lib)
+	return c, l, err
 }

@@ -17,7 +17,7 @@ func TestProgressLine(t *testing.T) {
 		{500, -1, 2 * time.Second, "backfill: 500 records, 250 records/s"},
 		{500, 2000, 2 * time.Second, "backfill: 500/2000 records (25%), 250 records/s, ETA 6s"},
 		{0, 2000, time.Second, "backfill: 0/2000 records (0%), 0 records/s, ETA ?"},
-		{2100, 2000, time.Second, "backfill: 2100/2000 records (100%), 2100 records/s, ETA 0s"},
+		{2100, 2000, time.Second, "backfill: 2100/2100 records (100%), 2100 records/s, ETA 0s"}, // a total never below the count
 	}
 	for _, c := range cases {
 		if got := progressLine(c.received, c.expected, c.elapsed); got != c.want {

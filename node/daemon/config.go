@@ -7,17 +7,22 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/syncnode/syncnode/discovery"
 	"github.com/syncnode/syncnode/node"
 	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/node/relayservice"
 )
 
 // Default ports: TCP and QUIC listen on DefaultPort, the local API on
@@ -28,10 +33,22 @@ const (
 	DefaultAPIPort = 7655
 )
 
+// Profiles: ProfileDefault reaches other devices (every interface, mDNS on
+// the LAN, the public DHT, port mapping, AutoNAT, relays, hole punching);
+// ProfileLocal keeps the node on this machine (see Config.Effective).
+const (
+	ProfileDefault = "default"
+	ProfileLocal   = "local"
+)
+
 // Config is the daemon's configuration: the keys of the config file. Every
 // key has a default (see Default), an environment variable SYNCNODE_<KEY>
 // and a flag --<key>; docs/CONFIG.md lists them.
 type Config struct {
+	// Profile is "default" (default) or "local": loopback only, no mDNS,
+	// DHT, port mapping, AutoNAT, relays or hole punching, whatever the
+	// other keys say (Effective applies it).
+	Profile string `toml:"profile"`
 	// DataDir holds the store, the API token and the running daemon's
 	// address. Default: $XDG_DATA_HOME/syncnode, else
 	// ~/.local/share/syncnode.
@@ -62,6 +79,8 @@ type Config struct {
 
 	Log       LogConfig       `toml:"log"`
 	Discovery DiscoveryConfig `toml:"discovery"`
+	NAT       NATConfig       `toml:"nat"`
+	Relay     RelayConfig     `toml:"relay"`
 	// Models declares the model types and their strategies; default: the
 	// Spacedrive mapping. The "device" model (shared) is always added: the
 	// library's members are its records.
@@ -97,6 +116,37 @@ type DiscoveryConfig struct {
 	Bootstrap []string `toml:"bootstrap"`
 }
 
+// NATConfig says how the node reaches members behind NATs
+// (docs/NETWORKING.md).
+type NATConfig struct {
+	// PortMapping asks the router for a port mapping (UPnP, NAT-PMP).
+	// Default true.
+	PortMapping bool `toml:"port_mapping"`
+	// Reachability is "auto" (default: AutoNAT finds out), "public" or
+	// "private".
+	Reachability string `toml:"reachability"`
+	// AutoNAT asks peers to dial back, and answers them. Default true.
+	AutoNAT bool `toml:"autonat"`
+	// AutoRelay reserves relay slots while unreachable. Default true.
+	AutoRelay bool `toml:"auto_relay"`
+	// HolePunching turns relayed connections into direct ones. Default
+	// true.
+	HolePunching bool `toml:"hole_punching"`
+	// Relays are relays to use first (multiaddrs with /p2p/). Default
+	// none.
+	Relays []string `toml:"relays"`
+}
+
+// RelayConfig configures the relay service.
+type RelayConfig struct {
+	// Enabled serves relay reservations (a machine with a public
+	// address). Default false.
+	Enabled bool `toml:"enabled"`
+	// Strangers is "limited" (default: peers that are no member get
+	// libp2p's limits) or "off".
+	Strangers string `toml:"strangers"`
+}
+
 // Model declares one model type.
 type Model struct {
 	Name string `toml:"name"`
@@ -126,7 +176,9 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 func Default() Config {
 	name, _ := os.Hostname()
 	dc := discovery.DefaultConfig()
+	nat := node.DefaultNATConfig()
 	return Config{
+		Profile:           ProfileDefault,
 		DataDir:           defaultDataDir(),
 		DeviceName:        name,
 		Listen:            DefaultListen(),
@@ -141,6 +193,11 @@ func Default() Config {
 			MDNS: dc.MDNS, DHT: dc.DHT, DHTMode: dc.DHTMode, DHTPrefix: dc.DHTProtocolPrefix,
 			Bootstrap: append([]string(nil), dc.BootstrapPeers...),
 		},
+		NAT: NATConfig{
+			PortMapping: nat.PortMapping, Reachability: nat.Reachability, AutoNAT: nat.AutoNAT,
+			AutoRelay: nat.AutoRelay, HolePunching: nat.HolePunching, Relays: []string{},
+		},
+		Relay:  RelayConfig{Enabled: false, Strangers: relayservice.StrangersLimited},
 		Models: DefaultModels(),
 	}
 }
@@ -152,6 +209,32 @@ func DefaultListen() []string {
 		fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", p), fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", p),
 		fmt.Sprintf("/ip6/::/tcp/%d", p), fmt.Sprintf("/ip6/::/udp/%d/quic-v1", p),
 	}
+}
+
+// LocalListen returns the listen addresses of the local profile: TCP and
+// QUIC on port 7654 of the IPv4 loopback.
+func LocalListen() []string {
+	p := DefaultPort
+	return []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", p)}
+}
+
+// Effective returns the configuration with its profile applied. Under the
+// local profile the default listen addresses become LocalListen (listen
+// addresses given explicitly must be on loopback: Validate checks), and
+// mDNS, the DHT, port mapping, AutoNAT, AutoRelay, hole punching and the
+// relay service are off whatever else the configuration says: nothing
+// leaves this machine. Applying it twice changes nothing.
+func (c Config) Effective() Config {
+	if c.Profile != ProfileLocal {
+		return c
+	}
+	if slices.Equal(c.Listen, DefaultListen()) {
+		c.Listen = LocalListen()
+	}
+	c.Discovery.MDNS, c.Discovery.DHT = false, false
+	c.NAT.PortMapping, c.NAT.AutoNAT, c.NAT.AutoRelay, c.NAT.HolePunching = false, false, false, false
+	c.Relay.Enabled = false
+	return c
 }
 
 // DefaultModels returns the Spacedrive mapping.
@@ -267,6 +350,7 @@ func list(v string) []string {
 // Settings are the keys that environment variables and flags set, in the
 // order help shows them. (The config file sets these and the rest.)
 var Settings = []Setting{
+	{"profile", "default, or local: loopback only, no mDNS, DHT, port mapping, AutoNAT, relays or hole punching", func(c *Config, v string) error { c.Profile = v; return nil }},
 	{"data-dir", "directory of the store, API token and daemon address", func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"device-name", "how this device names itself in libraries", func(c *Config, v string) error { c.DeviceName = v; return nil }},
 	{"listen", "libp2p listen multiaddrs, comma-separated", func(c *Config, v string) error { c.Listen = list(v); return nil }},
@@ -283,6 +367,14 @@ var Settings = []Setting{
 	{"dht-mode", "DHT mode: auto, server or client", func(c *Config, v string) error { c.Discovery.DHTMode = v; return nil }},
 	{"dht-prefix", "DHT protocol prefix (/ipfs is the public DHT)", func(c *Config, v string) error { c.Discovery.DHTPrefix = v; return nil }},
 	{"bootstrap", "DHT bootstrap peers, comma-separated multiaddrs with /p2p/", func(c *Config, v string) error { c.Discovery.Bootstrap = list(v); return nil }},
+	{"port-mapping", "ask the router for a port mapping by UPnP or NAT-PMP (true/false)", func(c *Config, v string) (err error) { c.NAT.PortMapping, err = parseBool(v); return }},
+	{"reachability", "auto (AutoNAT finds out), public or private", func(c *Config, v string) error { c.NAT.Reachability = v; return nil }},
+	{"autonat", "ask peers to dial this node back, and answer them (true/false)", func(c *Config, v string) (err error) { c.NAT.AutoNAT, err = parseBool(v); return }},
+	{"auto-relay", "reserve relay slots while unreachable (true/false)", func(c *Config, v string) (err error) { c.NAT.AutoRelay, err = parseBool(v); return }},
+	{"hole-punching", "turn relayed connections into direct ones (true/false)", func(c *Config, v string) (err error) { c.NAT.HolePunching, err = parseBool(v); return }},
+	{"relays", "relays to use first, comma-separated multiaddrs with /p2p/", func(c *Config, v string) error { c.NAT.Relays = list(v); return nil }},
+	{"relay", "serve as a relay for the members of this node's libraries (true/false)", func(c *Config, v string) (err error) { c.Relay.Enabled, err = parseBool(v); return }},
+	{"relay-strangers", "what the relay serves peers that are no member: limited or off", func(c *Config, v string) error { c.Relay.Strangers = v; return nil }},
 }
 
 // ApplyEnv applies every SYNCNODE_* variable that is set.
@@ -353,6 +445,20 @@ func (c Config) Registry() (*engine.Registry, error) {
 // Validate checks what the node does not check itself.
 func (c Config) Validate() error {
 	var errs []error
+	switch c.Profile {
+	case ProfileDefault:
+	case ProfileLocal:
+		for _, l := range c.Listen {
+			if !loopbackMultiaddr(l) {
+				errs = append(errs, fmt.Errorf("listen: %q is not a loopback address, and the local profile keeps the node on this machine (use /ip4/127.0.0.1/...)", l))
+			}
+		}
+		if host, _, err := net.SplitHostPort(c.API); !strings.HasPrefix(c.API, "unix:") && (err != nil || !loopbackHost(host)) {
+			errs = append(errs, fmt.Errorf("api: %q is not on loopback, and the local profile keeps the node on this machine", c.API))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("profile must be default or local, is %q", c.Profile))
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir is empty"))
 	}
@@ -381,10 +487,48 @@ func (c Config) Validate() error {
 	if err := c.discovery().Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	switch c.NAT.Reachability {
+	case node.ReachabilityAuto, node.ReachabilityPublic, node.ReachabilityPrivate:
+	default:
+		errs = append(errs, fmt.Errorf("nat.reachability must be auto, public or private, is %q", c.NAT.Reachability))
+	}
+	switch c.Relay.Strangers {
+	case relayservice.StrangersLimited, relayservice.StrangersOff:
+	default:
+		errs = append(errs, fmt.Errorf("relay.strangers must be limited or off, is %q", c.Relay.Strangers))
+	}
+	if _, err := discovery.ParsePeerAddrs("relay", c.NAT.Relays); err != nil {
+		errs = append(errs, fmt.Errorf("nat.relays: %w", err))
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// loopbackMultiaddr reports whether a listen multiaddr is on a loopback
+// address (/ip4/127.x.x.x or /ip6/::1).
+func loopbackMultiaddr(s string) bool {
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return false
+	}
+	for _, code := range []int{ma.P_IP4, ma.P_IP6} {
+		if v, err := m.ValueForProtocol(code); err == nil {
+			return loopbackHost(v)
+		}
+	}
+	return false
+}
+
+// loopbackHost reports whether host is a loopback IP address or
+// "localhost".
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func (c Config) discovery() discovery.Config {

@@ -114,3 +114,68 @@ func TestPrecedenceAndErrors(t *testing.T) {
 		t.Errorf("the default config file may be missing: %v", err)
 	}
 }
+
+// The local profile keeps everything on this machine: loopback listen
+// addresses, and mDNS, the DHT, port mapping, AutoNAT, AutoRelay, hole
+// punching and the relay service off, even where the file or a flag turned
+// one on; a listen address off loopback is refused with a reason.
+func TestLocalProfile(t *testing.T) {
+	c := Default()
+	if e := c.Effective(); !reflect.DeepEqual(e, c) {
+		t.Fatalf("the default profile changed the configuration: %+v", e)
+	}
+	c.Profile = ProfileLocal
+	c.Discovery.MDNS, c.NAT.AutoRelay, c.Relay.Enabled = true, true, true
+	e := c.Effective()
+	if !reflect.DeepEqual(e.Listen, []string{"/ip4/127.0.0.1/tcp/7654", "/ip4/127.0.0.1/udp/7654/quic-v1"}) {
+		t.Errorf("local listen addresses: %v", e.Listen)
+	}
+	on := map[string]bool{"mdns": e.Discovery.MDNS, "dht": e.Discovery.DHT, "port_mapping": e.NAT.PortMapping,
+		"autonat": e.NAT.AutoNAT, "auto_relay": e.NAT.AutoRelay, "hole_punching": e.NAT.HolePunching, "relay": e.Relay.Enabled}
+	for k, v := range on {
+		if v {
+			t.Errorf("the local profile leaves %s on", k)
+		}
+	}
+	if err := e.Validate(); err != nil {
+		t.Fatalf("the local profile does not validate: %v", err)
+	}
+	if again := e.Effective(); !reflect.DeepEqual(again, e) {
+		t.Errorf("applying the profile twice changed it: %+v", again)
+	}
+	nc, err := e.NodeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc.Discovery.MDNS || nc.Discovery.DHT || nc.NAT.PortMapping || nc.NAT.AutoNAT || nc.NAT.AutoRelay || nc.NAT.HolePunching || nc.Relay.Enabled {
+		t.Errorf("the node configuration of the local profile reaches off the machine: %+v %+v", nc.Discovery, nc.NAT)
+	}
+
+	// Explicit ports on loopback are kept; another interface is refused.
+	c.Listen = []string{"/ip4/127.0.0.1/tcp/7664"}
+	if e := c.Effective(); !reflect.DeepEqual(e.Listen, c.Listen) || e.Validate() != nil {
+		t.Errorf("explicit loopback listen address: %v, %v", e.Listen, e.Validate())
+	}
+	for _, bad := range []Config{
+		func() Config { b := c; b.Listen = []string{"/ip4/0.0.0.0/tcp/7654"}; return b }(),
+		func() Config { b := c; b.API = "0.0.0.0:7655"; return b }(),
+		func() Config { b := c; b.Profile = "lan"; return b }(),
+	} {
+		err := bad.Effective().Validate()
+		if err == nil || !(strings.Contains(err.Error(), "local profile") || strings.Contains(err.Error(), "profile must be")) {
+			t.Errorf("listen %v api %s profile %s: want an error about the profile, got %v", bad.Listen, bad.API, bad.Profile, err)
+		}
+	}
+
+	// profile = "local" in the file, and SYNCNODE_PROFILE, set it.
+	path := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(path, []byte("profile = \"local\"\n"), 0o600)
+	f := Default()
+	if err := LoadFile(&f, path, true); err != nil || f.Profile != ProfileLocal {
+		t.Fatalf("profile from the file: %q, %v", f.Profile, err)
+	}
+	g := Default()
+	if err := ApplyEnv(&g, func(k string) string { return map[string]string{"SYNCNODE_PROFILE": "local"}[k] }); err != nil || g.Profile != ProfileLocal {
+		t.Fatalf("profile from the environment: %q, %v", g.Profile, err)
+	}
+}

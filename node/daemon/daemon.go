@@ -18,6 +18,7 @@ import (
 	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/gologshim"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/pelletier/go-toml/v2"
 
 	"github.com/syncnode/syncnode/node"
 	"github.com/syncnode/syncnode/node/localapi"
@@ -25,21 +26,25 @@ import (
 
 // Daemon is a running syncnode: a node with discovery, and its local API.
 type Daemon struct {
-	cfg Config
-	log *slog.Logger
-	n   *node.Node
-	api *localapi.Server
+	cfg      Config
+	log      *slog.Logger
+	warnings *warningLog // the latest warnings of log, for the dashboard
+	n        *node.Node
+	api      *localapi.Server
 }
 
 // New checks the configuration and prepares a daemon. It starts nothing.
 func New(cfg Config, log *slog.Logger) (*Daemon, error) {
+	cfg = cfg.Effective()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Daemon{cfg: cfg, log: log}, nil
+	w := &warningLog{}
+	log = slog.New(&warningHandler{h: log.Handler(), log: w})
+	return &Daemon{cfg: cfg, log: log, warnings: w}, nil
 }
 
 // NodeConfig is the node configuration the daemon runs with.
@@ -55,6 +60,10 @@ func (c Config) NodeConfig() (node.Config, error) {
 	nc.HeartbeatInterval = time.Duration(c.HeartbeatInterval)
 	nc.PeerTimeout = time.Duration(c.PeerTimeout)
 	nc.Discovery = c.discovery()
+	nc.NAT.PortMapping, nc.NAT.Reachability, nc.NAT.AutoNAT = c.NAT.PortMapping, c.NAT.Reachability, c.NAT.AutoNAT
+	nc.NAT.AutoRelay, nc.NAT.HolePunching = c.NAT.AutoRelay, c.NAT.HolePunching
+	nc.NAT.Relays = append([]string(nil), c.NAT.Relays...)
+	nc.Relay.Enabled, nc.Relay.Strangers = c.Relay.Enabled, c.Relay.Strangers
 	reg, err := c.Registry()
 	if err != nil {
 		return nc, err
@@ -78,7 +87,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if slices.Equal(d.cfg.Listen, DefaultListen()) {
+	if slices.Equal(d.cfg.Listen, DefaultListen()) || slices.Equal(d.cfg.Listen, LocalListen()) {
 		nc.ListenAddrs = freeListenAddrs(nc.ListenAddrs, d.log)
 	}
 	n, err := node.New(nc, node.WithLogger(d.log))
@@ -90,7 +99,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	d.n = n
-	api, err := localapi.New(n, localapi.Config{Addr: d.cfg.API, Token: token}, d.log)
+	api, err := localapi.New(n, localapi.Config{Addr: d.cfg.API, Token: token, Warnings: d.warnings.recent}, d.log)
 	if err != nil {
 		_ = n.Close()
 		return err
@@ -109,7 +118,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return fmt.Errorf("writing the API address: %w", err)
 	}
 	info := n.AddrInfo()
-	d.log.Info("syncnode running", "device", n.Device(), "peer", info.ID, "api", api.Addr(), "data_dir", d.cfg.DataDir)
+	d.log.Info("syncnode running", "device", n.Device(), "peer", info.ID, "api", api.Addr(), "data_dir", d.cfg.DataDir, "profile", d.cfg.Profile)
+	if d.cfg.Profile == ProfileLocal {
+		d.log.Info("local profile: loopback only; mDNS, DHT, port mapping, AutoNAT, relays and hole punching are off")
+	} else {
+		d.log.Info("reaching other devices", "listen", strings.Join(d.cfg.Listen, ","), "mdns", d.cfg.Discovery.MDNS,
+			"dht", d.cfg.Discovery.DHT, "dht_prefix", d.cfg.Discovery.DHTPrefix, "port_mapping", d.cfg.NAT.PortMapping,
+			"autonat", d.cfg.NAT.AutoNAT, "auto_relay", d.cfg.NAT.AutoRelay, "hint", "syncnode run --local keeps the node on this machine")
+	}
 	for _, a := range info.Addrs {
 		d.log.Debug("listening", "addr", a)
 	}
@@ -160,9 +176,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return err
 }
 
+// levels are the process's log levels: syncnode's and libp2p's (above
+// every level: off). Setup sets them and Reload changes them.
+var levels struct {
+	syncnode, libp2p slog.LevelVar
+}
+
+// libp2pOff is a level above every record's: libp2p's logs off.
+const libp2pOff = slog.Level(100)
+
 // Setup applies the process-wide settings: the memory limit (unless
 // GOMEMLIMIT is set) and the loggers, syncnode's and libp2p's. It returns
-// syncnode's logger.
+// syncnode's logger, whose levels Reload can change later.
 func Setup(cfg Config, w io.Writer) (*slog.Logger, error) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		limit, err := parseSize(cfg.MemoryLimit)
@@ -173,27 +198,39 @@ func Setup(cfg Config, w io.Writer) (*slog.Logger, error) {
 			debug.SetMemoryLimit(limit)
 		}
 	}
-	log, err := NewLogger(cfg.Log, w)
-	if err != nil {
+	if err := setLevels(cfg.Log); err != nil {
 		return nil, err
 	}
 	// libp2p logs through gologshim (slog) and, in a few libraries, go-log:
 	// both go to our handler at their own level, or nowhere.
-	p2pLevel := slog.Level(100) // above every level: off
-	if cfg.Log.Libp2p != "off" {
-		p2pLevel, _ = parseLevel(cfg.Log.Libp2p)
-	}
-	gologshim.SetDefaultHandler(newHandler(cfg.Log.Format, w, p2pLevel))
-	if cfg.Log.Libp2p == "off" {
-		golog.SetAllLoggers(golog.LevelFatal)
-	} else {
-		lvl, _ := golog.LevelFromString(cfg.Log.Libp2p)
-		golog.SetAllLoggers(lvl)
-	}
-	return log, nil
+	gologshim.SetDefaultHandler(newHandler(cfg.Log.Format, w, &levels.libp2p))
+	return slog.New(newHandler(cfg.Log.Format, w, &levels.syncnode)), nil
 }
 
-// NewLogger returns syncnode's logger.
+// setLevels sets the log levels of c.
+func setLevels(c LogConfig) error {
+	lvl, err := parseLevel(c.Level)
+	if err != nil {
+		return err
+	}
+	p2p := libp2pOff
+	if c.Libp2p != "off" {
+		if p2p, err = parseLevel(c.Libp2p); err != nil {
+			return fmt.Errorf("log.libp2p: %w", err)
+		}
+	}
+	levels.syncnode.Set(lvl)
+	levels.libp2p.Set(p2p)
+	if c.Libp2p == "off" {
+		golog.SetAllLoggers(golog.LevelFatal)
+	} else {
+		l, _ := golog.LevelFromString(c.Libp2p)
+		golog.SetAllLoggers(l)
+	}
+	return nil
+}
+
+// NewLogger returns a logger of the given level and format, writing to w.
 func NewLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 	lvl, err := parseLevel(c.Level)
 	if err != nil {
@@ -202,12 +239,89 @@ func NewLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 	return slog.New(newHandler(c.Format, w, lvl)), nil
 }
 
-func newHandler(format string, w io.Writer, lvl slog.Level) slog.Handler {
+func newHandler(format string, w io.Writer, lvl slog.Leveler) slog.Handler {
 	opts := &slog.HandlerOptions{Level: lvl}
 	if format == "json" {
 		return slog.NewJSONHandler(w, opts)
 	}
 	return slog.NewTextHandler(w, opts)
+}
+
+// Reloadable are the keys Reload applies to a running daemon; every other
+// key takes a restart.
+var Reloadable = []string{"log.level", "log.libp2p"}
+
+// Reload applies what can change while the daemon runs, from next (the
+// configuration read again, on SIGHUP): the log levels. It returns the keys
+// it changed, and the keys that differ but take a restart to apply. next
+// must be valid (Validate).
+func (d *Daemon) Reload(next Config) (applied, restart []string, err error) {
+	next = next.Effective()
+	changed, err := diffKeys(d.cfg, next)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, k := range changed {
+		if slices.Contains(Reloadable, k) {
+			applied = append(applied, k)
+		} else {
+			restart = append(restart, k)
+		}
+	}
+	if len(applied) > 0 {
+		if err := setLevels(next.Log); err != nil {
+			return nil, nil, err
+		}
+		d.cfg.Log.Level, d.cfg.Log.Libp2p = next.Log.Level, next.Log.Libp2p
+	}
+	return applied, restart, nil
+}
+
+// diffKeys returns the config file keys ("log.level", "listen",
+// "models") whose values differ between a and b.
+func diffKeys(a, b Config) ([]string, error) {
+	flat := func(c Config) (map[string]string, error) {
+		raw, err := toml.Marshal(c)
+		if err != nil {
+			return nil, fmt.Errorf("daemon: encoding the configuration: %w", err)
+		}
+		var m map[string]any
+		if err := toml.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("daemon: reading the configuration: %w", err)
+		}
+		out := map[string]string{}
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				for sk, sv := range sub {
+					out[k+"."+sk] = fmt.Sprint(sv)
+				}
+				continue
+			}
+			out[k] = fmt.Sprint(v)
+		}
+		return out, nil
+	}
+	fa, err := flat(a)
+	if err != nil {
+		return nil, err
+	}
+	fb, err := flat(b)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for k, v := range fa {
+		if fb[k] != v {
+			out = append(out, k)
+		}
+	}
+	for k := range fb {
+		if _, ok := fa[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/syncnode/syncnode/node"
 )
 
 // TestAPIDoc runs every curl example of docs/API.md against a real node and
@@ -48,6 +50,9 @@ func TestAPIDoc(t *testing.T) {
 			if err := sameShape(want, got); err != nil {
 				t.Fatalf("docs/API.md line %d: %s %s: %v\nanswer: %s", ex.line, req.Method, req.URL.Path, err, body)
 			}
+			if err := sameVersions(want, got); err != nil {
+				t.Fatalf("docs/API.md line %d: %s %s: %v\nanswer: %s", ex.line, req.Method, req.URL.Path, err, body)
+			}
 		}
 		for name, field := range ex.sets {
 			obj, _ := got.(map[string]any)
@@ -81,6 +86,48 @@ func sameShape(want, got any) error {
 		}
 		if len(w) > 0 && len(g) > 0 {
 			return sameShape(w[0], g[0])
+		}
+	}
+	return nil
+}
+
+// Versions are HLCs as text. docVersion is the form the doc shows (its
+// device cut short with "…", or just "…"); apiVersion the one the API
+// answers, which hlc.Parse reads.
+var (
+	docVersion = regexp.MustCompile(`^(…|[0-9]+:[0-9]+:[0-9a-f-]*…)$`)
+	apiVersion = regexp.MustCompile(`^[0-9]+:[0-9]+:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+)
+
+// sameVersions checks every "version" field that the doc shows, at any
+// depth: the doc's value has the documented form, and the answer's value
+// at the same place is an HLC in the form the daemon writes.
+func sameVersions(want, got any) error {
+	switch w := want.(type) {
+	case map[string]any:
+		g, _ := got.(map[string]any)
+		for k, wv := range w {
+			if k == "version" {
+				ws, _ := wv.(string)
+				gs, _ := g[k].(string)
+				if !docVersion.MatchString(ws) {
+					return fmt.Errorf("the doc shows version %q, not in the form timestamp:counter:device", ws)
+				}
+				if !apiVersion.MatchString(gs) {
+					return fmt.Errorf("the answer's version %q is not timestamp:counter:device", gs)
+				}
+				continue
+			}
+			if err := sameVersions(wv, g[k]); err != nil {
+				return err
+			}
+		}
+	case []any:
+		g, _ := got.([]any)
+		for i := range min(len(w), len(g)) {
+			if err := sameVersions(w[i], g[i]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -151,7 +198,8 @@ func parseDoc(t *testing.T, path string) []*example {
 	return out
 }
 
-// shellWords splits a command line as sh would, keeping $VARS for later.
+// shellWords splits a command line as sh would, keeping $VARS for later
+// (also those that sh would expand between quotes: '{"a": "'"$A"'"}').
 func shellWords(s string) []string {
 	var words []string
 	var cur strings.Builder
@@ -234,6 +282,9 @@ func (ex *example) request(vars map[string]string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+	if data, err = expand(data); err != nil {
+		return nil, err
+	}
 	var body io.Reader
 	if data != "" {
 		body = strings.NewReader(data)
@@ -250,4 +301,22 @@ func (ex *example) request(vars map[string]string) (*http.Request, error) {
 		req.Header.Set(h[0], v)
 	}
 	return req, nil
+}
+
+// The record limit the documents state is node.MaxRecordSize, the one the
+// API enforces (and the CLI states, from the same constant).
+func TestDocsStateTheRecordLimit(t *testing.T) {
+	limit := fmt.Sprintf("%d MiB", node.MaxRecordSize>>20)
+	if node.MaxRecordSize%(1<<20) != 0 {
+		t.Fatalf("MaxRecordSize %d is no whole number of MiB: update the documents' wording", node.MaxRecordSize)
+	}
+	for _, doc := range []string{"../../docs/API.md", "../../README.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "at most "+limit) && !strings.Contains(string(b), "more than **"+limit+"**") {
+			t.Errorf("%s does not state the record limit, %s", doc, limit)
+		}
+	}
 }

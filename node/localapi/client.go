@@ -41,6 +41,7 @@ type APIError struct {
 	ErrorBody
 }
 
+// Error returns the message of the answer.
 func (e *APIError) Error() string { return e.ErrorBody.Error }
 
 // ErrNoDaemon says that nothing answers at the API's address.
@@ -111,7 +112,18 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 // Events reads the server-sent events of a library, calling fn for each,
 // until ctx ends, the stream ends or fn returns an error.
 func (c *Client) Events(ctx context.Context, lib string, fn func(Event) error) error {
-	resp, err := c.send(ctx, http.MethodGet, "/v1/libraries/"+url.PathEscape(lib)+"/events", nil)
+	return c.EventsSince(ctx, lib, "", fn)
+}
+
+// EventsSince is Events resuming after the event ID since ("" for only new
+// events): the daemon first sends the events after it that its event log
+// holds (and a "resync" event if some were lost).
+func (c *Client) EventsSince(ctx context.Context, lib, since string, fn func(Event) error) error {
+	path := "/v1/libraries/" + url.PathEscape(lib) + "/events"
+	if since != "" {
+		path += "?since=" + url.QueryEscape(since)
+	}
+	resp, err := c.send(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}

@@ -8,14 +8,17 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/syncnode/syncnode/node"
 	"github.com/syncnode/syncnode/node/engine"
 	"github.com/syncnode/syncnode/node/pairing"
+	"github.com/syncnode/syncnode/node/relayservice"
 	"github.com/syncnode/syncnode/protocol"
 )
 
@@ -39,8 +42,9 @@ func notFound(format string, args ...any) error {
 // handler is an endpoint that returns its answer or an error.
 type handler func(r *http.Request) (status int, body any, err error)
 
+// handle serves an endpoint that needs the token or a browser session.
 func (s *Server) handle(pattern string, h handler) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	s.mux.Handle(pattern, s.authed(false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		status, body, err := h(r)
 		if err != nil {
@@ -48,7 +52,7 @@ func (s *Server) handle(pattern string, h handler) {
 			return
 		}
 		writeJSON(w, status, body)
-	})
+	})))
 }
 
 // fail answers an error with the status that fits it.
@@ -59,7 +63,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ae):
 		writeError(w, ae.status, ae.code, ae.msg)
 	case errors.As(err, &tooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", tooLarge.Limit))
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes (a record's value may take at most %s as CBOR)", tooLarge.Limit, recordLimitText))
+	case errors.Is(err, node.ErrRemoved):
+		writeError(w, http.StatusForbidden, "removed", err.Error())
+	case errors.Is(err, node.ErrAlreadyMember), errors.Is(err, node.ErrNameTaken):
+		writeError(w, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, node.ErrInviterUnreachable):
+		writeError(w, http.StatusBadGateway, "unreachable", err.Error())
 	case errors.Is(err, node.ErrUnknownLibrary):
 		writeError(w, http.StatusNotFound, "not_found", "this node holds no such library")
 	case errors.Is(err, node.ErrNotFound):
@@ -86,6 +96,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 func (s *Server) routes() {
 	s.handle("GET /v1/status", s.status)
+	s.handle("GET /v1/network", s.network)
+	s.handle("GET /v1/doctor", s.doctor)
 	s.handle("GET /v1/models", s.models)
 	s.handle("GET /v1/libraries", s.listLibraries)
 	s.handle("POST /v1/libraries", s.createLibrary)
@@ -102,10 +114,22 @@ func (s *Server) routes() {
 	s.handle("GET /v1/libraries/{lib}/records/{model}/{id}", s.getRecord)
 	s.handle("PUT /v1/libraries/{lib}/records/{model}/{id}", s.putRecord)
 	s.handle("DELETE /v1/libraries/{lib}/records/{model}/{id}", s.deleteRecord)
-	s.mux.HandleFunc("GET /v1/libraries/{lib}/events", s.events)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /v1/libraries/{lib}/records/{model}/{id}/history", s.history)
+	s.handle("GET /v1/libraries/{lib}/models", s.libraryModels)
+	s.handle("GET /v1/warnings", s.warnings)
+	// EventSource cannot send headers: a browser session's key may come as
+	// ?csrf= here.
+	s.mux.Handle("GET /v1/libraries/{lib}/events", s.authed(true, http.HandlerFunc(s.events)))
+	// The dashboard, and how a browser signs in.
+	s.mux.HandleFunc("GET /{$}", s.dashboard)
+	s.mux.HandleFunc("GET /ui/{file...}", s.dashboard)
+	s.mux.HandleFunc("POST /v1/session", s.signIn)
+	s.mux.HandleFunc("GET /v1/session", s.sessionState)
+	s.mux.Handle("DELETE /v1/session", s.authed(false, http.HandlerFunc(s.signOut)))
+	s.handle("POST /v1/session/links", s.newSignInLink)
+	s.mux.Handle("/", s.authed(false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s (see docs/API.md)", r.Method, r.URL.Path))
-	})
+	})))
 }
 
 // ---- helpers ----
@@ -200,7 +224,7 @@ func (s *Server) discovery() []DiscoverySource {
 }
 
 func (s *Server) status(r *http.Request) (int, any, error) {
-	st := Status{Node: s.nodeInfo(), Libraries: []LibraryStatus{}, Discovery: s.discovery()}
+	st := Status{Node: s.nodeInfo(), Libraries: []LibraryStatus{}, Discovery: s.discovery(), Network: networkJSON(s.n.Network())}
 	libs, err := s.n.Libraries()
 	if err != nil {
 		return 0, nil, err
@@ -224,7 +248,7 @@ func (s *Server) libStatus(ctx context.Context, l *node.Library) (LibraryStatus,
 		return LibraryStatus{}, err
 	}
 	out := LibraryStatus{
-		Library:     Library{ID: st.ID.String(), Name: st.Name, CreatedAt: st.CreatedAt},
+		Library:     libraryJSON(st.LibraryInfo),
 		Members:     membersJSON(st.Members, s.n.Device()),
 		Peers:       peersJSON(st.Peers, st.Members),
 		Quarantined: st.Quarantined, LogEntries: st.LogEntries,
@@ -255,12 +279,78 @@ func peersJSON(ps []node.PeerState, ms []node.Member) []Peer {
 	}
 	out := make([]Peer, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, Peer{
+		r := p.Reach
+		pj := Peer{
 			Device: p.Device.String(), Peer: p.Peer.String(), Name: names[p.Device], State: p.State,
 			Pages: p.Pages, Records: p.Records, LagMS: p.Lag.Milliseconds(), LastHeard: timePtr(p.LastHeard),
-		})
+			Path: PeerPath{Kind: r.Path.Kind, Text: r.Path.String(), Limited: r.Path.Limited,
+				Transport: r.Path.Transport, Addr: r.Path.Addr},
+			Addrs: addrStrings(r.Addrs), LastDial: timePtr(r.LastDial), LastDialError: r.LastDialError,
+		}
+		if r.Path.Relay != "" {
+			pj.Path.Relay = r.Path.Relay.String()
+		}
+		if hp := r.HolePunch; hp != nil {
+			pj.HolePunch = &HolePunch{Attempts: hp.Attempts, Failures: hp.Failures, LastAt: timePtr(hp.LastAt),
+				LastError: hp.LastError, Succeeded: timePtr(hp.Succeeded)}
+		}
+		out = append(out, pj)
 	}
 	return out
+}
+
+func addrStrings(as []ma.Multiaddr) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+func networkJSON(ns node.NetworkStatus) Network {
+	out := Network{
+		Listen: addrStrings(ns.Listen), Addrs: addrStrings(ns.Addrs), Reachability: ns.Reachability,
+		Forced: ns.ReachabilityForced, Reachable: addrStrings(ns.Reachable), Unreachable: addrStrings(ns.Unreachable),
+		Observed: addrStrings(ns.Observed), NAT: ns.NATKind, ObservedBy: ns.ObservedBy, AutoRelay: ns.AutoRelay, Relays: []RelayReservation{},
+		HolePunching: ns.HolePunching, HolePunchAddrs: addrStrings(ns.HolePunchAddrs),
+		PortMapping: PortMapping{Enabled: ns.PortMapping.Enabled, RouterFound: ns.PortMapping.RouterFound},
+	}
+	if out.Listen == nil {
+		out.Listen = []string{}
+	}
+	if out.Addrs == nil {
+		out.Addrs = []string{}
+	}
+	for _, m := range ns.PortMapping.Mappings {
+		out.PortMapping.Mappings = append(out.PortMapping.Mappings, Mapping{Internal: m.Internal.String(), External: m.External.String()})
+	}
+	for _, r := range ns.Relays {
+		out.Relays = append(out.Relays, RelayReservation{Relay: r.Relay.String(), Addrs: addrStrings(r.Addrs), Member: r.Member})
+	}
+	if rs := ns.RelayService; rs != nil {
+		class := func(c relayservice.ClassStatus) RelayClass {
+			return RelayClass{Reservations: c.Reservations, Circuits: c.Circuits, Refused: c.Refused, Bytes: c.Bytes}
+		}
+		out.RelayService = &RelayService{Strangers: rs.StrangerPolicy, Members: class(rs.Members),
+			StrangersUse: class(rs.Strangers), StrangerCircuits: rs.StrangerCircuitsToMembers}
+	}
+	return out
+}
+
+func (s *Server) network(*http.Request) (int, any, error) {
+	return http.StatusOK, networkJSON(s.n.Network()), nil
+}
+
+func (s *Server) doctor(r *http.Request) (int, any, error) {
+	d, err := s.n.Doctor(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	out := Doctor{Checks: []Check{}, Failed: d.Failed}
+	for _, c := range d.Checks {
+		out.Checks = append(out.Checks, Check{Area: c.Area, Name: c.Name, Status: c.Status, Message: c.Message, Fix: c.Fix})
+	}
+	return http.StatusOK, out, nil
 }
 
 func (s *Server) models(*http.Request) (int, any, error) {
@@ -282,7 +372,7 @@ func (s *Server) listLibraries(*http.Request) (int, any, error) {
 	}
 	out := make([]Library, 0, len(libs))
 	for _, l := range libs {
-		out = append(out, Library{ID: l.ID.String(), Name: l.Name, CreatedAt: l.CreatedAt})
+		out = append(out, libraryJSON(l))
 	}
 	return http.StatusOK, out, nil
 }
@@ -299,7 +389,33 @@ func (s *Server) createLibrary(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, Library{ID: l.ID().String(), Name: req.Name, CreatedAt: time.Now().UTC()}, nil
+	info, err := s.libraryInfo(l.ID())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, info, nil
+}
+
+// libraryInfo is the JSON of one library, as GET /v1/libraries lists it.
+func (s *Server) libraryInfo(id uuid.UUID) (Library, error) {
+	libs, err := s.n.Libraries()
+	if err != nil {
+		return Library{}, err
+	}
+	for _, l := range libs {
+		if l.ID == id {
+			return libraryJSON(l), nil
+		}
+	}
+	return Library{}, fmt.Errorf("%w %s", node.ErrUnknownLibrary, id)
+}
+
+func libraryJSON(l node.LibraryInfo) Library {
+	out := Library{ID: l.ID.String(), Name: l.Name, CreatedAt: l.CreatedAt}
+	if r := l.Removed; r != nil {
+		out.Removed = &Removed{By: r.By.String(), At: r.At.UTC(), Version: r.Version.String()}
+	}
+	return out
 }
 
 func (s *Server) join(r *http.Request) (int, any, error) {
@@ -316,11 +432,11 @@ func (s *Server) join(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	st, err := l.Status(r.Context())
+	info, err := s.libraryInfo(l.ID())
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, Library{ID: l.ID().String(), Name: st.Name, CreatedAt: st.CreatedAt}, nil
+	return http.StatusOK, info, nil
 }
 
 func (s *Server) libraryStatus(r *http.Request) (int, any, error) {
@@ -373,7 +489,13 @@ func (s *Server) invite(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, Invite{Code: code, Expires: time.Now().Add(ttl).UTC().Truncate(time.Second)}, nil
+	inv := Invite{Code: code, Expires: time.Now().Add(ttl).UTC().Truncate(time.Second), SingleUse: req.SingleUse}
+	if req.QR {
+		if inv.QRSVG, err = qrSVG(code); err != nil {
+			return 0, nil, err
+		}
+	}
+	return http.StatusCreated, inv, nil
 }
 
 func (s *Server) leave(r *http.Request) (int, any, error) {
@@ -476,6 +598,18 @@ func (tg target) write(ctx context.Context, data []byte) (Written, error) {
 	return Written{Library: tg.l.ID().String(), Model: tg.t.Name, ID: tg.id.String(), Version: v.String()}, nil
 }
 
+// recordLimitText is node.MaxRecordSize in words ("1 MiB").
+var recordLimitText = fmt.Sprintf("%d MiB", node.MaxRecordSize>>20)
+
+// sizeOK refuses a record value larger than node.MaxRecordSize as CBOR.
+func sizeOK(data []byte) error {
+	if len(data) > node.MaxRecordSize {
+		return &apiError{http.StatusRequestEntityTooLarge, "too_large",
+			fmt.Sprintf("the record's value takes %d bytes as CBOR, more than the %s (%d bytes) a record may take", len(data), recordLimitText, node.MaxRecordSize)}
+	}
+	return nil
+}
+
 // writable refuses writes of the device model, which pairing manages.
 func writable(t engine.ModelType) error {
 	if t.Name == node.DeviceModel {
@@ -561,6 +695,9 @@ func (s *Server) putRecord(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, badRequest("%v", err)
 	}
+	if err := sizeOK(data); err != nil {
+		return 0, nil, err
+	}
 	w, err := tg.write(r.Context(), data)
 	return status, w, err
 }
@@ -629,6 +766,10 @@ func (s *Server) batch(r *http.Request) (int, any, error) {
 			if w.data, err = jsonToCBOR(br.Data); err != nil {
 				return 0, nil, badRequest("record %d: %v", i, err)
 			}
+			if err := sizeOK(w.data); err != nil {
+				ae := err.(*apiError)
+				return 0, nil, &apiError{ae.status, ae.code, fmt.Sprintf("record %d: %s", i, ae.msg)}
+			}
 		}
 		writes[i] = w
 	}
@@ -652,6 +793,58 @@ func (s *Server) batch(r *http.Request) (int, any, error) {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return 0, nil, err
+	}
+	return http.StatusOK, out, nil
+}
+
+// ---- the records browser ----
+
+func (s *Server) history(r *http.Request) (int, any, error) {
+	tg, err := s.target(r, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	h, err := tg.l.History(r.Context(), tg.t.Name, tg.id)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := RecordHistory{Library: tg.l.ID().String(), Model: tg.t.Name, ID: tg.id.String(), Strategy: tg.t.Strategy.String(),
+		Changes: make([]Change, 0, len(h.Changes)), PrunedUpTo: timePtr(h.PrunedUpTo), Truncated: h.Truncated}
+	if !h.Logged {
+		out.Note = "a device-owned record keeps its current state only: it has no history"
+	}
+	for _, c := range h.Changes {
+		cj := Change{Version: c.Version.String(), By: c.Version.DeviceID.String(), Type: strings.ToLower(c.Type)}
+		if c.Data != nil {
+			cj.Data = cborToJSON(c.Data)
+		}
+		out.Changes = append(out.Changes, cj)
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) libraryModels(r *http.Request) (int, any, error) {
+	l, err := s.library(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	counts, err := l.Count(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	reg := s.n.Registry()
+	out := make([]ModelCount, 0, len(counts))
+	for _, c := range counts {
+		t, _ := reg.Lookup(c.ModelType)
+		out = append(out, ModelCount{Model: Model{Name: t.Name, Strategy: t.Strategy.String(), DependsOn: t.DependsOn}, Records: c.Records, Deleted: c.Deleted})
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) warnings(*http.Request) (int, any, error) {
+	out := []Warning{}
+	if s.cfg.Warnings != nil {
+		out = append(out, s.cfg.Warnings()...)
 	}
 	return http.StatusOK, out, nil
 }

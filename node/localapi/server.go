@@ -3,13 +3,13 @@
 // request carries the bearer token kept in the data directory (owner-only
 // permissions); record payloads are JSON here and CBOR in the node. The
 // same server serves a server-sent-events stream of record events and
-// Prometheus metrics. docs/API.md lists every endpoint.
+// Prometheus metrics, and the dashboard, a web page at the API's root that
+// a browser signs in to (see session.go). docs/API.md lists every endpoint.
 package localapi
 
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +40,10 @@ type Config struct {
 	Token string
 	// MaxBodyBytes bounds request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Warnings, if set, returns the daemon's recent warnings, oldest first
+	// (GET /v1/warnings); without it that endpoint answers an empty list.
+	// It is called from request goroutines.
+	Warnings func() []Warning
 }
 
 // Server serves the local API of one node.
@@ -50,10 +54,14 @@ type Server struct {
 	mux   *http.ServeMux
 	srv   *http.Server
 	ln    net.Listener
+	unix  bool          // ln is a Unix socket: no browser reaches it
 	stop  chan struct{} // closed by Close: ends event streams
 	once  sync.Once
 	wg    sync.WaitGroup
 	start time.Time
+
+	sessions *sessions
+	assets   map[string]asset
 }
 
 // New prepares a server for n. It starts nothing.
@@ -70,13 +78,14 @@ func New(n *node.Node, cfg Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{n: n, cfg: cfg, log: log, mux: http.NewServeMux(), stop: make(chan struct{})}
+	s := &Server{n: n, cfg: cfg, log: log, mux: http.NewServeMux(), stop: make(chan struct{}),
+		sessions: newSessions(), assets: loadAssets()}
 	s.routes()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(n), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{log}}))
+	s.mux.Handle("GET /metrics", s.authed(false, promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{log}})))
 	s.srv = &http.Server{
-		Handler:           s.auth(s.mux),
+		Handler:           s.guard(s.mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
@@ -98,7 +107,7 @@ func (s *Server) Listen(fallback bool) error {
 			ln.Close()
 			return fmt.Errorf("localapi: restricting %s: %w", path, err)
 		}
-		s.ln = ln
+		s.ln, s.unix = ln, true
 		return nil
 	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
@@ -156,28 +165,14 @@ func (s *Server) Close(ctx context.Context) error {
 	return err
 }
 
-// Handler returns the API's handler (token check included), for tests and
-// for apps that serve it on their own server.
+// Handler returns the API's handler (token, session, Host and Origin checks
+// included), for tests and for apps that serve it on their own server.
 func (s *Server) Handler() http.Handler { return s.srv.Handler }
-
-func (s *Server) auth(next http.Handler) http.Handler {
-	want := []byte("Bearer " + s.cfg.Token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := r.Header.Get("Authorization")
-		if got == "" {
-			writeError(w, http.StatusUnauthorized, "unauthorized", "missing token: send the header \"Authorization: Bearer <token>\" (the token is in the data directory's api-token file)")
-			return
-		}
-		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			writeError(w, http.StatusUnauthorized, "unauthorized", "wrong token: use the token in the data directory's api-token file")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	// Answers hold secrets (invite codes) and change: no cache keeps them.
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -107,6 +107,8 @@ var encMode, decMode = func() (cbor.EncMode, cbor.DecMode) {
 		IndefLength:      cbor.IndefLengthForbidden,
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
 		TagsMd:           cbor.TagsForbidden,
+		// Field names are compared exactly, as the spec says.
+		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
 	}.DecMode()
 	if err != nil {
 		panic(err)
@@ -133,7 +135,7 @@ func ParseCode(code string) (Invite, error) {
 	if !strings.HasPrefix(code, CodePrefix) {
 		return Invite{}, fmt.Errorf("%w: it should start with %q", ErrMalformed, CodePrefix)
 	}
-	b, err := base64.RawURLEncoding.DecodeString(code[len(CodePrefix):])
+	b, err := base64.RawURLEncoding.Strict().DecodeString(code[len(CodePrefix):])
 	if err != nil {
 		return Invite{}, fmt.Errorf("%w: not base64url: %v", ErrMalformed, err)
 	}
@@ -224,14 +226,40 @@ type JoinAccept struct {
 	// Records is how many records the inviter holds in the library (an
 	// estimate of the joiner's backfill, for its progress); 0 if unknown.
 	Records uint64 `cbor:"records,omitempty"`
+	// CreatedAt is when the library was created, in ms since the Unix
+	// epoch (the creator's clock); 0 if unknown (older inviters).
+	CreatedAt uint64 `cbor:"created_at,omitempty"`
 }
 
 // JoinRefused answers an invalid JoinRequest.
 type JoinRefused struct {
+	// Reason says why, for people.
 	Reason string `cbor:"reason"`
-	// Code is "expired", "used", "bad_token", "unknown" or "malformed".
+	// Code is one of the Refusal* codes, or a code of a newer inviter.
 	Code string `cbor:"code"`
 }
+
+// The codes of JoinRefused (docs/PAIRING.md §4). A joiner reads a code it
+// does not know like RefusalUnknown.
+const (
+	// RefusalRateLimited: the joiner's peer failed too often lately; the
+	// request was not read.
+	RefusalRateLimited = "rate_limited"
+	// RefusalMalformed: the first frame is not a valid JoinRequest.
+	RefusalMalformed = "malformed"
+	// RefusalUnknown: no invite with this token_id for this library, or the
+	// inviter cannot add members to it (it does not hold its secret).
+	RefusalUnknown = "unknown"
+	// RefusalBadToken: the proof is wrong for the authenticated peers.
+	RefusalBadToken = "bad_token"
+	// RefusalExpired: the invite has expired.
+	RefusalExpired = "expired"
+	// RefusalUsed: a single-use invite was used already.
+	RefusalUsed = "used"
+	// RefusalInternal: the inviter failed for a reason of its own (its
+	// store); the joiner may try again.
+	RefusalInternal = "internal"
+)
 
 type envelope struct {
 	JoinRequest *JoinRequest `cbor:"JoinRequest,omitempty"`
@@ -259,10 +287,18 @@ func Encode(m any) ([]byte, error) {
 	return encMode.Marshal(env)
 }
 
-// Decode decodes and checks one pairing message.
+// Decode decodes and checks one pairing message: a map of exactly one pair,
+// the variant's name and its body.
 func Decode(b []byte) (any, error) {
 	if len(b) > MaxFrameSize {
 		return nil, fmt.Errorf("pairing: message of %d bytes, at most %d", len(b), MaxFrameSize)
+	}
+	var outer map[string]cbor.RawMessage
+	if err := decMode.Unmarshal(b, &outer); err != nil {
+		return nil, fmt.Errorf("pairing: malformed message: %w", err)
+	}
+	if len(outer) != 1 {
+		return nil, fmt.Errorf("pairing: malformed message: a map of %d pairs, want one", len(outer))
 	}
 	var env envelope
 	if err := decMode.Unmarshal(b, &env); err != nil {

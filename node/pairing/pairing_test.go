@@ -175,3 +175,38 @@ func TestRendezvousNeedsTheSecret(t *testing.T) {
 		t.Fatalf("rendezvous names %q and %q", a, b)
 	}
 }
+
+// A code is canonical: the base64url's unused bits are zero, so one invite
+// has one code (PAIRING.md §2).
+func TestParseCodeRefusesNonCanonicalBase64(t *testing.T) {
+	code := exInvite().Code()
+	raw := code[len(CodePrefix):]
+	if len(raw)%4 == 0 {
+		t.Fatalf("the example code has no unused bits (%d characters); pick another", len(raw))
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, raw[len(raw)-1])
+	bent := CodePrefix + raw[:len(raw)-1] + string(alphabet[last|1])
+	if bent == code {
+		t.Fatal("the last character already has its low bit set")
+	}
+	if _, err := ParseCode(bent); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("ParseCode of a code with non-zero unused bits = %v, want ErrMalformed", err)
+	}
+}
+
+// A pairing message is a map of exactly one pair.
+func TestDecodeRefusesTwoPairs(t *testing.T) {
+	req, _, ref, _ := pairingExamples()
+	a, _ := Encode(req)
+	b, _ := Encode(ref)
+	// {JoinRequest: …, JoinRefused: …}: one map of two pairs.
+	two := append([]byte{0xa2}, append(a[1:], b[1:]...)...)
+	if m, err := Decode(two); err == nil {
+		t.Fatalf("Decode of a map of two variants = %T, want an error", m)
+	}
+	withExtra := append([]byte{0xa2}, append(a[1:], 0x61, 'x', 0x01)...)
+	if m, err := Decode(withExtra); err == nil {
+		t.Fatalf("Decode of a variant and an unknown pair = %T, want an error", m)
+	}
+}

@@ -518,6 +518,9 @@ func TestCloseWaitsForCalls(t *testing.T) {
 // watermarks with tiny values and short model types) and applies each to a
 // store with the smallest memtable its ValueThreshold allows.
 func TestMinMemTableSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills batches up to the store's limit (about 6 s); skipped with -short")
+	}
 	lib := storetest.ID(0x11, 1)
 	dev := storetest.ID(0xd0, 1)
 	fill := func(add func(b *store.Batch, i int)) *store.Batch {

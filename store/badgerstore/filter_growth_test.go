@@ -12,6 +12,9 @@ import (
 // 1,000 records updated 270 times stay in the first Bloom filter (they made
 // it grow to two, 1.6 MB, when every put counted).
 func TestFilterGrowsWithRecordsNotUpdates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 270 rounds of records (about 2.5 s); skipped with -short")
+	}
 	s := openTest(t, t.TempDir(), testOptions())
 	<-s.filterDone
 	lib, dev := storetest.ID(0x11, 1), storetest.ID(0xd0, 1)

@@ -46,7 +46,7 @@ func TestBadInput(t *testing.T) {
 		{"record ID not a UUID", "PUT", tagPath + "/not-a-uuid", []byte(`{"a":1}`), bearer, http.StatusBadRequest, "bad_request", "not a UUID"},
 		{"device records are pairing's", "POST", libPath(lib, "records", "device"), []byte(`{"a":1}`), bearer, http.StatusForbidden, "refused", "pairing"},
 		{"oversized body", "POST", tagPath, big, bearer, http.StatusRequestEntityTooLarge, "too_large", "larger than"},
-		{"record over the payload limit", "POST", tagPath, bigRecord, bearer, http.StatusBadRequest, "bad_request", "exceeds"},
+		{"record over the payload limit", "POST", tagPath, bigRecord, bearer, http.StatusRequestEntityTooLarge, "too_large", "1 MiB"},
 		{"oversized batch", "POST", libPath(lib, "batch"), big, bearer, http.StatusRequestEntityTooLarge, "too_large", "larger than"},
 		{"missing token", "POST", tagPath, []byte(`{"a":1}`), "", http.StatusUnauthorized, "unauthorized", "missing token"},
 		{"wrong token", "POST", tagPath, []byte(`{"a":1}`), "Bearer " + strings.Repeat("0", 64), http.StatusUnauthorized, "unauthorized", "wrong token"},
@@ -108,10 +108,11 @@ func TestBadInput(t *testing.T) {
 		code  int
 		says  string
 	}{
-		{"malformed JSON", nil, []string{"put", "tag", `{"name":`}, 1, "not valid JSON"},
+		{"malformed JSON", nil, []string{"put", "tag", `{"name":`}, 2, "not valid JSON"},
 		{"malformed JSON on stdin", []byte(`{"name":`), []string{"put", "tag", "-"}, 2, "not valid JSON"},
-		{"oversized value on stdin", big, []string{"put", "tag", "-"}, 2, ""},
-		{"unknown model type", nil, []string{"put", "nosuchmodel", `{}`}, 1, "unknown model type"},
+		{"oversized value on stdin", big, []string{"put", "tag", "-"}, 2, "1 MiB"},
+		{"record over the limit on stdin", bigRecord, []string{"put", "tag", "-"}, 1, "1 MiB"},
+		{"unknown model type", nil, []string{"put", "nosuchmodel", `{}`}, 1, "`syncnode models` lists them"},
 		{"get of an unknown ID", nil, []string{"get", "tag", uuid.NewString()}, 1, "no such record"},
 		{"get of a bad ID", nil, []string{"get", "tag", "nope"}, 1, "not a UUID"},
 		{"unknown library", nil, []string{"put", "--library", "nosuchlib", "tag", `{}`}, 1, "no library"},
@@ -132,6 +133,12 @@ func TestBadInput(t *testing.T) {
 		t.Logf("CLI, %s: exit %d: %s", c.name, r.code, strings.TrimSpace(r.stderr))
 		if r.code != c.code || strings.TrimSpace(r.stderr) == "" || !strings.Contains(r.stderr, c.says) {
 			t.Errorf("%s: want exit %d and a message saying %q, got %s", c.name, c.code, c.says, r)
+		}
+		// Words for the command line, not the API's.
+		for _, api := range []string{"the body", "/v1/", ": node: ", ": pairing: "} {
+			if strings.Contains(r.stderr, api) {
+				t.Errorf("%s: the message speaks of %q: %s", c.name, api, r.stderr)
+			}
 		}
 	}
 	// A CLI with no daemon behind its data directory.

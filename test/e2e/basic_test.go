@@ -31,7 +31,7 @@ type watcher struct {
 func (n *node) watch(args ...string) *watcher {
 	t := n.h.t
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"--data-dir", n.dataDir, "watch"}, args...)...)
+	cmd := exec.Command(binary, append([]string{"--data-dir", n.dataDir, "--json", "watch"}, args...)...)
 	cmd.Env = n.env
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -233,7 +233,7 @@ func TestTwoThenThreeNodes(t *testing.T) {
 	}
 	// A device-owned record from stdin.
 	var loc localapi.Written
-	if r := a.cliIn(strings.NewReader(`{"path":"/photos"}`), "put", "location", "-"); r.code != 0 {
+	if r := a.cliIn(strings.NewReader(`{"path":"/photos"}`), "--json", "put", "location", "-"); r.code != 0 {
 		t.Fatalf("put location - : %s", r)
 	} else if err := json.Unmarshal([]byte(r.stdout), &loc); err != nil || loc.ID == "" {
 		t.Fatalf("put location printed %q (%v)", r.stdout, err)
@@ -339,7 +339,7 @@ func TestTwoThenThreeNodes(t *testing.T) {
 		}
 		return len(ms), fmt.Sprintf("%s: %d members", n.name, len(ms))
 	}
-	a.mustCLI("library", "remove-device", c.status().Node.Device)
+	a.mustCLI("library", "remove-device", "--yes", c.status().Node.Device)
 	for _, n := range []*node{a, b} {
 		h.waitFor(n.name+" seeing charlie removed", 20*time.Second, func() (bool, string) {
 			k, seen := memberCount(n)
@@ -347,7 +347,7 @@ func TestTwoThenThreeNodes(t *testing.T) {
 		})
 	}
 	var left map[string]any
-	b.cliJSON(&left, "library", "leave")
+	b.cliJSON(&left, "library", "leave", "--yes")
 	if left["left"] != lib {
 		t.Fatalf("library leave printed %v", left)
 	}

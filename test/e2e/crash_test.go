@@ -69,7 +69,7 @@ func startWriter(n *node, lib string, prefix string) *writer {
 			default:
 			}
 			id := uuid.NewString()
-			r := n.cliRaw("put", "tag", "--id", id, fmt.Sprintf(`{"name":"%s-%d"}`, prefix, i))
+			r := n.cliRaw("--json", "put", "tag", "--id", id, fmt.Sprintf(`{"name":"%s-%d"}`, prefix, i))
 			if r.code != 0 {
 				w.mu.Lock()
 				w.failure = r.String()

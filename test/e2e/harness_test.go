@@ -9,10 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +29,15 @@ import (
 type harness struct {
 	t   *testing.T
 	ctx context.Context
+	// owned are the address ranges the test gave its network namespaces
+	// (besides 10.0.0.0/8, which every namespace test may use): a daemon
+	// in a namespace may listen, dial and hold sockets there.
+	owned []netip.Prefix
+}
+
+// own records a range the test assigns inside its namespaces.
+func (h *harness) own(prefix string) {
+	h.owned = append(h.owned, netip.MustParsePrefix(prefix))
 }
 
 // newHarness starts a test that must finish within timeout.
@@ -50,6 +61,17 @@ type nodeOpts struct {
 	unixAPI bool
 	// discovery are the discovery flags; default --mdns=false --dht=false.
 	discovery []string
+	// extra are more daemon flags (NAT, relay). Unless they set
+	// --port-mapping, the daemon runs with --port-mapping=false: port
+	// mapping asks the LAN's router (UPnP, NAT-PMP), which only a
+	// namespace's own router may be.
+	extra []string
+	// local runs the daemon with --local and no listen, discovery or NAT
+	// flags: the profile decides. Only in a namespace (netns), where
+	// nothing can leave the machine whatever the profile does.
+	local bool
+	// quiet leaves out --log-level=debug (the config file decides).
+	quiet bool
 }
 
 // node is one syncnode daemon with its own data directory, home and XDG
@@ -132,36 +154,79 @@ func (n *node) runArgs() []string {
 	if n.sockDir != "" {
 		api = "unix:" + filepath.Join(n.sockDir, "api.sock")
 	}
-	args := []string{"--data-dir=" + n.dataDir, "run", "--listen=" + listen, "--api=" + api,
-		"--sync-writes=false", "--log-level=debug", "--device-name=" + n.name,
+	args := []string{"--data-dir=" + n.dataDir, "run", "--api=" + api,
+		"--sync-writes=false", "--device-name=" + n.name,
 		"--heartbeat-interval=1s", "--peer-timeout=5s"} // a cut is noticed in seconds
+	if !n.opts.quiet {
+		args = append(args, "--log-level=debug")
+	}
+	if n.opts.local {
+		return append(append(args, "--local"), n.opts.extra...)
+	}
+	args = append(args, "--listen="+listen)
 	disc := n.opts.discovery
 	if disc == nil {
 		disc = []string{"--mdns=false", "--dht=false"}
 	}
-	return append(args, disc...)
+	args = append(args, disc...)
+	if !slices.ContainsFunc(n.opts.extra, func(f string) bool { return strings.HasPrefix(f, "--port-mapping") }) {
+		args = append(args, "--port-mapping=false")
+	}
+	return append(args, n.opts.extra...)
 }
 
 // checkHygiene refuses a daemon command line that could send traffic off
-// this machine: mDNS outside a test-made namespace, the DHT without our own
-// bootstrap peers and prefix, a listen address or API off loopback (or, in
-// a namespace, off the 10.0.0.0/8 addresses the test gave it).
-func checkHygiene(args []string, netns string) error {
+// this machine: mDNS or port mapping outside a test-made namespace, the DHT
+// without our own bootstrap peers and prefix, relays or listen addresses
+// off loopback (or, in a namespace, off 10.0.0.0/8 and the ranges the test
+// owns), an API off loopback.
+func checkHygiene(args []string, netns string, owned []netip.Prefix) error {
+	if slices.Contains(args, "--local") {
+		// The local profile is what such a test checks: it runs where
+		// nothing can leave, whatever the profile does.
+		if netns == "" {
+			return errors.New("a daemon with --local under test runs in a test-made network namespace")
+		}
+		return nil
+	}
 	flags := map[string]string{}
 	for _, a := range args {
 		if k, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "="); ok && strings.HasPrefix(a, "--") {
 			flags[k] = v
 		}
 	}
+	inside := func(addr string) bool { // a multiaddr or host:port
+		if strings.HasPrefix(addr, "/ip4/127.") || strings.HasPrefix(addr, "127.") {
+			return true
+		}
+		if netns == "" {
+			return false
+		}
+		host := addr
+		if f := strings.Split(addr, "/"); len(f) > 2 && (f[1] == "ip4" || f[1] == "ip6") {
+			host = f[2]
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return false
+		}
+		if ip.Is4() && ip.As4()[0] == 10 {
+			return true
+		}
+		return slices.ContainsFunc(owned, func(p netip.Prefix) bool { return p.Contains(ip) })
+	}
 	if flags["mdns"] != "false" && netns == "" {
 		return errors.New("mDNS must be off outside a test-made network namespace (--mdns=false)")
+	}
+	if flags["port-mapping"] != "false" && netns == "" {
+		return errors.New("port mapping must be off outside a test-made network namespace (--port-mapping=false)")
 	}
 	if flags["dht"] != "false" {
 		if _, ok := flags["bootstrap"]; !ok {
 			return errors.New("the DHT needs --bootstrap with the test's own peers (the default is the public DHT)")
 		}
 		for _, b := range strings.Split(flags["bootstrap"], ",") {
-			if b != "" && !strings.HasPrefix(b, "/ip4/127.") && !strings.HasPrefix(b, "/ip4/10.") {
+			if b != "" && !inside(b) {
 				return fmt.Errorf("bootstrap peer %q is off this machine", b)
 			}
 		}
@@ -169,10 +234,14 @@ func checkHygiene(args []string, netns string) error {
 			return errors.New("the DHT needs a private --dht-prefix")
 		}
 	}
+	for _, r := range strings.Split(flags["relays"], ",") {
+		if r != "" && !inside(r) {
+			return fmt.Errorf("relay %q is off this machine", r)
+		}
+	}
 	for _, l := range strings.Split(flags["listen"], ",") {
-		ok := strings.HasPrefix(l, "/ip4/127.") || (netns != "" && strings.HasPrefix(l, "/ip4/10."))
-		if !ok {
-			return fmt.Errorf("listen address %q is not on loopback (or a test namespace's 10/8 address)", l)
+		if !inside(l) {
+			return fmt.Errorf("listen address %q is not on loopback (or a test namespace's own addresses)", l)
 		}
 	}
 	if api := flags["api"]; !strings.HasPrefix(api, "127.") && !strings.HasPrefix(api, "unix:") {
@@ -189,7 +258,7 @@ func (n *node) start() {
 		t.Fatalf("%s: start while running", n.name)
 	}
 	args := n.runArgs()
-	if err := checkHygiene(args, n.opts.netns); err != nil {
+	if err := checkHygiene(args, n.opts.netns, n.h.owned); err != nil {
 		t.Fatalf("%s: refusing to run %v: %v", n.name, args, err)
 	}
 	// A daemon killed with -9 leaves its address file: remove it, so that
@@ -278,7 +347,7 @@ func (n *node) checkSockets() {
 	if !n.running() {
 		return
 	}
-	bad, err := offMachine(n.cmd.Process.Pid, n.opts.netns != "")
+	bad, err := offMachine(n.cmd.Process.Pid, n.opts.netns != "", n.h.owned)
 	if err != nil {
 		n.h.t.Logf("%s: cannot check the daemon's sockets: %v", n.name, err)
 		return
@@ -453,11 +522,12 @@ func (n *node) mustCLI(args ...string) string {
 	return r.stdout
 }
 
-// cliJSON runs the CLI, wants exit 0 and decodes its stdout into out.
+// cliJSON runs the CLI with --json, wants exit 0 and decodes its stdout
+// into out.
 func (n *node) cliJSON(out any, args ...string) {
 	t := n.h.t
 	t.Helper()
-	s := n.mustCLI(args...)
+	s := n.mustCLI(append([]string{"--json"}, args...)...)
 	if err := json.Unmarshal([]byte(s), out); err != nil {
 		t.Fatalf("%s: syncnode %v printed no JSON of the expected shape (%v):\n%s", n.name, args, err, s)
 	}
@@ -642,7 +712,7 @@ func (n *node) invite() string {
 func (n *node) join(code, lib string) string {
 	t := n.h.t
 	t.Helper()
-	r := n.cli("library", "join", code)
+	r := n.cli("--json", "library", "join", code)
 	if r.code != 0 {
 		t.Fatalf("%s: want exit 0, got %s", n.name, r)
 	}

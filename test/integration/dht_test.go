@@ -82,6 +82,7 @@ func dhtStatus(t *testing.T, n *node.Node) discovery.SourceStatus {
 // An invite code whose addresses are stale still works with the DHT on: the
 // joiner looks the inviter's peer ID up in the DHT. Then a record syncs.
 func TestJoinFindsInviterInDHT(t *testing.T) {
+	slow(t, "builds a DHT of several nodes and waits for lookups")
 	ctx := context.Background()
 	boot := bootstrapNode(t)
 	a := startDHTNode(t, t.TempDir(), "laptop", boot)

@@ -14,6 +14,7 @@ import (
 // sync, every time: by AddLibrary with each other's addresses on both at
 // once, or by AddAddrs on both at once after a library without addresses.
 func TestSimultaneousDiscovery(t *testing.T) {
+	slow(t, "repeats simultaneous dials many times")
 	const rounds = 10
 	ctx := context.Background()
 	for r := 0; r < rounds; r++ {

@@ -29,6 +29,18 @@ type cluster struct {
 	nodes []*node.Node  // nil while stopped
 	dirs  []string      // data directory of node i
 	infos []node.Member // identity of node i, with its last known addresses
+	// opts are options of node i beyond its logger, used at every start.
+	opts map[int][]node.Option
+}
+
+// slow skips a test that takes seconds of waiting with -short, the quick
+// set (go test -short ./... runs in about two minutes on two cores); why
+// says what it waits for. Without -short it runs.
+func slow(t *testing.T, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("slow (%s); skipped with -short", why)
+	}
 }
 
 func logger() *slog.Logger {
@@ -85,7 +97,7 @@ func (c *cluster) start(i int) *node.Node {
 	}
 	cfg := c.cfg
 	cfg.DataDir = c.dirs[i]
-	nd, err := node.New(cfg, node.WithLogger(logger().With("node", i)))
+	nd, err := node.New(cfg, append([]node.Option{node.WithLogger(logger().With("node", i))}, c.opts[i]...)...)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -209,8 +209,10 @@ func TestRemovedMemberIsRefused(t *testing.T) {
 	}
 	// Every member learns the removal through the device records.
 	waitNotMember(t, onC, b.Device(), "C still counts the removed device as a member")
+	// The removed device refuses the write once it has been told
+	// (TestRemovedDeviceIsTold); before that, the write stays with it.
 	after := uuid.New()
-	if _, err := onB.PutShared(ctx, "tag", after, data(t, "after removal")); err != nil {
+	if _, err := onB.PutShared(ctx, "tag", after, data(t, "after removal")); err != nil && !errors.Is(err, node.ErrRemoved) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second) // give a forbidden write every chance to travel
@@ -226,6 +228,15 @@ func TestRemovedMemberIsRefused(t *testing.T) {
 	got, _ := exchange(t, b.Host(), a.Host().ID(), hello)
 	if code, ok := errorCode(got); !ok || code != "not_member" {
 		t.Fatalf("the removed device's stream got %d frames (error %q), want a not_member Error", len(got), code)
+	}
+	// The refusal says that the device was removed, and by whom
+	// (PROTOCOL.md §7.7).
+	for _, m := range got {
+		if e, ok := m.(*protocol.Error); ok {
+			if e.RemovedDevice == nil || *e.RemovedDevice != b.Device() || e.Removal == nil || e.Removal.DeviceID != a.Device() {
+				t.Fatalf("the refusal does not name the removal: %+v", e)
+			}
+		}
 	}
 	if a.Metrics().Refused["not_member"] <= before {
 		t.Fatalf("the refusal was not counted: %v", a.Metrics().Refused)
@@ -264,5 +275,30 @@ func TestLeaveLibrary(t *testing.T) {
 	waitRecord(t, onA, "tag", later, data(t, "after"))
 	if _, err := c.Join(ctx, "syncnode1-x"); err == nil {
 		t.Fatal("garbage code accepted")
+	}
+}
+
+// Joining never makes two members refuse each other: the inviter (or a
+// member that learned of the joiner) may open a session to the joiner
+// before the joiner has stored the library from the JoinAccept, and the
+// joiner used to refuse it as not_member.
+func TestJoinCausesNoRefusal(t *testing.T) {
+	ctx := context.Background()
+	for round := range 4 {
+		a, b, c, onA, _, onC := pairedTrio(t)
+		id := uuid.New()
+		if _, err := onC.PutShared(ctx, "tag", id, data(t, "from the third")); err != nil {
+			t.Fatal(err)
+		}
+		waitRecord(t, onA, "tag", id, data(t, "from the third"))
+		waitRecord(t, b.Library(onA.ID()), "tag", id, data(t, "from the third"))
+		for i, n := range []*node.Node{a, b, c} {
+			if r := n.Metrics().Refused; len(r) > 0 {
+				t.Errorf("round %d: node %d refused %v while devices joined", round, i, r)
+			}
+		}
+		if t.Failed() {
+			return
+		}
 	}
 }

@@ -78,6 +78,7 @@ func setUpDeletes(t *testing.T, c *cluster, away int) deletedRecords {
 // on it when it returns; the tombstones are then purged everywhere, and
 // nothing comes back.
 func TestPurgedTombstonesStayDeleted(t *testing.T) {
+	slow(t, "waits out a tombstone purge round")
 	c := newCluster(t, 3, nil)
 	const away = 2
 	del := setUpDeletes(t, c, away)
@@ -91,6 +92,7 @@ func TestPurgedTombstonesStayDeleted(t *testing.T) {
 // records end deleted on it, the tombstones are purged everywhere, and
 // nothing is resurrected.
 func TestMemberBeyondHorizonResyncs(t *testing.T) {
+	slow(t, "waits out a pruning horizon (about 5 s)")
 	const horizon = 2 * time.Second
 	c := newCluster(t, 3, func(cfg *node.Config) { cfg.Horizon = horizon })
 	const away = 2

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +138,70 @@ func TestNodeOnAppHost(t *testing.T) {
 	}
 	if _, err := nd.Library(c.lib).Get(ctx, "tag", fromApp); !errors.Is(err, node.ErrClosed) {
 		t.Fatalf("Get on the closed node: %v, want ErrClosed", err)
+	}
+}
+
+// On an app's host, where NAT traversal is the app's, the network status
+// and the doctor work and say so: no NAT check, no crash, and a member
+// reached on the app's host is reported with its path.
+func TestDoctorOnAnAppsHost(t *testing.T) {
+	h := bareHost(t)
+	cfg := node.DefaultLocalConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.NAT = node.DefaultNATConfig() // unused with WithHost: must not matter
+	cfg.Relay.Enabled = true
+	nd, err := node.New(cfg, node.WithHost(h), node.WithLogger(logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nd.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nd.Close() })
+	peerCfg := node.DefaultLocalConfig()
+	peerCfg.DataDir = t.TempDir()
+	other, err := node.New(peerCfg, node.WithLogger(logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	lib := uuid.New()
+	members := []node.Member{
+		{Device: nd.Device(), Peer: h.ID(), Name: "app", Addrs: h.Addrs()},
+		{Device: other.Device(), Peer: other.Host().ID(), Name: "other", Addrs: other.Host().Addrs()},
+	}
+	for _, n := range []*node.Node{nd, other} {
+		if _, err := n.AddLibrary(context.Background(), lib, "app", members...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, func() bool {
+		return h.Network().Connectedness(other.Host().ID()) == network.Connected
+	}, func() string { return "the app's node never connected to the other" })
+	st := nd.Network()
+	if st.OwnHost || st.RelayService != nil || st.HolePunching || st.AutoRelay {
+		t.Errorf("network status on an app's host: %+v, want no NAT traversal of the node's own", st)
+	}
+	d, err := nd.Doctor(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]node.Check{}
+	for _, c := range d.Checks {
+		names[c.Name] = c
+	}
+	for _, unwanted := range []string{"reachability", "nat", "relays", "relay service", "hole punching"} {
+		if c, ok := names[unwanted]; ok {
+			t.Errorf("doctor on an app's host checks %q: %+v", unwanted, c)
+		}
+	}
+	if c, ok := names["other"]; !ok || c.Status != node.CheckOK || !strings.Contains(c.Message, "direct") {
+		t.Errorf("doctor's check of the member: %+v, want ok and direct", c)
+	}
+	if d.Failed != 0 {
+		t.Errorf("doctor counts %d failures, want none", d.Failed)
 	}
 }
