@@ -21,8 +21,10 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
 
 	"github.com/syncnode/syncnode/protocol"
 )
@@ -169,8 +171,34 @@ func renderPairingExamples(t *testing.T) string {
 	w("%d bytes:\n\n", len(db))
 	w("```hex\n# pairing-example: device-record\n%s\n```\n\n", hexLines(db))
 	w("```cbor-diag\n%s\n```\n", diagnose(t, db))
+	name, key, c := rendezvousExample(t, acc.Secret)
+	w("\n### 7.8 Rendezvous name\n\n")
+	w("For the library's secret of the JoinAccept above (32 bytes of `5a`), the rendezvous name (§5.2):\n\n")
+	w("```text\n# pairing-example: rendezvous-name\n%s\n```\n\n", name)
+	w("the DHT key its members provide, `12 20` and the SHA-256 of the name (§5.3):\n\n")
+	w("```hex\n# pairing-example: rendezvous-key\n%s\n```\n\n", hexLines(key))
+	w("and that key as a CIDv1 with the raw codec, in base32: `%s`.\n", c)
 	w("\n%s", pairingEnd)
 	return sb.String()
+}
+
+// rendezvousExample returns a library's rendezvous name, the DHT key its
+// members provide (the SHA-256 multihash of the name, written out by hand
+// as PAIRING.md says) and the CID go-libp2p's routing discovery makes of the
+// name, checking that the two agree.
+func rendezvousExample(t *testing.T, secret []byte) (string, []byte, cid.Cid) {
+	name := Rendezvous(secret)
+	sum := sha256.Sum256([]byte(name))
+	key := append([]byte{0x12, 0x20}, sum[:]...)
+	h, err := multihash.Sum([]byte(name), multihash.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cid.NewCidV1(cid.Raw, h)
+	if !bytes.Equal(c.Hash(), key) {
+		t.Fatalf("the CID's multihash %x is not the key written out by hand %x", []byte(c.Hash()), key)
+	}
+	return name, key, c
 }
 
 func mustInviteCBOR(t *testing.T, inv Invite) []byte {
@@ -223,7 +251,7 @@ func TestPairingDocExamples(t *testing.T) {
 	}
 
 	blocks := docBlocks(t, doc)
-	for _, name := range []string{"invite", "invite-code", "JoinRequest", "JoinAccept", "JoinRefused", "device-record"} {
+	for _, name := range []string{"invite", "invite-code", "JoinRequest", "JoinAccept", "JoinRefused", "device-record", "rendezvous-name", "rendezvous-key"} {
 		if _, ok := blocks[name]; !ok {
 			t.Errorf("%s has no example %q", pairingDoc, name)
 		}
