@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -266,8 +267,11 @@ type Store struct {
 
 	filter     *recordFilter // see filter.go
 	filterStop chan struct{} // closed by Close
-	filterDone chan struct{} // closed when fillFilter has returned
-	stopFilter sync.Once
+	filterDone chan struct{} // closed when fillFilter has returned, or at Open when loaded
+	// filterLoaded: Open loaded the filter saved by the last clean Close
+	// instead of scanning (a test hook).
+	filterLoaded bool
+	stopFilter   sync.Once
 
 	gcStop chan struct{} // closed by Close; nil when GC is disabled
 	gcDone chan struct{} // closed when the GC goroutine has returned
@@ -280,7 +284,9 @@ var _ store.Store = (*Store)(nil)
 // empty directory is initialised with the current SchemaVersion; a directory
 // with a newer schema, or with data but no schema version, is refused with
 // an error wrapping store.ErrSchema. Open starts the value-log GC goroutine
-// and the pruning goroutine; Close stops them.
+// and the pruning goroutine; Close stops them. The record filter is loaded
+// from the file the last clean Close saved, or else rebuilt by a scan of
+// every record key in the background (see filter.go and filterfile.go).
 func Open(dir string, opts Options) (*Store, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -293,13 +299,25 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("badgerstore: opening %s: %w", dir, err)
 	}
+	// Before anything writes: the saved record filter is valid only for the
+	// database as it was at the last clean Close (see filterfile.go).
+	maxVersion := db.MaxVersion()
 	s := &Store{db: db, dir: dir, log: opts.Logger, pr: newPruner(),
 		filter: newRecordFilter(), filterStop: make(chan struct{}), filterDone: make(chan struct{})}
 	if err := s.checkSchema(); err != nil {
 		db.Close()
 		return nil, err
 	}
-	go s.fillFilter(s.filterStop)
+	loaded, err := s.loadFilter(maxVersion)
+	if err != nil {
+		s.log.Warn("badgerstore: rebuilding the record filter by a scan", "err", err)
+	}
+	if loaded {
+		s.filterLoaded = true
+		close(s.filterDone)
+	} else {
+		go s.fillFilter(s.filterStop)
+	}
 	go s.runPruner()
 	if opts.GCInterval > 0 {
 		s.gcStop, s.gcDone = make(chan struct{}), make(chan struct{})
@@ -390,7 +408,12 @@ func (s *Store) Close() error {
 		close(s.gcStop)
 		<-s.gcDone
 	}
+	// Last, with every call shut out: no write can follow the save.
+	if err := s.saveFilter(); err != nil {
+		s.log.Warn("badgerstore: saving the record filter; the next Open rebuilds it by a scan", "err", err)
+	}
 	if err := s.db.Close(); err != nil {
+		os.Remove(filepath.Join(s.dir, filterFileName))
 		return fmt.Errorf("badgerstore: closing: %w", err)
 	}
 	return nil

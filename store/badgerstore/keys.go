@@ -31,6 +31,7 @@ import (
 //	'L' lib16                                    library               -> CBOR map with int keys
 //	'm' lib16 device16                           member                -> CBOR map with int keys
 //	'M' key                                      node-wide meta value  -> fmt 1 | the bytes
+//	'F'                                          record filter nonce   -> fmt 1 | 16 random bytes
 //
 // The index entry of a record is derived from its value (origin and hlc28
 // are its version): Apply keeps the two in step in one transaction, so the
@@ -55,6 +56,7 @@ const (
 	kindLibrary    byte = 'L'
 	kindMember     byte = 'm'
 	kindMeta       byte = 'M'
+	kindFilter     byte = 'F'
 )
 
 // kindName names a key kind in error messages.
@@ -84,6 +86,8 @@ func kindName(kind byte) string {
 		return "member"
 	case kindMeta:
 		return "meta value"
+	case kindFilter:
+		return "record filter nonce"
 	}
 	return fmt.Sprintf("unknown kind %q", kind)
 }
@@ -99,6 +103,7 @@ const (
 var (
 	schemaKey = []byte{kindSchema}
 	clockKey  = []byte{kindClock}
+	filterKey = []byte{kindFilter}
 )
 
 // libPrefix is kind | lib16.
