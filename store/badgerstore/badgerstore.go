@@ -50,7 +50,13 @@ import (
 // values.go); it reads what schema 1 wrote, so Open raises a directory of
 // schema 1 to 2 and its records move as they are rewritten. A syncnode of
 // schema 1 then refuses the directory instead of misreading it.
-const SchemaVersion = 2
+//
+// Schema 3 adds a count of the records of each library and model type
+// (counts.go), which Apply and the purges keep in step with the records:
+// Open counts the records of an older directory once and raises it to 3, so
+// that a syncnode of schema 2, which would write records without counting
+// them, refuses the directory.
+const SchemaVersion = 3
 
 // Options configures a Store. Start from DefaultOptions; a zero numeric field
 // takes its default.
@@ -278,7 +284,10 @@ type Store struct {
 	gcRuns atomic.Int64  // GC ticks completed (a test hook)
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.RecordCounter = (*Store)(nil)
+)
 
 // Open opens (creating it with mode 0700 if needed) the store in dir. An
 // empty directory is initialised with the current SchemaVersion; a directory
@@ -346,8 +355,10 @@ func badgerOptions(dir string, opts Options) badger.Options {
 		WithMetricsEnabled(false)
 }
 
-// checkSchema reads the schema version, writing it into an empty database.
+// checkSchema reads the schema version, writing it into an empty database
+// and raising an older one (counting its records for schema 3).
 func (s *Store) checkSchema() error {
+	raise := false
 	err := s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(schemaKey)
 		if err == nil {
@@ -365,7 +376,7 @@ func (s *Store) checkSchema() error {
 			case v == 0:
 				return fmt.Errorf("%w: data directory %s has schema version 0, this syncnode supports 1 to %d", store.ErrSchema, s.dir, SchemaVersion)
 			case v < SchemaVersion:
-				return txn.Set(schemaKey, appendSchemaValue(nil, SchemaVersion))
+				raise = true
 			}
 			return nil
 		}
@@ -381,10 +392,26 @@ func (s *Store) checkSchema() error {
 		}
 		return txn.Set(schemaKey, appendSchemaValue(nil, SchemaVersion))
 	})
+	if err == nil && raise {
+		err = s.raiseSchema()
+	}
 	if err != nil && !errors.Is(err, store.ErrSchema) {
 		return fmt.Errorf("badgerstore: checking schema version: %w", translate(err))
 	}
 	return err
+}
+
+// raiseSchema raises a database of an older schema to SchemaVersion: it
+// counts its records (schema 3; a scan of every record key, once), then
+// writes the version. A crash in between leaves the old version, and the
+// next Open counts again.
+func (s *Store) raiseSchema() error {
+	if err := s.countAll(); err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(schemaKey, appendSchemaValue(nil, SchemaVersion))
+	})
 }
 
 // Close stops the pruning and GC goroutines and closes the database. Later

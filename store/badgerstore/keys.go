@@ -32,6 +32,7 @@ import (
 //	'm' lib16 device16                           member                -> CBOR map with int keys
 //	'M' key                                      node-wide meta value  -> fmt 1 | the bytes
 //	'F'                                          record filter nonce   -> fmt 1 | 16 random bytes
+//	'n' lib16 model 0x00                         record count          -> fmt 1 | uint64 BE (never 0)
 //
 // The index entry of a record is derived from its value (origin and hlc28
 // are its version): Apply keeps the two in step in one transaction, so the
@@ -57,6 +58,7 @@ const (
 	kindMember     byte = 'm'
 	kindMeta       byte = 'M'
 	kindFilter     byte = 'F'
+	kindCount      byte = 'n'
 )
 
 // kindName names a key kind in error messages.
@@ -88,6 +90,8 @@ func kindName(kind byte) string {
 		return "meta value"
 	case kindFilter:
 		return "record filter nonce"
+	case kindCount:
+		return "record count"
 	}
 	return fmt.Sprintf("unknown kind %q", kind)
 }
