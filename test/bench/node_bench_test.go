@@ -272,7 +272,12 @@ type benchNode struct {
 // built here with a byteCounter (and the identity key, kept for restarts).
 func startNode(tb testing.TB, name, dir string, counted bool, key crypto.PrivKey) *benchNode {
 	tb.Helper()
-	cfg := node.DefaultLocalConfig()
+	return startNodeWith(tb, node.DefaultLocalConfig(), name, dir, counted, key)
+}
+
+// startNodeWith is startNode with cfg instead of node.DefaultLocalConfig().
+func startNodeWith(tb testing.TB, cfg node.Config, name, dir string, counted bool, key crypto.PrivKey) *benchNode {
+	tb.Helper()
 	cfg.DataDir = dir
 	bn := &benchNode{name: name, dir: dir, key: key}
 	opts := []node.Option{node.WithLogger(benchLogger(name))}
