@@ -17,6 +17,13 @@ import (
 // tombstones and by the purge of a dropped library. A count that reaches 0
 // is deleted. Since schema 3 every store has them; Open counts the records
 // of an older one once, as it raises its schema (raiseSchema).
+//
+// One race makes a count one too low: a put whose Batch.Replaced names a
+// tombstone that the pruning goroutine purges after the engine read it and
+// before the put commits. The put, told that a record exists, does not read
+// it (that read is what Replaced saves), so it does not count the record it
+// recreates. The counts feed estimates (a joiner's backfill progress), so
+// that is accepted; an exact count would cost a read of every update.
 
 // countDelta is a change of one count within a transaction.
 type countDelta struct {
