@@ -126,10 +126,10 @@ type LibraryStatus struct {
 
 // Backfill is the progress of a library's initial backfill.
 type Backfill struct {
-	// Expected is the number of records the inviter held when this device
-	// joined; Received counts the records received since (each once, however
-	// many changes of it arrive), which may end above Expected when members
-	// write new records meanwhile.
+	// Expected is the number of records (tombstones included) the inviter
+	// held when this device joined; Received counts the records received
+	// since (each once, however many changes of it arrive), which may end
+	// above Expected when members write new records meanwhile.
 	Expected, Received int
 	// Started is when the join was accepted.
 	Started time.Time
@@ -247,9 +247,7 @@ func (p *progressTracker) add(lib uuid.UUID, events []engine.Event) {
 		return
 	}
 	for _, ev := range events {
-		if ev.Deleted {
-			continue // the inviter counted live records only
-		}
+		// Tombstones count: the inviter counted them (countRecords).
 		if b.seen == nil {
 			b.Received++
 			continue
@@ -319,10 +317,25 @@ func (n *Node) countReceived(events []engine.Event) {
 	}
 }
 
-// countRecords counts the records (tombstones excluded) of a library, by
-// model type, for the backfill estimate sent to a joiner.
+// countRecords counts the records of a library's registered model types,
+// tombstones included (a backfill sends them too), for the backfill estimate
+// sent to a joiner. A store.RecordCounter (the Badger store, store.Mem)
+// answers at a cost that does not grow with the records; another store is
+// scanned.
 func countRecords(st store.Reader, reg *engine.Registry, lib uuid.UUID) (int, error) {
 	total := 0
+	if c, ok := st.(store.RecordCounter); ok {
+		counts, err := c.CountRecords(lib)
+		if err != nil {
+			return 0, err
+		}
+		for _, s := range []engine.Strategy{engine.DeviceOwned, engine.Shared} {
+			for _, model := range reg.Ordered(s) {
+				total += counts[model]
+			}
+		}
+		return total, nil
+	}
 	for _, s := range []engine.Strategy{engine.DeviceOwned, engine.Shared} {
 		for _, model := range reg.Ordered(s) {
 			after := uuid.Nil
@@ -331,11 +344,7 @@ func countRecords(st store.Reader, reg *engine.Registry, lib uuid.UUID) (int, er
 				if err != nil {
 					return 0, err
 				}
-				for _, r := range page {
-					if !r.Deleted {
-						total++
-					}
-				}
+				total += len(page)
 				if len(page) < 1000 {
 					break
 				}

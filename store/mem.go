@@ -33,7 +33,10 @@ type Mem struct {
 	meta      map[string][]byte
 }
 
-var _ Store = (*Mem)(nil)
+var (
+	_ Store         = (*Mem)(nil)
+	_ RecordCounter = (*Mem)(nil)
+)
 
 // memLibrary holds everything of one library.
 type memLibrary struct {
@@ -702,6 +705,27 @@ func (m *Mem) CountLog(library uuid.UUID) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// CountRecords implements RecordCounter.
+func (m *Mem) CountRecords(library uuid.UUID) (map[string]int, error) {
+	if err := validateLibrary(library); err != nil {
+		return nil, err
+	}
+	unlock, err := m.read()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	out := make(map[string]int)
+	if l := m.lib(library, false); l != nil {
+		for model, mm := range l.models {
+			if n := len(mm.byID); n > 0 {
+				out[model] = n
+			}
+		}
+	}
+	return out, nil
 }
 
 // CountQuarantined implements Reader.

@@ -264,6 +264,16 @@ type Reader interface {
 	Meta(key string) ([]byte, error)
 }
 
+// RecordCounter is a Reader that counts records without reading them. Mem
+// and the Badger store implement it; callers that need a count check for it
+// and fall back to a scan (List) otherwise.
+type RecordCounter interface {
+	// CountRecords returns how many records, tombstones included, a library
+	// holds of each model type (model types with none are absent), at a cost
+	// that does not grow with the number of records.
+	CountRecords(library uuid.UUID) (map[string]int, error)
+}
+
 // Batch is one atomic write. Apply writes all of its fields in one
 // transaction, except PruneLog, PurgeTombstones and PurgeLibraries, which
 // are deletions that may run after it in several smaller transactions (they

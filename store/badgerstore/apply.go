@@ -66,6 +66,8 @@ type writer struct {
 	arena []byte
 	// filter learns every record key written, before the commit.
 	filter *recordFilter
+	// counts collects the changes of the record counts (counts.go).
+	counts countDeltas
 }
 
 // take returns the bytes appended to the arena since start, capped so that
@@ -172,7 +174,7 @@ func (w *writer) write(b *store.Batch) error {
 			return err
 		}
 	}
-	return nil
+	return w.counts.write(txn)
 }
 
 // set stores a key just appended to the arena (extended is the arena with
@@ -225,6 +227,9 @@ func (w *writer) putRecord(r *store.Record, replaced *hlc.HLC) error {
 			return err
 		}
 	}
+	if !found {
+		w.counts.add(r.Library, r.ModelType, 1)
+	}
 	if found && old != r.Version {
 		if err := w.delete(indexKey(w.arena, r.Library, r.ModelType, old, r.ID)); err != nil {
 			return err
@@ -257,6 +262,7 @@ func (w *writer) dropRecord(k store.RecordKey) error {
 	if err != nil || !found {
 		return err
 	}
+	w.counts.add(k.Library, k.ModelType, -1)
 	if err := w.txn.Delete(rk); err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,7 +50,13 @@ import (
 // values.go); it reads what schema 1 wrote, so Open raises a directory of
 // schema 1 to 2 and its records move as they are rewritten. A syncnode of
 // schema 1 then refuses the directory instead of misreading it.
-const SchemaVersion = 2
+//
+// Schema 3 adds a count of the records of each library and model type
+// (counts.go), which Apply and the purges keep in step with the records:
+// Open counts the records of an older directory once and raises it to 3, so
+// that a syncnode of schema 2, which would write records without counting
+// them, refuses the directory.
+const SchemaVersion = 3
 
 // Options configures a Store. Start from DefaultOptions; a zero numeric field
 // takes its default.
@@ -266,21 +273,29 @@ type Store struct {
 
 	filter     *recordFilter // see filter.go
 	filterStop chan struct{} // closed by Close
-	filterDone chan struct{} // closed when fillFilter has returned
-	stopFilter sync.Once
+	filterDone chan struct{} // closed when fillFilter has returned, or at Open when loaded
+	// filterLoaded: Open loaded the filter saved by the last clean Close
+	// instead of scanning (a test hook).
+	filterLoaded bool
+	stopFilter   sync.Once
 
 	gcStop chan struct{} // closed by Close; nil when GC is disabled
 	gcDone chan struct{} // closed when the GC goroutine has returned
 	gcRuns atomic.Int64  // GC ticks completed (a test hook)
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.RecordCounter = (*Store)(nil)
+)
 
 // Open opens (creating it with mode 0700 if needed) the store in dir. An
 // empty directory is initialised with the current SchemaVersion; a directory
 // with a newer schema, or with data but no schema version, is refused with
 // an error wrapping store.ErrSchema. Open starts the value-log GC goroutine
-// and the pruning goroutine; Close stops them.
+// and the pruning goroutine; Close stops them. The record filter is loaded
+// from the file the last clean Close saved, or else rebuilt by a scan of
+// every record key in the background (see filter.go and filterfile.go).
 func Open(dir string, opts Options) (*Store, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -293,13 +308,25 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("badgerstore: opening %s: %w", dir, err)
 	}
+	// Before anything writes: the saved record filter is valid only for the
+	// database as it was at the last clean Close (see filterfile.go).
+	maxVersion := db.MaxVersion()
 	s := &Store{db: db, dir: dir, log: opts.Logger, pr: newPruner(),
 		filter: newRecordFilter(), filterStop: make(chan struct{}), filterDone: make(chan struct{})}
 	if err := s.checkSchema(); err != nil {
 		db.Close()
 		return nil, err
 	}
-	go s.fillFilter(s.filterStop)
+	loaded, err := s.loadFilter(maxVersion)
+	if err != nil {
+		s.log.Warn("badgerstore: rebuilding the record filter by a scan", "err", err)
+	}
+	if loaded {
+		s.filterLoaded = true
+		close(s.filterDone)
+	} else {
+		go s.fillFilter(s.filterStop)
+	}
 	go s.runPruner()
 	if opts.GCInterval > 0 {
 		s.gcStop, s.gcDone = make(chan struct{}), make(chan struct{})
@@ -328,8 +355,10 @@ func badgerOptions(dir string, opts Options) badger.Options {
 		WithMetricsEnabled(false)
 }
 
-// checkSchema reads the schema version, writing it into an empty database.
+// checkSchema reads the schema version, writing it into an empty database
+// and raising an older one (counting its records for schema 3).
 func (s *Store) checkSchema() error {
+	raise := false
 	err := s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(schemaKey)
 		if err == nil {
@@ -347,7 +376,7 @@ func (s *Store) checkSchema() error {
 			case v == 0:
 				return fmt.Errorf("%w: data directory %s has schema version 0, this syncnode supports 1 to %d", store.ErrSchema, s.dir, SchemaVersion)
 			case v < SchemaVersion:
-				return txn.Set(schemaKey, appendSchemaValue(nil, SchemaVersion))
+				raise = true
 			}
 			return nil
 		}
@@ -363,10 +392,26 @@ func (s *Store) checkSchema() error {
 		}
 		return txn.Set(schemaKey, appendSchemaValue(nil, SchemaVersion))
 	})
+	if err == nil && raise {
+		err = s.raiseSchema()
+	}
 	if err != nil && !errors.Is(err, store.ErrSchema) {
 		return fmt.Errorf("badgerstore: checking schema version: %w", translate(err))
 	}
 	return err
+}
+
+// raiseSchema raises a database of an older schema to SchemaVersion: it
+// counts its records (schema 3; a scan of every record key, once), then
+// writes the version. A crash in between leaves the old version, and the
+// next Open counts again.
+func (s *Store) raiseSchema() error {
+	if err := s.countAll(); err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(schemaKey, appendSchemaValue(nil, SchemaVersion))
+	})
 }
 
 // Close stops the pruning and GC goroutines and closes the database. Later
@@ -390,7 +435,12 @@ func (s *Store) Close() error {
 		close(s.gcStop)
 		<-s.gcDone
 	}
+	// Last, with every call shut out: no write can follow the save.
+	if err := s.saveFilter(); err != nil {
+		s.log.Warn("badgerstore: saving the record filter; the next Open rebuilds it by a scan", "err", err)
+	}
 	if err := s.db.Close(); err != nil {
+		os.Remove(filepath.Join(s.dir, filterFileName))
 		return fmt.Errorf("badgerstore: closing: %w", err)
 	}
 	return nil

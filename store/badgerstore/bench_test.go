@@ -27,7 +27,8 @@ import (
 // Batch.Replaced, as the engine gives it); then writes the
 // same keys and values with a raw Badger WriteBatch, in the same run, each in
 // a fresh directory with the same Badger options. It prints both rates and
-// reports their ratio (store / raw) as the metric "ratio".
+// reports their ratio (store / raw) as the metric "ratio", and the disk
+// both directories take after Close (allocated blocks).
 //
 //	go test -run '^$' -bench Ingest -benchtime 1x ./store/badgerstore/
 //	BADGERSTORE_BENCH_RECORDS=100000 BADGERSTORE_BENCH_SYNC=0 go test -run '^$' -bench Ingest -benchtime 1x ./store/badgerstore/
@@ -51,9 +52,12 @@ func BenchmarkIngest(b *testing.B) {
 		payload[i] = byte(rng.Uint32())
 	}
 	var storeDur, rawDur time.Duration
-	for b.Loop() {
-		storeDur = ingestStore(b, b.TempDir(), o, pages, payload)
-		rawDur = ingestRaw(b, b.TempDir(), o, pages, payload)
+	var storeDisk, rawDisk int64
+	for range b.N {
+		storeDir, rawDir := b.TempDir(), b.TempDir()
+		storeDur = ingestStore(b, storeDir, o, pages, payload)
+		rawDur = ingestRaw(b, rawDir, o, pages, payload)
+		storeDisk, rawDisk = diskUsage(b, storeDir), diskUsage(b, rawDir)
 	}
 	records := float64(pages * benchPage)
 	mb := records * benchPayload / 1e6
@@ -63,6 +67,9 @@ func BenchmarkIngest(b *testing.B) {
 	fmt.Printf("  Store.Apply:       %7.2f s  %9.0f records/s  %6.1f MB/s payload\n", storeDur.Seconds(), storeRate, mb/storeDur.Seconds())
 	fmt.Printf("  raw WriteBatch:    %7.2f s  %9.0f records/s  %6.1f MB/s payload\n", rawDur.Seconds(), rawRate, mb/rawDur.Seconds())
 	fmt.Printf("  ratio Apply/raw:   %.2f\n", ratio)
+	fmt.Printf("  disk after Close:  store %.1f MB (%.0f B/record), raw %.1f MB (%.0f B/record), ratio %.2f\n",
+		float64(storeDisk)/1e6, float64(storeDisk)/records, float64(rawDisk)/1e6, float64(rawDisk)/records, float64(storeDisk)/float64(rawDisk))
+	b.ReportMetric(float64(storeDisk)/records, "disk-B/record")
 	b.ReportMetric(ratio, "ratio")
 	b.ReportMetric(storeRate, "records/s")
 	b.ReportMetric(rawRate, "raw-records/s")

@@ -2,11 +2,11 @@ package badgerstore
 
 import (
 	"errors"
-	"hash/maphash"
 	"math/bits"
 	"sync"
 	"sync/atomic"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/badger/v4"
 )
 
@@ -16,14 +16,15 @@ import (
 // stored yet. A miss costs Badger as much as a hit: a search of every
 // memtable's skip list, then a Bloom filter per table. The filter is a
 // blocked Bloom filter of every record key: Apply adds the keys it writes
-// before it commits them, and Open adds those stored, in the background
-// (until that is done, Record asks Badger). Keys are never removed (a
-// dropped or purged record stays a false positive until the next Open), and
+// before it commits them, and Open either loads the filter that the last
+// clean Close saved (filterfile.go) or adds the keys stored, in the
+// background (until that is done, Record asks Badger). Keys are never
+// removed (a dropped or purged record stays a false positive until the next
+// rebuild), and
 // when the keys outgrow the filter a four times larger one is added beside
 // it, so that the false-positive rate stays near 1%.
 type recordFilter struct {
 	ready  atomic.Bool
-	seed   maphash.Seed
 	mu     sync.Mutex               // serialises growth
 	blooms atomic.Pointer[[]*bloom] // the newest last; replaced, never changed
 }
@@ -45,17 +46,25 @@ type bloom struct {
 	keys     atomic.Int64
 }
 
+// newBloomSize returns the number of blocks of a Bloom filter of capacity.
+func newBloomSize(capacity int64) uint64 { return uint64(capacity*filterBitsKey/512 + 1) }
+
 func newBloom(capacity int64) *bloom {
-	blocks := uint64(capacity*filterBitsKey/512 + 1)
+	blocks := newBloomSize(capacity)
 	return &bloom{words: make([]atomic.Uint64, blocks*8), blocks: blocks, capacity: capacity}
 }
 
 func newRecordFilter() *recordFilter {
-	f := &recordFilter{seed: maphash.MakeSeed()}
+	f := &recordFilter{}
 	first := []*bloom{newBloom(filterFirstKeys)}
 	f.blooms.Store(&first)
 	return f
 }
+
+// filterHash is the hash of a record key. It must not depend on the process
+// (hash/maphash seeds do): the filter is saved and loaded (filterfile.go),
+// whose format version must change with it or with the sizes above.
+func filterHash(key []byte) uint64 { return xxhash.Sum64(key) }
 
 // set sets the key's bits; has reports whether they are all set. h is the
 // key's hash; the block is chosen from it, the bits within the block by a
@@ -95,7 +104,7 @@ func next(x uint64) (uint64, uint64) {
 // counted again: the filters grow with the records stored, not with the
 // writes (an update of a record adds nothing).
 func (f *recordFilter) add(key []byte) {
-	h := maphash.Bytes(f.seed, key)
+	h := filterHash(key)
 	bs := *f.blooms.Load()
 	for _, b := range bs {
 		if b.has(h) {
@@ -129,7 +138,7 @@ func (f *recordFilter) absent(key []byte) bool {
 	if !f.ready.Load() {
 		return false
 	}
-	h := maphash.Bytes(f.seed, key)
+	h := filterHash(key)
 	for _, b := range *f.blooms.Load() {
 		if b.has(h) {
 			return false

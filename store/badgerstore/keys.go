@@ -31,6 +31,8 @@ import (
 //	'L' lib16                                    library               -> CBOR map with int keys
 //	'm' lib16 device16                           member                -> CBOR map with int keys
 //	'M' key                                      node-wide meta value  -> fmt 1 | the bytes
+//	'F'                                          record filter nonce   -> fmt 1 | 16 random bytes
+//	'n' lib16 model 0x00                         record count          -> fmt 1 | uint64 BE (never 0)
 //
 // The index entry of a record is derived from its value (origin and hlc28
 // are its version): Apply keeps the two in step in one transaction, so the
@@ -55,6 +57,8 @@ const (
 	kindLibrary    byte = 'L'
 	kindMember     byte = 'm'
 	kindMeta       byte = 'M'
+	kindFilter     byte = 'F'
+	kindCount      byte = 'n'
 )
 
 // kindName names a key kind in error messages.
@@ -84,6 +88,10 @@ func kindName(kind byte) string {
 		return "member"
 	case kindMeta:
 		return "meta value"
+	case kindFilter:
+		return "record filter nonce"
+	case kindCount:
+		return "record count"
 	}
 	return fmt.Sprintf("unknown kind %q", kind)
 }
@@ -99,6 +107,7 @@ const (
 var (
 	schemaKey = []byte{kindSchema}
 	clockKey  = []byte{kindClock}
+	filterKey = []byte{kindFilter}
 )
 
 // libPrefix is kind | lib16.

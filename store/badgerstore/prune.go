@@ -524,6 +524,7 @@ func (s *Store) purgeChunk(st store.Stream, prefixLen int, ikeys [][]byte) error
 	return s.deleteIn(func(txn *badger.Txn) error {
 		// Record keys stay referenced by the transaction until it commits.
 		arena := make([]byte, 0, len(ikeys)*(1+idSize+len(st.ModelType)+1+idSize))
+		var counts countDeltas
 		for _, ik := range ikeys {
 			v, _ := hlc.FromKey(ik[prefixLen:])
 			start := len(arena)
@@ -547,8 +548,9 @@ func (s *Store) purgeChunk(st store.Stream, prefixLen int, ikeys [][]byte) error
 			if err := txn.Delete(ik); err != nil {
 				return err
 			}
+			counts.add(st.Library, st.ModelType, -1)
 		}
-		return nil
+		return counts.write(txn)
 	})
 }
 
@@ -636,12 +638,13 @@ func (s *Store) purgeLibrary(lib uuid.UUID) error {
 				break
 			}
 			err = s.deleteIn(func(txn *badger.Txn) error {
+				var counts countDeltas
 				for _, k := range keys {
-					if err := s.purgeKey(txn, kind, k); err != nil {
+					if err := s.purgeKey(txn, kind, k, &counts); err != nil {
 						return err
 					}
 				}
-				return nil
+				return counts.write(txn)
 			})
 			if err != nil {
 				return err
@@ -661,8 +664,9 @@ func (s *Store) purgeLibrary(lib uuid.UUID) error {
 // only if it has no record at its version (it is then a leftover: a record
 // written after the record pass keeps its entry). Other kinds just go. A
 // malformed key or record value does not stop the purge: it goes too (an
-// index entry it leaves has no record and goes in the index pass).
-func (s *Store) purgeKey(txn *badger.Txn, kind byte, k []byte) error {
+// index entry it leaves has no record and goes in the index pass). A
+// record deleted is subtracted from counts.
+func (s *Store) purgeKey(txn *badger.Txn, kind byte, k []byte, counts *countDeltas) error {
 	switch kind {
 	case kindRecord:
 		lib, model, rest, err := splitModel(k)
@@ -671,6 +675,7 @@ func (s *Store) purgeKey(txn *badger.Txn, kind byte, k []byte) error {
 		}
 		v, _, found, err := recordState(txn, k)
 		if errors.Is(err, store.ErrCorrupt) {
+			counts.add(lib, model, -1)
 			break
 		}
 		if err != nil || !found {
@@ -679,6 +684,7 @@ func (s *Store) purgeKey(txn *badger.Txn, kind byte, k []byte) error {
 		if err := txn.Delete(indexKey(nil, lib, model, v, uuid.UUID(rest))); err != nil {
 			return err
 		}
+		counts.add(lib, model, -1)
 	case kindIndex:
 		lib, model, rest, err := splitModel(k)
 		if err != nil || len(rest) != idSize+hlc.KeySize+idSize {

@@ -341,6 +341,17 @@ func testRandom(t *testing.T, s store.Store) {
 			if got, want := must[int](t, "CountLog")(s.CountLog(lib)), ref.countLog(lib); got != want {
 				t.Fatalf("step %d (seed %d): CountLog = %d, want %d", step, seed, got, want)
 			}
+			if c, ok := s.(store.RecordCounter); ok {
+				want := make(map[string]int)
+				for k := range ref.records {
+					if k.Library == lib {
+						want[k.ModelType]++
+					}
+				}
+				if got := must[map[string]int](t, "CountRecords")(c.CountRecords(lib)); !maps.Equal(got, want) {
+					t.Fatalf("step %d (seed %d): CountRecords = %v, want %v", step, seed, got, want)
+				}
+			}
 		}
 		if got := must[uint64](t, "ClockBound")(s.ClockBound()); got != ref.clock {
 			t.Fatalf("step %d: ClockBound = %d, want %d", step, got, ref.clock)

@@ -19,6 +19,7 @@ package bench
 //	BENCH_LATENCY_SECONDS   3       (issue: "a few") seconds of writes in the latency benchmark
 //	BENCH_LATENCY_NODES     5       (issue: 5)       nodes of the full mesh
 //	BENCH_LATENCY_PRELOAD   0                        shared changes in the library before the latency run
+//	BENCH_LATENCY_ALL_WRITE 0       (issue 16: 1)    1: every node writes in turn (the rate is the total), else only the first
 //	BENCH_WIRE_CHANGES      10000                    changes of the wire-bytes benchmark
 //	BENCH_WIRE_PAYLOAD      256                      payload bytes of each of them
 //	BENCH_WRITERS           32                       concurrent writers where a benchmark loads a node
@@ -271,7 +272,12 @@ type benchNode struct {
 // built here with a byteCounter (and the identity key, kept for restarts).
 func startNode(tb testing.TB, name, dir string, counted bool, key crypto.PrivKey) *benchNode {
 	tb.Helper()
-	cfg := node.DefaultLocalConfig()
+	return startNodeWith(tb, node.DefaultLocalConfig(), name, dir, counted, key)
+}
+
+// startNodeWith is startNode with cfg instead of node.DefaultLocalConfig().
+func startNodeWith(tb testing.TB, cfg node.Config, name, dir string, counted bool, key crypto.PrivKey) *benchNode {
+	tb.Helper()
 	cfg.DataDir = dir
 	bn := &benchNode{name: name, dir: dir, key: key}
 	opts := []node.Option{node.WithLogger(benchLogger(name))}
@@ -1184,7 +1190,20 @@ func BenchmarkNodeLatency(b *testing.B) {
 	rate := envInt(b, "BENCH_LATENCY_RATE", 1000, 1)
 	secs := envInt(b, "BENCH_LATENCY_SECONDS", 3, 1)
 	preload := envInt(b, "BENCH_LATENCY_PRELOAD", 0, 0)
+	allWrite := envInt(b, "BENCH_LATENCY_ALL_WRITE", 0, 0) == 1
 	data := cborPayload(b, payloadSize)
+	// writer is the node that writes change i: every node in turn with
+	// BENCH_LATENCY_ALL_WRITE=1, else the first.
+	writer := func(i int) int {
+		if allWrite {
+			return i % nn
+		}
+		return 0
+	}
+	first := 1 // the first node that receives
+	if allWrite {
+		first = 0
+	}
 	count := rate * secs
 	period := time.Second / time.Duration(rate)
 	for it := 0; it < b.N; it++ {
@@ -1212,10 +1231,9 @@ func BenchmarkNodeLatency(b *testing.B) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		var trs []*tracker
-		for _, nd := range nodes[1:] {
+		for _, nd := range nodes[first:] {
 			trs = append(trs, track(b, ctx, nd.Library(lib), ids, idx))
 		}
-		lw := nodes[0].Library(lib)
 		called := make([]time.Time, count)
 		returned := make([]time.Time, count)
 		start := time.Now()
@@ -1224,7 +1242,7 @@ func BenchmarkNodeLatency(b *testing.B) {
 				time.Sleep(d)
 			}
 			called[i] = time.Now()
-			if _, err := lw.PutShared(ctx, sharedModel, id, data); err != nil {
+			if _, err := nodes[writer(i)].Library(lib).PutShared(ctx, sharedModel, id, data); err != nil {
 				b.Fatal(err)
 			}
 			returned[i] = time.Now()
@@ -1232,13 +1250,24 @@ func BenchmarkNodeLatency(b *testing.B) {
 		achieved := float64(count) / time.Since(start).Seconds()
 		var fromCall, fromReturn, putDur []time.Duration
 		lost := 0
-		for ni, tr := range trs {
-			if _, err := tr.wait(nodes[ni+1].Library(lib), sharedModel, ids, 30*time.Second); err != nil {
-				b.Fatalf("%s: %v", nodes[ni+1].name, err)
+		for ti, tr := range trs {
+			ni := first + ti
+			tr.mu.Lock()
+			for i := range ids {
+				if writer(i) == ni {
+					tr.mark(i, returned[i]) // its own writes: not counted below
+				}
+			}
+			tr.mu.Unlock()
+			if _, err := tr.wait(nodes[ni].Library(lib), sharedModel, ids, 30*time.Second); err != nil {
+				b.Fatalf("%s: %v", nodes[ni].name, err)
 			}
 			tr.mu.Lock()
 			lost += tr.missed
 			for i, r := range tr.recv {
+				if writer(i) == ni {
+					continue
+				}
 				fromCall = append(fromCall, r.Sub(called[i]))
 				fromReturn = append(fromReturn, r.Sub(returned[i]))
 			}
@@ -1263,8 +1292,12 @@ func BenchmarkNodeLatency(b *testing.B) {
 		b.ReportMetric(ms(raw99), "raw-p99-ms")
 		b.ReportMetric(float64(p99)/float64(raw99), "ratio-p99")
 		b.ReportMetric(achieved, "writes/s")
-		fmt.Printf("latency, %d-node full mesh, %d shared changes (after %d preloaded) at %d/s (achieved %.0f/s) to %d nodes: from before PutShared p50 %.2f ms, p99 %.2f ms (target ≤ 20 ms: %s), max %.2f ms; from PutShared's return p50 %.2f ms, p99 %.2f ms; PutShared itself p50 %.2f ms, p99 %.2f ms; events lost %d\n",
-			nn, count, preload, rate, achieved, nn-1, ms(p50), ms(p99), verdict(p99 <= 20*time.Millisecond), ms(pmax), ms(r50), ms(r99), ms(percentile(putDur, 0.5)), ms(percentile(putDur, 0.99)), lost)
+		writers := "one node writes"
+		if allWrite {
+			writers = "every node writes in turn"
+		}
+		fmt.Printf("latency, %d-node full mesh, %s, %d shared changes (after %d preloaded) at %d/s (achieved %.0f/s) to %d nodes each: from before PutShared p50 %.2f ms, p99 %.2f ms (target ≤ 20 ms: %s), max %.2f ms; from PutShared's return p50 %.2f ms, p99 %.2f ms; PutShared itself p50 %.2f ms, p99 %.2f ms; events lost %d\n",
+			nn, writers, count, preload, rate, achieved, nn-1, ms(p50), ms(p99), verdict(p99 <= 20*time.Millisecond), ms(pmax), ms(r50), ms(r99), ms(percentile(putDur, 0.5)), ms(percentile(putDur, 0.99)), lost)
 		fmt.Printf("latency limit: raw libp2p stream, %d messages of %d bytes at %d/s, one way: p50 %.3f ms, p99 %.3f ms; node/raw ratio p50 %.1f, p99 %.1f\n",
 			len(raw), len(data), rate, ms(raw50), ms(raw99), float64(p50)/float64(raw50), float64(p99)/float64(raw99))
 	}
