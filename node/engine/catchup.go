@@ -178,6 +178,11 @@ func (e *Engine) StepResponse(now time.Time, id uint64, m protocol.Message) erro
 		}
 		entries := make([]pageEntry, len(m.Entries))
 		for i, en := range m.Entries {
+			if e.reg.FieldMerge(en.ModelType) {
+				if err := checkFieldEntry(en, true); err != nil {
+					return e.refuse(err)
+				}
+			}
 			entries[i] = pageEntry{shared: en, hlc: en.HLC}
 		}
 		return e.applyPage(lib, r, streamKey{model: m.ModelType, origin: m.DeviceID}, entries, m.UpTo, m.Complete, m.Snapshot, m)
@@ -345,6 +350,11 @@ func (e *Engine) dropMissing(s store.Stream, from, upTo hlc.HLC, entries []pageE
 	}
 	for _, rec := range recs {
 		if listed[rec.ID] {
+			continue
+		}
+		if !rec.Deleted && e.reg.FieldMerge(rec.ModelType) {
+			// A merge state may hold field writes of other streams that
+			// the responder lacks: keep it (PROTOCOL.md §11.4).
 			continue
 		}
 		k := store.RecordKey{Library: rec.Library, ModelType: rec.ModelType, ID: rec.ID}

@@ -361,6 +361,11 @@ func (e *Engine) onSharedLive(lib *library, p *peer, entries []protocol.SharedCh
 		if e.reg.Strategy(en.ModelType) != Shared {
 			return e.refuse(fmt.Errorf("%w: %q is not a shared model type here", protocol.ErrUnknownModelType, en.ModelType))
 		}
+		if e.reg.FieldMerge(en.ModelType) {
+			if err := checkFieldEntry(en, false); err != nil {
+				return e.refuse(err)
+			}
+		}
 	}
 	// Entries are in HLC order, so the skewed ones are a suffix, and if the
 	// last is fine they all are.
@@ -430,6 +435,9 @@ func (e *Engine) applyShared(s store.Stream, en protocol.SharedChangeEntry) erro
 		}
 	}
 	k := store.RecordKey{Library: s.Library, ModelType: s.ModelType, ID: en.RecordUUID}
+	if e.reg.FieldMerge(s.ModelType) {
+		return e.mergeFields(k, en)
+	}
 	cur, ok, err := e.record(k)
 	if err != nil {
 		return err
