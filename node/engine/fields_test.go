@@ -232,3 +232,57 @@ func optPtr(h protocol.HLC) *protocol.HLC {
 	}
 	return &h
 }
+
+// TestFieldsTombstonesPurgedAtStablePoint: a removed field and a record
+// delete stay in the merge state until every member holds them (the stable
+// point, the rule that purges record tombstones), then go.
+func TestFieldsTombstonesPurgedAtStablePoint(t *testing.T) {
+	a, b := fieldsPair(t)
+	id := uuid.New()
+	a.putFields("note", id, map[string]any{"title": "t0", "colour": "red"})
+	a.now = a.now.Add(time.Millisecond)
+	a.patch("note", id, map[string]any{"colour": nil})
+	removal := sharedChangeOf(t, a).HLC
+	state := func() protocol.FieldState {
+		rec, ok := a.record("note", id)
+		if !ok || rec.Deleted {
+			t.Fatal("record missing")
+		}
+		st, err := protocol.DecodeFieldState(rec.Data, rec.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if _, ok := state().Fields["colour"]; !ok {
+		t.Fatal("the removed field's tombstone is not kept")
+	}
+	// b has not acknowledged the removal: prunes keep it.
+	if err := a.eng.Connected(a.now, a.lib, b.self); err != nil {
+		t.Fatal(err)
+	}
+	a.flush()
+	bClock := protocol.HLC{Timestamp: uint64(a.now.UnixMilli()) + 10, DeviceID: b.self}
+	hello := &protocol.Hello{LibraryID: a.lib, DeviceID: b.self, Versions: []uint32{protocol.Version}, Clock: bClock,
+		Watermarks: []protocol.Watermark{{DeviceID: b.self, ModelType: "note"}}}
+	if err := a.step(b.self, hello); err != nil {
+		t.Fatal(err)
+	}
+	a.tick(2 * time.Second)
+	if _, ok := state().Fields["colour"]; !ok {
+		t.Fatal("the removed field's tombstone was purged before every member held it")
+	}
+	// b acknowledges a's stream past the removal: the next prune drops it.
+	if err := a.step(b.self, &protocol.Heartbeat{LibraryID: a.lib, DeviceID: b.self, Clock: bClock,
+		Watermarks: []protocol.Watermark{{DeviceID: b.self, ModelType: "note"}, {DeviceID: a.self, ModelType: "note", HLC: removal}}}); err != nil {
+		t.Fatal(err)
+	}
+	a.tick(2 * time.Second)
+	st := state()
+	if _, ok := st.Fields["colour"]; ok {
+		t.Fatalf("the removed field's tombstone is kept past the stable point: %+v", st)
+	}
+	if got, want := a.shows("note", id), map[string]any{"title": "t0"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the purge the record shows %v, want %v", got, want)
+	}
+}
