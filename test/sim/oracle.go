@@ -49,7 +49,7 @@ func (o *oracle) init(nodes []*node) {
 		o.node[nd.id] = nd.idx
 	}
 	o.model = make(map[string]int)
-	for i, m := range append(append([]string{}, models.owned...), models.shared...) {
+	for i, m := range allModels() {
 		o.model[m] = i
 	}
 	o.reported = make([]hlc.HLC, n*n*len(o.model)*n)
