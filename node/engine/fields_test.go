@@ -286,3 +286,88 @@ func TestFieldsTombstonesPurgedAtStablePoint(t *testing.T) {
 		t.Fatalf("after the purge the record shows %v, want %v", got, want)
 	}
 }
+
+// fieldsTrio returns three engines, members of one library with a
+// shared-fields type, not connected.
+func fieldsTrio(t *testing.T) (*harness, *harness, *harness) {
+	t.Helper()
+	lib := uuid.New()
+	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	var hs []*harness
+	for _, self := range ids {
+		cfg := fastConfig(self)
+		cfg.Registry = fieldsRegistry(t)
+		h := &harness{t: t, cfg: cfg, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), self: self, lib: lib, st: store.NewMem()}
+		h.start()
+		if err := h.eng.AddLibrary(h.now, store.Library{ID: lib, Name: "test"}, []store.Member{{DeviceID: ids[0]}, {DeviceID: ids[1]}, {DeviceID: ids[2]}}); err != nil {
+			t.Fatal(err)
+		}
+		h.flush()
+		hs = append(hs, h)
+	}
+	return hs[0], hs[1], hs[2]
+}
+
+// TestFieldsSnapshotCarriesOtherStreams: a record listed in a snapshot
+// page under the stream of its latest write carries the writes of other
+// streams too. b holds a's write of a note but missed c's earlier write of
+// another field, which a's log no longer holds (pruned): b's catch-up from a
+// is served as a snapshot, and b ends with both fields, although the entry
+// that carries c's field is at or below b's watermark of a's stream.
+func TestFieldsSnapshotCarriesOtherStreams(t *testing.T) {
+	a, b, c := fieldsTrio(t)
+	id := uuid.New()
+	c.patch("note", id, map[string]any{"x": "from c"})
+	cc := sharedChangeOf(t, c)
+	if err := a.step(c.self, cc); err != nil {
+		t.Fatal(err)
+	}
+	a.now = a.now.Add(time.Millisecond)
+	b.now = a.now
+	a.patch("note", id, map[string]any{"y": "from a"})
+	ca := sharedChangeOf(t, a)
+	if err := b.step(a.self, ca); err != nil {
+		t.Fatal(err)
+	}
+	// a prunes its log of c's stream past c's write.
+	cs := store.Stream{Library: a.lib, ModelType: "note", Origin: c.self}
+	if err := a.st.Apply(&store.Batch{SetPrunePoints: []store.PrunePoint{{Stream: cs, Log: cc.HLC}}, PruneLog: []store.Mark{{Stream: cs, HLC: cc.HLC}}}); err != nil {
+		t.Fatal(err)
+	}
+	b.connect(a.self,
+		protocol.Watermark{DeviceID: c.self, ModelType: "note", HLC: cc.HLC},
+		protocol.Watermark{DeviceID: a.self, ModelType: "note", HLC: ca.HLC})
+	var req *engine.Request
+	for i := range b.last.Requests {
+		req = &b.last.Requests[i]
+	}
+	if req == nil {
+		t.Fatal("b asked a for nothing")
+	}
+	resp, err := a.eng.Serve(a.now, b.self, req.Message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := false
+	for {
+		m, err := resp.Next()
+		if err != nil {
+			break
+		}
+		if r, ok := m.(*protocol.SharedChangeResponse); ok && r.Snapshot {
+			snapshot = true
+		}
+		if err := b.eng.StepResponse(b.now, req.ID, m); err != nil {
+			t.Fatalf("b applying %s: %v", m.Name(), err)
+		}
+		b.flush()
+	}
+	b.eng.RequestDone(b.now, req.ID, nil)
+	b.flush()
+	if !snapshot {
+		t.Fatal("a served no snapshot page")
+	}
+	if got, want := b.shows("note", id), map[string]any{"x": "from c", "y": "from a"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the snapshot b shows %v, want %v", got, want)
+	}
+}
