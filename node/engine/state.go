@@ -65,6 +65,9 @@ type library struct {
 	// fieldDone is, per stream of a SharedFields type, the version up to
 	// which its records were compacted at fieldStable.
 	fieldDone map[streamKey]hlc.HLC
+	// fieldPruned is, per stream of a SharedFields type, what this engine
+	// pruned of its log by the ack rule (its prune point may be ahead).
+	fieldPruned map[streamKey]hlc.HLC
 	// origins holds, per stream, what its origin last said of it directly.
 	origins map[streamKey]originClock
 }
@@ -86,6 +89,7 @@ func newLibrary(l store.Library) *library {
 		qmax:        make(map[streamKey]hlc.HLC),
 		fieldStable: make(map[string]hlc.HLC),
 		fieldDone:   make(map[streamKey]hlc.HLC),
+		fieldPruned: make(map[streamKey]hlc.HLC),
 		wms:         make(map[streamKey]hlc.HLC),
 		ahead:       make(map[streamKey]hlc.HLC),
 	}

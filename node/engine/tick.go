@@ -276,6 +276,14 @@ func (e *Engine) prune(lib *library, now time.Time) error {
 				pp.Log = p
 				e.ov.pruneLog = append(e.ov.pruneLog, store.Mark{Stream: s, HLC: p})
 				changed = true
+			} else if e.reg.FieldMerge(k.model) && p.After(lib.fieldPruned[k]) {
+				// The prune point of a shared-fields stream may be ahead
+				// of what was pruned (markLogIncomplete): drop the entries
+				// that every member holds.
+				e.ov.pruneLog = append(e.ov.pruneLog, store.Mark{Stream: s, HLC: p})
+			}
+			if e.reg.FieldMerge(k.model) && p.After(lib.fieldPruned[k]) {
+				lib.fieldPruned[k] = p
 			}
 		}
 		// Tombstones of this stream are purged up to the stable point,

@@ -117,7 +117,7 @@ func (s *Sim) diff(a, b *node, sa, sb snapshot) string {
 		case oka && okb && rb.Version.Less(ra.Version) && s.unreachable(b, ra):
 		case oka && okb:
 			if ra.Version != rb.Version || ra.Deleted != rb.Deleted || !s.sameData(ra, rb) {
-				return fmt.Sprintf("%s/%s: n%d has %s del=%v, n%d has %s del=%v", k.ModelType, k.ID, a.idx, ra.Version, ra.Deleted, b.idx, rb.Version, rb.Deleted)
+				return fmt.Sprintf("%s/%s: n%d has %s del=%v%s, n%d has %s del=%v%s", k.ModelType, k.ID, a.idx, ra.Version, ra.Deleted, shows(ra), b.idx, rb.Version, rb.Deleted, shows(rb))
 			}
 		case oka && !okb:
 			if s.unreachable(b, ra) {
@@ -149,6 +149,21 @@ func (s *Sim) sameData(a, b store.Record) bool {
 	da, va, errA := engine.VisibleFields(a)
 	db, vb, errB := engine.VisibleFields(b)
 	return errA == nil && errB == nil && bytes.Equal(da, db) && fmt.Sprint(va) == fmt.Sprint(vb)
+}
+
+// shows describes what a shared-fields record shows, with the versions
+// (empty for other records).
+func shows(r store.Record) string {
+	if !Registry().FieldMerge(r.ModelType) || r.Deleted {
+		return ""
+	}
+	data, versions, err := engine.VisibleFields(r)
+	if err != nil {
+		return " (" + err.Error() + ")"
+	}
+	var m map[string]any
+	_ = cbor.Unmarshal(data, &m)
+	return fmt.Sprintf(" showing %v at %v", m, versions)
 }
 
 // finalMembers are the nodes that are members at the end: the ones that

@@ -166,6 +166,15 @@ func (s *Sim) judgeSnapshots(dst, from *node, pages []protocol.Message) {
 		if !snap {
 			continue
 		}
+		if Registry().FieldMerge(model) {
+			// A shared-fields type is served as a snapshot, all its
+			// streams at once, to anyone behind a point where the
+			// responder's log is incomplete, also one it got as a
+			// snapshot itself (PROTOCOL.md §11.4): its catch-up may cost
+			// the type's size. Counted, not judged.
+			s.Stats.FieldSnapshots++
+			continue
+		}
 		s.Stats.SnapshotsJudged++
 		if from.byz || s.or.pastHorizon[dst.idx][from.idx] || s.or.newcomer[dst.idx][from.idx] {
 			continue

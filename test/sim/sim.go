@@ -340,6 +340,7 @@ type Stats struct {
 	// What the sharper workload did.
 	FreshWrites     int // writes to records written once
 	FieldsChecked   int // shared-fields records checked against the history, per member
+	FieldSnapshots  int // snapshot pages of shared-fields types (not judged by invariant 9)
 	Ties            int // pairs of writes of one record whose HLCs tie on (timestamp, counter)
 	Joins, Removals int
 	Skews           map[string]int

@@ -226,6 +226,7 @@ func (s *Stats) add(o Stats) {
 	s.Unquiet += o.Unquiet
 	s.FreshWrites += o.FreshWrites
 	s.FieldsChecked += o.FieldsChecked
+	s.FieldSnapshots += o.FieldSnapshots
 	s.Ties += o.Ties
 	s.Joins += o.Joins
 	s.Removals += o.Removals
@@ -259,8 +260,8 @@ func (s Stats) summary() string {
 		s.Acked, s.Unacked, s.FreshWrites, s.Ties, s.Crashes, s.CrashPoints, s.LongDowntimes, s.Reopens, s.Parts, s.Joins, s.Removals)
 	fmt.Fprintf(&b, "  %v simulated (%d runs never went quiet); %d quarantined, %d released; %d prune rounds; %d messages, %d pages; skews %v\n",
 		s.Simulated.Round(time.Second), s.Unquiet, s.Quarantined, s.Released, s.Pruned, s.Messages, s.Pages, s.Skews)
-	fmt.Fprintf(&b, "  checked: %d writes, %d device-owned records, %d records compared, %d prunes against acks, %d logs for progress, %d snapshot pages, %d applied versions against skew, %d quarantine mirrors, %d shared-fields records against the history\n",
-		s.WritesChecked, s.OwnedChecked, s.RecordsCompared, s.PruneSafety, s.PruneProgress, s.SnapshotsJudged, s.SkewApplied, s.QuarantineMirrors, s.FieldsChecked)
+	fmt.Fprintf(&b, "  checked: %d writes, %d device-owned records, %d records compared, %d prunes against acks, %d logs for progress, %d snapshot pages, %d applied versions against skew, %d quarantine mirrors, %d shared-fields records against the history (%d shared-fields snapshot pages)\n",
+		s.WritesChecked, s.OwnedChecked, s.RecordsCompared, s.PruneSafety, s.PruneProgress, s.SnapshotsJudged, s.SkewApplied, s.QuarantineMirrors, s.FieldsChecked, s.FieldSnapshots)
 	forged, handled := 0, 0
 	for _, v := range s.Forged {
 		forged += v
