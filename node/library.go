@@ -97,12 +97,25 @@ type Record struct {
 	// the device that wrote it (the owner, for device-owned records).
 	Version hlc.HLC
 	Deleted bool
-	// Data is the payload as CBOR (nil when deleted).
+	// Data is the payload as CBOR (nil when deleted). For a shared-fields
+	// model type, the fields the record shows, as a CBOR map.
 	Data []byte
+	// Fields, for a shared-fields model type only, holds the version of
+	// each field the record shows: the HLC of the write that set it.
+	Fields map[string]hlc.HLC
 }
 
-func recordOf(r store.Record) Record {
-	return Record{ModelType: r.ModelType, ID: r.ID, Version: r.Version, Deleted: r.Deleted, Data: r.Data}
+// recordOf returns what an app sees of a stored record: for a shared-fields
+// type, its fields rather than their merge state.
+func recordOf(reg *engine.Registry, r store.Record) Record {
+	out := Record{ModelType: r.ModelType, ID: r.ID, Version: r.Version, Deleted: r.Deleted, Data: r.Data}
+	if reg.FieldMerge(r.ModelType) && !r.Deleted {
+		data, versions, err := engine.VisibleFields(r)
+		if err == nil {
+			out.Data, out.Fields = data, versions
+		}
+	}
+	return out
 }
 
 // PutOwned writes a device-owned record of this device and pushes it to
@@ -122,9 +135,23 @@ func (l *Library) DeleteOwned(ctx context.Context, model string, id uuid.UUID) (
 // PutShared inserts or updates a shared record (last writer wins by HLC)
 // and pushes the change to every connected member. It returns once the change
 // is durable, with its HLC. data is copied: the caller may reuse it at once.
+//
+// For a shared-fields model type, data is a CBOR map: the record's whole
+// set of fields (fields it lacks are removed).
 func (l *Library) PutShared(ctx context.Context, model string, id uuid.UUID, data []byte) (hlc.HLC, error) {
 	data = bytes.Clone(data) // see PutOwned
 	return l.write(ctx, writeCost(model, data), func(now time.Time) (hlc.HLC, error) { return l.n.eng.PutShared(now, l.id, model, id, data) })
+}
+
+// PatchShared writes some fields of a record of a shared-fields model type:
+// patch is a CBOR map of the fields it sets; a field whose value is CBOR
+// undefined (protocol.Undefined) is removed; the others are kept. A patch of
+// a missing or deleted record creates it with the patch's fields.
+func (l *Library) PatchShared(ctx context.Context, model string, id uuid.UUID, patch []byte) (hlc.HLC, error) {
+	patch = bytes.Clone(patch) // see PutOwned
+	return l.write(ctx, writeCost(model, patch), func(now time.Time) (hlc.HLC, error) {
+		return l.n.eng.PatchShared(now, l.id, model, id, patch)
+	})
 }
 
 // DeleteShared deletes a shared record (a tombstone, which wins over any
@@ -162,7 +189,7 @@ func (l *Library) Get(ctx context.Context, model string, id uuid.UUID) (Record, 
 	if err != nil {
 		return Record{}, fmt.Errorf("node: reading %s %s: %w", model, id, err)
 	}
-	return recordOf(r), nil
+	return recordOf(l.n.cfg.Registry, r), nil
 }
 
 // ListOptions selects records for List.
@@ -196,7 +223,7 @@ func (l *Library) List(ctx context.Context, model string, opts ListOptions) ([]R
 		}
 		for _, r := range recs {
 			if (!r.Deleted || opts.IncludeDeleted) && (opts.Owner == uuid.Nil || r.Version.DeviceID == opts.Owner) {
-				out = append(out, recordOf(r))
+				out = append(out, recordOf(l.n.cfg.Registry, r))
 				if len(out) == opts.Limit {
 					break
 				}
@@ -330,8 +357,12 @@ type Event struct {
 	By uuid.UUID
 	// Version is the record's new version (zero if a snapshot dropped it).
 	Version hlc.HLC
-	// Data is the new payload (nil when deleted); do not modify it.
+	// Data is the new payload (nil when deleted); do not modify it. For a
+	// shared-fields model type, the fields the record shows.
 	Data []byte
+	// Fields, for a shared-fields model type only, names the fields whose
+	// shown value this change set, changed or removed.
+	Fields []string
 	// Seq numbers the node's events in the order it published them, from 1
 	// since it started (Node.Boot names the run); SubscribeSince resumes
 	// after one.
@@ -473,7 +504,7 @@ func (n *Node) publish(events []engine.Event) {
 	for _, ev := range events {
 		n.seq++
 		e := Event{Library: ev.Library, ModelType: ev.ModelType, ID: ev.ID, Deleted: ev.Deleted, By: ev.By,
-			Version: ev.Version, Data: ev.Data, Seq: n.seq}
+			Version: ev.Version, Data: ev.Data, Fields: ev.Fields, Seq: n.seq}
 		lg := n.events[ev.Library]
 		if lg == nil {
 			lg = &eventLog{}

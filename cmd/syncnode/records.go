@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,7 @@ func (g *globals) written(cmd *cobra.Command, verb string, w localapi.Written) e
 
 func newPut(g *globals) *cobra.Command {
 	var lib, id string
+	var merge bool
 	cmd := &cobra.Command{
 		Use:   "put MODEL [JSON|-]",
 		Short: "Write a record (a JSON value)",
@@ -60,10 +62,16 @@ stdin; it is stored as CBOR, and may take at most %s so. Without --id a new
 record ID is made. Device-owned model types are written as this device's own
 records, shared ones as a change that every member applies (the newest write
 wins). The write is durable when the command returns; it prints the record's
-ID and version.`, recordLimit),
+ID and version.
+
+For a shared-fields model type the value is a JSON object, merged per field
+with other devices' writes. put writes the whole record (fields the value
+lacks are removed); put --merge writes only the fields the value lists,
+keeping the others, and removes those whose value is null.`, recordLimit),
 		Example: `  syncnode put tag '{"name": "holiday", "color": "red"}'
   syncnode put tag --id 6f1c7a52-0d7e-4bb1-9c43-2b54f4c6f0a1 '{"name": "trip"}'
-  echo '{"path": "/photos"}' | syncnode put location -`,
+  echo '{"path": "/photos"}' | syncnode put location -
+  syncnode put note --id 6f1c7a52-0d7e-4bb1-9c43-2b54f4c6f0a1 --merge '{"title": "trip", "draft": null}'`,
 		Args: args(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			value, err := readValue(cmd.InOrStdin(), a[1:])
@@ -78,6 +86,12 @@ ID and version.`, recordLimit),
 			if id != "" {
 				method, path = "PUT", libPath(l.ID, "records", a[0], id)
 			}
+			if merge {
+				if id == "" {
+					return usagef("--merge writes some fields of an existing record: give its --id")
+				}
+				method = "PATCH"
+			}
 			var w localapi.Written
 			if err := c.Do(ctxOf(cmd), method, path, value, &w); err != nil {
 				return err
@@ -87,16 +101,22 @@ ID and version.`, recordLimit),
 	}
 	libraryFlag(g, cmd, &lib)
 	cmd.Flags().StringVar(&id, "id", "", "record ID (a UUID); default: a new one")
+	cmd.Flags().BoolVar(&merge, "merge", false, "shared-fields model types: write only the fields the value lists (null removes one), keep the others")
 	cmd.ValidArgsFunction = g.completeModels(true)
 	return cmd
 }
 
 func newGet(g *globals) *cobra.Command {
 	var lib string
+	var verbose bool
 	cmd := &cobra.Command{
-		Use:               "get MODEL ID",
-		Short:             "Read one record",
-		Example:           `  syncnode get tag 6f1c7a52-0d7e-4bb1-9c43-2b54f4c6f0a1`,
+		Use:   "get MODEL ID",
+		Short: "Read one record",
+		Long: `Read one record: its version, the device that wrote it, and its value. With
+--verbose, a record of a shared-fields model type also shows each field's
+version (the HLC of the write that set it) and the device that wrote it.`,
+		Example: `  syncnode get tag 6f1c7a52-0d7e-4bb1-9c43-2b54f4c6f0a1
+  syncnode get note 6f1c7a52-0d7e-4bb1-9c43-2b54f4c6f0a1 --verbose`,
 		Args:              args(cobra.ExactArgs(2)),
 		ValidArgsFunction: g.completeModels(false),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -114,6 +134,22 @@ func newGet(g *globals) *cobra.Command {
 			}
 			names := deviceNames(cmd, c, l.ID)
 			fmt.Fprintf(out, "%s %s\nversion  %s\nby       %s\n", r.Model, r.ID, r.Version, names.of(r.By))
+			if verbose && r.Fields != nil {
+				fields := make([]string, 0, len(r.Fields))
+				for name := range r.Fields {
+					fields = append(fields, name)
+				}
+				sort.Strings(fields)
+				fmt.Fprintln(out, "fields")
+				for _, name := range fields {
+					v := r.Fields[name]
+					by := v
+					if i := strings.LastIndexByte(v, ':'); i >= 0 {
+						by = v[i+1:]
+					}
+					fmt.Fprintf(out, "  %-12s %s by %s\n", name, v, names.of(by))
+				}
+			}
 			var v any
 			if json.Unmarshal(r.Data, &v) == nil {
 				return printJSON(out, v)
@@ -122,6 +158,7 @@ func newGet(g *globals) *cobra.Command {
 			return err
 		},
 	}
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each field's version (shared-fields model types)")
 	libraryFlag(g, cmd, &lib)
 	return cmd
 }

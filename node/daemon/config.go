@@ -150,7 +150,9 @@ type RelayConfig struct {
 // Model declares one model type.
 type Model struct {
 	Name string `toml:"name"`
-	// Strategy is "device-owned" or "shared".
+	// Strategy is "device-owned", "shared" (last writer wins per record) or
+	// "shared-fields" (last writer wins per top-level field of a map
+	// payload; docs/CONFIG.md says when to choose which).
 	Strategy  string   `toml:"strategy"`
 	DependsOn []string `toml:"depends_on,omitempty"`
 }
@@ -421,8 +423,10 @@ func (c Config) Registry() (*engine.Registry, error) {
 			s = engine.DeviceOwned
 		case "shared":
 			s = engine.Shared
+		case "shared-fields":
+			s = engine.SharedFields
 		default:
-			return nil, fmt.Errorf("model %q: strategy must be \"device-owned\" or \"shared\", is %q", m.Name, m.Strategy)
+			return nil, fmt.Errorf("model %q: strategy must be \"device-owned\", \"shared\" or \"shared-fields\", is %q", m.Name, m.Strategy)
 		}
 		if m.Name == node.DeviceModel {
 			if s != engine.Shared {

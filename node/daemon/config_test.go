@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/syncnode/syncnode/node/engine"
 )
 
 // Uncommenting every setting of the example config yields the defaults (the
@@ -177,5 +179,23 @@ func TestLocalProfile(t *testing.T) {
 	g := Default()
 	if err := ApplyEnv(&g, func(k string) string { return map[string]string{"SYNCNODE_PROFILE": "local"}[k] }); err != nil || g.Profile != ProfileLocal {
 		t.Fatalf("profile from the environment: %q, %v", g.Profile, err)
+	}
+}
+
+// A model declared "shared-fields" is a SharedFields type of the registry;
+// the device model may not be one.
+func TestSharedFieldsModel(t *testing.T) {
+	c := Default()
+	c.Models = []Model{{Name: "note", Strategy: "shared-fields"}, {Name: "tag", Strategy: "shared"}}
+	reg, err := c.Registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mt, err := reg.Lookup("note"); err != nil || mt.Strategy != engine.SharedFields || !reg.FieldMerge("note") || reg.FieldMerge("tag") {
+		t.Fatalf("note: %+v %v", mt, err)
+	}
+	c.Models = []Model{{Name: "device", Strategy: "shared-fields"}}
+	if _, err := c.Registry(); err == nil {
+		t.Fatal("a shared-fields device model was accepted")
 	}
 }

@@ -178,6 +178,11 @@ func (e *Engine) StepResponse(now time.Time, id uint64, m protocol.Message) erro
 		}
 		entries := make([]pageEntry, len(m.Entries))
 		for i, en := range m.Entries {
+			if e.reg.FieldMerge(en.ModelType) {
+				if err := checkFieldEntry(en, true); err != nil {
+					return e.refuse(err)
+				}
+			}
 			entries[i] = pageEntry{shared: en, hlc: en.HLC}
 		}
 		return e.applyPage(lib, r, streamKey{model: m.ModelType, origin: m.DeviceID}, entries, m.UpTo, m.Complete, m.Snapshot, m)
@@ -242,7 +247,22 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 		r.cursor = upTo
 	}
 	if k.origin == e.cfg.Device {
-		return nil // this node is the authority on its own streams
+		// This node is the authority on its own streams. But a
+		// shared-fields record listed under one of them carries writes of
+		// other streams, whose own pages do not list it (PROTOCOL.md
+		// §11.4): merge its state.
+		if kind == Shared && e.reg.FieldMerge(k.model) {
+			for _, en := range entries {
+				if en.shared.ChangeType == protocol.Delete || !protocol.IsFieldState(en.shared.Data) || e.clock.CheckDrift(en.hlc) != nil {
+					continue
+				}
+				k := store.RecordKey{Library: lib.info.ID, ModelType: k.model, ID: en.shared.RecordUUID}
+				if err := e.mergeFields(k, en.shared); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
 	s := k.in(lib.info.ID)
 
@@ -310,9 +330,36 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 	if err := e.setWatermark(s, bound); err != nil {
 		return err
 	}
+	if exact && kind == Shared && e.reg.FieldMerge(k.model) {
+		// This node now holds the stream up to bound as merged states,
+		// not as a log: its log lacks the stream's writes that arrived
+		// inside records listed under other streams. So it serves the
+		// stream up to there as a snapshot too (PROTOCOL.md §11.4), as if
+		// it had pruned its log.
+		if err := e.markLogIncomplete(s, bound); err != nil {
+			return err
+		}
+	}
 	if kind == Shared {
 		return e.extendChain(s)
 	}
+	return nil
+}
+
+// markLogIncomplete raises the log prune point of a shared-fields stream to
+// h: its log is incomplete up to there, so a requester behind it is served
+// snapshots. The entries stay until the log is pruned by the usual rule.
+func (e *Engine) markLogIncomplete(s store.Stream, h hlc.HLC) error {
+	pps, err := e.prunePoints(s.Library)
+	if err != nil {
+		return err
+	}
+	pp := pps[keyOf(s)]
+	if !h.After(pp.Log) {
+		return nil
+	}
+	pp.Stream, pp.Log = s, h
+	e.ov.setPrunePoint(pp)
 	return nil
 }
 
@@ -345,6 +392,11 @@ func (e *Engine) dropMissing(s store.Stream, from, upTo hlc.HLC, entries []pageE
 	}
 	for _, rec := range recs {
 		if listed[rec.ID] {
+			continue
+		}
+		if !rec.Deleted && e.reg.FieldMerge(rec.ModelType) {
+			// A merge state may hold field writes of other streams that
+			// the responder lacks: keep it (PROTOCOL.md §11.4).
 			continue
 		}
 		k := store.RecordKey{Library: rec.Library, ModelType: rec.ModelType, ID: rec.ID}

@@ -134,8 +134,12 @@ type Event struct {
 	// Version is the new state's HLC (zero when a snapshot dropped it).
 	Version hlc.HLC
 	// Data is the new payload (nil when deleted). The slice is shared: do
-	// not modify it.
+	// not modify it. For a SharedFields type it is the fields the record
+	// shows, as a CBOR map.
 	Data []byte
+	// Fields, for a SharedFields type only (nil otherwise), names the
+	// fields whose shown value changed (set, changed or removed), sorted.
+	Fields []string
 }
 
 // Disconnect asks the caller to close the session with a peer.

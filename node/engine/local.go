@@ -57,7 +57,7 @@ func (e *Engine) checkLocal(libID uuid.UUID, model string, want Strategy, id uui
 	if err != nil {
 		return nil, err
 	}
-	if t.Strategy != want {
+	if t.Strategy.kind() != want {
 		return nil, fmt.Errorf("%w: %q is %s", ErrWrongStrategy, model, t.Strategy)
 	}
 	if id == uuid.Nil {
@@ -85,7 +85,13 @@ func (e *Engine) DeleteOwned(now time.Time, libID uuid.UUID, model string, id uu
 
 // PutShared inserts or updates a shared record. The returned HLC is the
 // change's; the write is done once the Ready that carries it is persisted.
+//
+// For a SharedFields type, data is the record's whole CBOR map: fields the
+// record shows and data lacks are removed by the change (see PatchShared).
 func (e *Engine) PutShared(now time.Time, libID uuid.UUID, model string, id uuid.UUID, data []byte) (hlc.HLC, error) {
+	if e.reg.FieldMerge(model) {
+		return e.writeFields(now, libID, model, id, data, true)
+	}
 	if err := CheckPayload(data); err != nil {
 		return hlc.HLC{}, err
 	}

@@ -361,6 +361,11 @@ func (e *Engine) onSharedLive(lib *library, p *peer, entries []protocol.SharedCh
 		if e.reg.Strategy(en.ModelType) != Shared {
 			return e.refuse(fmt.Errorf("%w: %q is not a shared model type here", protocol.ErrUnknownModelType, en.ModelType))
 		}
+		if e.reg.FieldMerge(en.ModelType) {
+			if err := checkFieldEntry(en, false); err != nil {
+				return e.refuse(err)
+			}
+		}
 	}
 	// Entries are in HLC order, so the skewed ones are a suffix, and if the
 	// last is fine they all are.
@@ -416,6 +421,14 @@ func (e *Engine) applySharedLive(lib *library, p *peer, entries []protocol.Share
 // already holds the stream past it) and applies it if it wins by HLC.
 func (e *Engine) applyShared(s store.Stream, en protocol.SharedChangeEntry) error {
 	if held, err := e.holds(s, en.HLC); held || err != nil {
+		if err == nil && e.reg.FieldMerge(s.ModelType) && en.ChangeType != protocol.Delete && protocol.IsFieldState(en.Data) {
+			// A whole field state (a snapshot entry) at or below the
+			// watermark still carries the writes of other streams that
+			// this node may lack (PROTOCOL.md §11.4); joining it again is
+			// harmless. It is not logged again.
+			k := store.RecordKey{Library: s.Library, ModelType: s.ModelType, ID: en.RecordUUID}
+			return e.mergeFields(k, en)
+		}
 		return err
 	}
 	{
@@ -430,6 +443,9 @@ func (e *Engine) applyShared(s store.Stream, en protocol.SharedChangeEntry) erro
 		}
 	}
 	k := store.RecordKey{Library: s.Library, ModelType: s.ModelType, ID: en.RecordUUID}
+	if e.reg.FieldMerge(s.ModelType) {
+		return e.mergeFields(k, en)
+	}
 	cur, ok, err := e.record(k)
 	if err != nil {
 		return err

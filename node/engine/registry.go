@@ -16,15 +16,21 @@ const (
 	// Shared records are written by any member; every change carries an HLC
 	// and the newest wins ("log-based").
 	Shared
+	// SharedFields records sync as Shared ones (the same streams, log and
+	// messages), but their payloads are CBOR maps merged per top-level
+	// field: each field keeps its greatest-HLC write (docs/PROTOCOL.md §11).
+	SharedFields
 )
 
-// String returns "device-owned" or "shared".
+// String returns "device-owned", "shared" or "shared-fields".
 func (s Strategy) String() string {
 	switch s {
 	case DeviceOwned:
 		return "device-owned"
 	case Shared:
 		return "shared"
+	case SharedFields:
+		return "shared-fields"
 	}
 	return fmt.Sprintf("Strategy(%d)", int(s))
 }
@@ -59,8 +65,8 @@ func NewRegistry(types ...ModelType) (*Registry, error) {
 		if t.Name == "" {
 			return nil, errors.New("engine: model type with an empty name")
 		}
-		if t.Strategy != DeviceOwned && t.Strategy != Shared {
-			return nil, fmt.Errorf("engine: model type %q: strategy must be device-owned or shared", t.Name)
+		if t.Strategy != DeviceOwned && t.Strategy != Shared && t.Strategy != SharedFields {
+			return nil, fmt.Errorf("engine: model type %q: strategy must be device-owned, shared or shared-fields", t.Name)
 		}
 		if _, dup := r.types[t.Name]; dup {
 			return nil, fmt.Errorf("engine: model type %q declared twice", t.Name)
@@ -136,15 +142,39 @@ func (r *Registry) Lookup(name string) (ModelType, error) {
 	return t, nil
 }
 
-// Strategy returns a model type's strategy, or 0 if it is unknown.
-func (r *Registry) Strategy(name string) Strategy { return r.types[name].Strategy }
+// Strategy returns how a model type syncs: DeviceOwned or Shared (also for
+// a SharedFields type, which syncs as Shared does), or 0 if it is unknown.
+// Lookup returns the declared strategy.
+func (r *Registry) Strategy(name string) Strategy { return r.types[name].Strategy.kind() }
 
-// Ordered returns the model types of one strategy (0: all) in dependency
-// order, parents first.
+// FieldMerge reports whether a model type's records merge per field
+// (SharedFields).
+func (r *Registry) FieldMerge(name string) bool { return r.types[name].Strategy == SharedFields }
+
+// kind is the sync kind of a strategy: SharedFields syncs as Shared.
+func (s Strategy) kind() Strategy {
+	if s == SharedFields {
+		return Shared
+	}
+	return s
+}
+
+// ParseStrategy returns the strategy a String names.
+func ParseStrategy(name string) (Strategy, error) {
+	for _, s := range []Strategy{DeviceOwned, Shared, SharedFields} {
+		if s.String() == name {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("engine: strategy must be \"device-owned\", \"shared\" or \"shared-fields\", is %q", name)
+}
+
+// Ordered returns the model types that sync by one strategy (0: all;
+// Shared includes SharedFields types) in dependency order, parents first.
 func (r *Registry) Ordered(s Strategy) []string {
 	out := make([]string, 0, len(r.order))
 	for _, n := range r.order {
-		if s == 0 || r.types[n].Strategy == s {
+		if s == 0 || r.types[n].Strategy.kind() == s.kind() {
 			out = append(out, n)
 		}
 	}

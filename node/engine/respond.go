@@ -33,7 +33,7 @@ func (e *Engine) Serve(now time.Time, from uuid.UUID, m protocol.Message) (*Resp
 	if err := m.Validate(); err != nil {
 		return nil, e.refuse(err)
 	}
-	r := &Responder{st: e.st, lib: lib.info.ID, positions: make(map[streamKey]hlc.HLC), budget: e.cfg.MaxBatchBytes}
+	r := &Responder{st: e.st, lib: lib.info.ID, positions: make(map[streamKey]hlc.HLC), budget: e.cfg.MaxBatchBytes, reg: e.reg}
 	var types []string
 	var wms []protocol.Watermark
 	switch m := m.(type) {
@@ -87,10 +87,15 @@ type Responder struct {
 	budget int
 
 	streams []store.Stream // of the current model type, not yet served
-	typeIdx int
-	cur     *store.Stream
-	cursor  hlc.HLC
-	snap    bool
+	reg     *Registry
+	// snapModel is set while every stream of the current model type is
+	// served as a snapshot: a SharedFields type one of whose streams the
+	// requester is behind (PROTOCOL.md §11.4).
+	snapModel bool
+	typeIdx   int
+	cur       *store.Stream
+	cursor    hlc.HLC
+	snap      bool
 
 	next  protocol.Message // look-ahead, so that HasMore is known
 	ended bool
@@ -169,6 +174,7 @@ func (r *Responder) page() (protocol.Message, error) {
 			if err != nil {
 				return nil, err
 			}
+			snap = snap || r.snapModel
 			// A requester behind the prune point may hold records whose
 			// deletes it missed, at or below its position: the snapshot
 			// restarts the stream from the beginning, so that its exact
@@ -206,6 +212,27 @@ func (r *Responder) nextStream() (store.Stream, bool, error) {
 		for _, s := range all {
 			if s.ModelType == model && (r.owner == uuid.Nil || s.Origin == r.owner) {
 				r.streams = append(r.streams, s)
+			}
+		}
+		r.snapModel = false
+		if r.kind == Shared && r.reg != nil && r.reg.FieldMerge(model) {
+			// A record is listed under the stream of its latest write
+			// only, with the writes of every stream merged in: if one
+			// stream is served as a snapshot, all are, so that each of
+			// its records reaches the requester whole.
+			for _, s := range r.streams {
+				r.cursor = r.since
+				if h, ok := r.positions[keyOf(s)]; ok {
+					r.cursor = h
+				}
+				behind, err := r.behindPrune(s)
+				if err != nil {
+					return store.Stream{}, false, err
+				}
+				if behind {
+					r.snapModel = true
+					break
+				}
 			}
 		}
 	}

@@ -58,6 +58,16 @@ type library struct {
 	// qmax is the newest quarantined HLC per stream: what a peer has beyond
 	// it is not worth a catch-up until the quarantine is released.
 	qmax map[streamKey]hlc.HLC
+	// fieldStable is, per SharedFields model type, the stable point of the
+	// last prune (zero until then): removed fields and record deletes at or
+	// below it are dropped from merge states (fields.go).
+	fieldStable map[string]hlc.HLC
+	// fieldDone is, per stream of a SharedFields type, the version up to
+	// which its records were compacted at fieldStable.
+	fieldDone map[streamKey]hlc.HLC
+	// fieldPruned is, per stream of a SharedFields type, what this engine
+	// pruned of its log by the ack rule (its prune point may be ahead).
+	fieldPruned map[streamKey]hlc.HLC
 	// origins holds, per stream, what its origin last said of it directly.
 	origins map[streamKey]originClock
 }
@@ -70,15 +80,18 @@ type originClock struct {
 
 func newLibrary(l store.Library) *library {
 	return &library{
-		info:       l,
-		members:    make(map[uuid.UUID]store.Member),
-		peers:      make(map[uuid.UUID]*peer),
-		acks:       make(map[ackKey]hlc.HLC),
-		quarantine: make(map[store.QuarantineKey]bool),
-		origins:    make(map[streamKey]originClock),
-		qmax:       make(map[streamKey]hlc.HLC),
-		wms:        make(map[streamKey]hlc.HLC),
-		ahead:      make(map[streamKey]hlc.HLC),
+		info:        l,
+		members:     make(map[uuid.UUID]store.Member),
+		peers:       make(map[uuid.UUID]*peer),
+		acks:        make(map[ackKey]hlc.HLC),
+		quarantine:  make(map[store.QuarantineKey]bool),
+		origins:     make(map[streamKey]originClock),
+		qmax:        make(map[streamKey]hlc.HLC),
+		fieldStable: make(map[string]hlc.HLC),
+		fieldDone:   make(map[streamKey]hlc.HLC),
+		fieldPruned: make(map[streamKey]hlc.HLC),
+		wms:         make(map[streamKey]hlc.HLC),
+		ahead:       make(map[streamKey]hlc.HLC),
 	}
 }
 

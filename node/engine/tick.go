@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -249,6 +250,9 @@ func (e *Engine) prune(lib *library, now time.Time) error {
 			}
 		}
 	}
+	if err := e.compactFieldStreams(lib, keys, mine, stable); err != nil {
+		return err
+	}
 	moved := false
 	for _, k := range keys {
 		if _, ok := mine[k]; !ok {
@@ -272,6 +276,14 @@ func (e *Engine) prune(lib *library, now time.Time) error {
 				pp.Log = p
 				e.ov.pruneLog = append(e.ov.pruneLog, store.Mark{Stream: s, HLC: p})
 				changed = true
+			} else if e.reg.FieldMerge(k.model) && p.After(lib.fieldPruned[k]) {
+				// The prune point of a shared-fields stream may be ahead
+				// of what was pruned (markLogIncomplete): drop the entries
+				// that every member holds.
+				e.ov.pruneLog = append(e.ov.pruneLog, store.Mark{Stream: s, HLC: p})
+			}
+			if e.reg.FieldMerge(k.model) && p.After(lib.fieldPruned[k]) {
+				lib.fieldPruned[k] = p
 			}
 		}
 		// Tombstones of this stream are purged up to the stable point,
@@ -300,6 +312,56 @@ func (e *Engine) prune(lib *library, now time.Time) error {
 	}
 	if moved {
 		e.stats.Pruned++
+	}
+	return nil
+}
+
+// maxCompact bounds the records one prune rewrites to drop their field
+// tombstones; the rest follow at the next prunes.
+const maxCompact = 1000
+
+// compactFieldStreams drops, from the merge states of SharedFields records,
+// the removed fields and record deletes at or below the model type's stable
+// point (the rule that purges record tombstones): for each stream, the
+// records whose versions lie in what the previous prunes did not cover yet
+// (every part of a merge state is at or below the record's version), and
+// from then on every state this node merges (joinInto).
+func (e *Engine) compactFieldStreams(lib *library, keys []streamKey, mine map[streamKey]hlc.HLC, stable map[string]hlc.HLC) error {
+	budget := maxCompact
+	for _, k := range keys {
+		if !e.reg.FieldMerge(k.model) {
+			continue
+		}
+		if st := stable[k.model]; st.After(lib.fieldStable[k.model]) {
+			lib.fieldStable[k.model] = st
+		}
+		bound := lib.fieldStable[k.model]
+		if _, ok := mine[k]; !ok || budget <= 0 || !bound.After(lib.fieldDone[k]) {
+			continue
+		}
+		s := k.in(lib.info.ID)
+		recs, handled, err := e.recordsInRange(s, lib.fieldDone[k], bound, nil, budget, maxDropPayload)
+		if err != nil {
+			return err
+		}
+		budget -= len(recs)
+		for _, rec := range recs {
+			if rec.Deleted {
+				continue
+			}
+			f, err := fieldOf(rec, true)
+			if err != nil {
+				return err
+			}
+			c, err := compactFields(f, bound).toRecord(store.RecordKey{Library: rec.Library, ModelType: rec.ModelType, ID: rec.ID})
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(c.Data, rec.Data) {
+				e.ov.putRecord(c, rec.Version)
+			}
+		}
+		lib.fieldDone[k] = handled
 	}
 	return nil
 }

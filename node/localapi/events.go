@@ -142,7 +142,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 func eventJSON(boot string, ev node.Event) Event {
 	e := Event{
 		EventID: eventID(boot, ev.Seq), Type: "changed", Library: ev.Library.String(), Model: ev.ModelType, ID: ev.ID.String(),
-		By: ev.By.String(), Version: ev.Version.String(), Data: cborToJSON(ev.Data), Missed: ev.Missed,
+		By: ev.By.String(), Version: ev.Version.String(), Data: cborToJSON(ev.Data), Fields: ev.Fields, Missed: ev.Missed,
 	}
 	if ev.Deleted {
 		e.Type, e.Data = "deleted", nil

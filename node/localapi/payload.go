@@ -12,6 +12,8 @@ import (
 	"strconv"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/syncnode/syncnode/protocol"
 )
 
 // Payloads are opaque CBOR to the node and JSON to the API: JSON in is
@@ -179,4 +181,42 @@ func keyString(k any) string {
 		return fmt.Sprint(k)
 	}
 	return string(b)
+}
+
+// jsonToPatch converts the body of a PATCH, a JSON object, to a field patch
+// (docs/PROTOCOL.md §11.2): each field's value as CBOR, and a null value as
+// CBOR undefined, which removes the field.
+func jsonToPatch(data []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the body is empty: send a JSON object of the fields to set (null removes one)")
+		}
+		return nil, fmt.Errorf("the body is not a JSON object of fields: %v", err)
+	}
+	if obj == nil {
+		return nil, errors.New("the body is null: send a JSON object of the fields to set (null removes one)")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("the body holds more than one JSON value")
+	}
+	patch := make(map[string]cbor.RawMessage, len(obj))
+	for name, v := range obj {
+		if v == nil {
+			patch[name] = protocol.Undefined
+			continue
+		}
+		x, err := fromJSON(v, 2)
+		if err != nil {
+			return nil, err
+		}
+		b, err := encMode.Marshal(x)
+		if err != nil {
+			return nil, fmt.Errorf("encoding field %q as CBOR: %v", name, err)
+		}
+		patch[name] = b
+	}
+	return protocol.EncodeFieldPatch(patch)
 }

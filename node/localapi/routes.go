@@ -113,6 +113,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/libraries/{lib}/records/{model}", s.putRecord)
 	s.handle("GET /v1/libraries/{lib}/records/{model}/{id}", s.getRecord)
 	s.handle("PUT /v1/libraries/{lib}/records/{model}/{id}", s.putRecord)
+	s.handle("PATCH /v1/libraries/{lib}/records/{model}/{id}", s.patchRecord)
 	s.handle("DELETE /v1/libraries/{lib}/records/{model}/{id}", s.deleteRecord)
 	s.handle("GET /v1/libraries/{lib}/records/{model}/{id}/history", s.history)
 	s.handle("GET /v1/libraries/{lib}/models", s.libraryModels)
@@ -185,11 +186,18 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 }
 
 func recordJSON(lib uuid.UUID, rec node.Record) Record {
-	return Record{
+	out := Record{
 		Library: lib.String(), Model: rec.ModelType, ID: rec.ID.String(),
 		Version: rec.Version.String(), By: rec.Version.DeviceID.String(),
 		Deleted: rec.Deleted, Data: cborToJSON(rec.Data),
 	}
+	if rec.Fields != nil {
+		out.Fields = make(map[string]string, len(rec.Fields))
+		for name, h := range rec.Fields {
+			out.Fields[name] = h.String()
+		}
+	}
+	return out
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -700,6 +708,35 @@ func (s *Server) putRecord(r *http.Request) (int, any, error) {
 	}
 	w, err := tg.write(r.Context(), data)
 	return status, w, err
+}
+
+// patchRecord writes some fields of a record of a shared-fields model type:
+// the body is a JSON object of the fields to set; a field whose value is
+// null is removed; the record's other fields are kept.
+func (s *Server) patchRecord(r *http.Request) (int, any, error) {
+	tg, err := s.target(r, true)
+	if err != nil {
+		return 0, nil, err
+	}
+	if tg.t.Strategy != engine.SharedFields {
+		return 0, nil, badRequest("PATCH writes some fields of a record of a shared-fields model type; %q is %s: PUT the whole record", tg.t.Name, tg.t.Strategy)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return 0, nil, err
+	}
+	data, err := jsonToPatch(body)
+	if err != nil {
+		return 0, nil, badRequest("%v", err)
+	}
+	if err := sizeOK(data); err != nil {
+		return 0, nil, err
+	}
+	v, err := tg.l.PatchShared(r.Context(), tg.t.Name, tg.id, data)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, Written{Library: tg.l.ID().String(), Model: tg.t.Name, ID: tg.id.String(), Version: v.String()}, nil
 }
 
 func (s *Server) deleteRecord(r *http.Request) (int, any, error) {

@@ -292,6 +292,9 @@ type Record struct {
 	By      string          `json:"by"`
 	Deleted bool            `json:"deleted,omitempty"`
 	Data    json.RawMessage `json:"data,omitempty"`
+	// Fields, for a shared-fields model type, holds the version of each
+	// field the record shows (the HLC of the write that set it).
+	Fields map[string]string `json:"fields,omitempty"`
 }
 
 // Written answers a put or delete.
@@ -324,6 +327,9 @@ type Event struct {
 	By      string          `json:"by,omitempty"`
 	Version string          `json:"version,omitempty"`
 	Data    json.RawMessage `json:"data,omitempty"`
+	// Fields, for a shared-fields model type, names the fields whose shown
+	// value the change set, changed or removed.
+	Fields []string `json:"fields,omitempty"`
 	// Missed counts events lost just before this one because the client
 	// read too slowly; re-read what matters with GET, or reconnect with the
 	// last event ID.

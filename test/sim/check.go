@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/google/uuid"
 
 	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/protocol"
 	"github.com/syncnode/syncnode/store"
 	"github.com/syncnode/syncnode/store/badgerstore"
 )
@@ -21,7 +23,7 @@ type snapshot map[store.RecordKey]store.Record
 
 func (s *Sim) snapshotOf(n *node) snapshot {
 	out := make(snapshot)
-	for _, model := range append(append([]string{}, models.owned...), models.shared...) {
+	for _, model := range allModels() {
 		after := uuid.Nil
 		for {
 			recs, err := n.st.List(s.lib.ID, model, after, 1000)
@@ -114,8 +116,8 @@ func (s *Sim) diff(a, b *node, sa, sb snapshot) string {
 		case oka && okb && ra.Version.Less(rb.Version) && s.unreachable(a, rb):
 		case oka && okb && rb.Version.Less(ra.Version) && s.unreachable(b, ra):
 		case oka && okb:
-			if ra.Version != rb.Version || ra.Deleted != rb.Deleted || !bytes.Equal(ra.Data, rb.Data) {
-				return fmt.Sprintf("%s/%s: n%d has %s del=%v, n%d has %s del=%v", k.ModelType, k.ID, a.idx, ra.Version, ra.Deleted, b.idx, rb.Version, rb.Deleted)
+			if ra.Version != rb.Version || ra.Deleted != rb.Deleted || !s.sameData(ra, rb) {
+				return fmt.Sprintf("%s/%s: n%d has %s del=%v%s, n%d has %s del=%v%s", k.ModelType, k.ID, a.idx, ra.Version, ra.Deleted, shows(ra), b.idx, rb.Version, rb.Deleted, shows(rb))
 			}
 		case oka && !okb:
 			if s.unreachable(b, ra) {
@@ -134,6 +136,34 @@ func (s *Sim) diff(a, b *node, sa, sb snapshot) string {
 		}
 	}
 	return ""
+}
+
+// sameData compares two nodes' payloads of one record at one version. For a
+// shared-fields record it compares what an app sees, with each field's
+// version: the merge states may still differ in field tombstones that one
+// node has purged (at its stable point) and the other not yet.
+func (s *Sim) sameData(a, b store.Record) bool {
+	if !Registry().FieldMerge(a.ModelType) || a.Deleted {
+		return bytes.Equal(a.Data, b.Data)
+	}
+	da, va, errA := engine.VisibleFields(a)
+	db, vb, errB := engine.VisibleFields(b)
+	return errA == nil && errB == nil && bytes.Equal(da, db) && fmt.Sprint(va) == fmt.Sprint(vb)
+}
+
+// shows describes what a shared-fields record shows, with the versions
+// (empty for other records).
+func shows(r store.Record) string {
+	if !Registry().FieldMerge(r.ModelType) || r.Deleted {
+		return ""
+	}
+	data, versions, err := engine.VisibleFields(r)
+	if err != nil {
+		return " (" + err.Error() + ")"
+	}
+	var m map[string]any
+	_ = cbor.Unmarshal(data, &m)
+	return fmt.Sprintf(" showing %v at %v", m, versions)
 }
 
 // finalMembers are the nodes that are members at the end: the ones that
@@ -245,7 +275,7 @@ func (s *Sim) check() {
 			s.fail("invariant 2 (no lost write): %s/%s ends at %s, older than the acknowledged write %s by n%d", w.model, w.id, r.Version, w.version, w.node)
 			return
 		}
-		if r.Version == w.version && (r.Deleted != w.deleted || !bytes.Equal(r.Data, w.data)) {
+		if r.Version == w.version && (r.Deleted != w.deleted || (!w.patch && !bytes.Equal(r.Data, w.data))) {
 			s.fail("invariant 2: %s/%s at %s holds other data than was written", w.model, w.id, w.version)
 			return
 		}
@@ -269,11 +299,16 @@ func (s *Sim) check() {
 	s.Stats.InvariantsChecked += 3
 	// Every record a member holds was written by someone, with that data.
 	for k, r := range final {
-		if w, ok := s.issued[r.Version]; !ok || w.model != k.ModelType || w.id != k.ID || w.deleted != r.Deleted || !bytes.Equal(w.data, r.Data) {
+		if w, ok := s.issued[r.Version]; !ok || w.model != k.ModelType || w.id != k.ID || w.deleted != r.Deleted || (!w.patch && !bytes.Equal(w.data, r.Data)) {
 			s.fail("%s/%s is held at %s, which is no write made of it", k.ModelType, k.ID, r.Version)
 			return
 		}
 	}
+	// The field invariant (shared-fields records), against the history.
+	if !s.checkFields(ms, snaps) {
+		return
+	}
+	s.Stats.InvariantsChecked++
 	// 6. Ownership: device-owned records carry their owner's versions only.
 	owned := 0
 	for k, r := range final {
@@ -402,4 +437,98 @@ func (s *Sim) deletedSince(k store.RecordKey, v hlc.HLC) bool {
 		}
 	}
 	return false
+}
+
+// checkFields checks every member's shared-fields records against the
+// history of acknowledged writes (the model): a record exists iff its
+// greatest patch is newer than its greatest delete, and then shows, per
+// field, the greatest-HLC write of the field if that is a value written
+// after the delete, with that write's HLC as the field's version.
+func (s *Sim) checkFields(ms []*node, snaps []snapshot) bool {
+	type model struct {
+		live, del hlc.HLC
+		last      map[string]protocol.FieldVersion
+	}
+	hist := make(map[store.RecordKey]*model)
+	for _, w := range s.writes {
+		if !w.acked || !Registry().FieldMerge(w.model) {
+			continue
+		}
+		k := store.RecordKey{Library: s.lib.ID, ModelType: w.model, ID: w.id}
+		m := hist[k]
+		if m == nil {
+			m = &model{last: make(map[string]protocol.FieldVersion)}
+			hist[k] = m
+		}
+		if w.deleted {
+			m.del = hlc.Max(m.del, w.version)
+			continue
+		}
+		m.live = hlc.Max(m.live, w.version)
+		p, err := protocol.DecodeFieldPatch(w.data)
+		if err != nil {
+			s.fail("a patch the simulation wrote does not decode: %v", err)
+			return false
+		}
+		for name, v := range p {
+			if cur, ok := m.last[name]; ok && !w.version.After(cur.HLC) {
+				continue
+			}
+			fv := protocol.FieldVersion{HLC: w.version}
+			if !bytes.Equal(v, protocol.Undefined) {
+				fv.Value = v
+			}
+			m.last[name] = fv
+		}
+	}
+	for k, m := range hist {
+		exists := m.live.After(m.del)
+		want := map[string]string{}
+		if exists {
+			for name, fv := range m.last {
+				if fv.HLC.After(m.del) && !fv.Removed() {
+					want[name] = fmt.Sprintf("%x@%s", []byte(fv.Value), fv.HLC)
+				}
+			}
+		}
+		for i, n := range ms {
+			r, ok := snaps[i][k]
+			if !ok || r.Deleted {
+				if exists {
+					s.fail("field invariant: %s/%s should show %v, n%d holds it deleted or not at all", k.ModelType, k.ID, want, n.idx)
+					return false
+				}
+				s.Stats.FieldsChecked++
+				continue
+			}
+			if !exists {
+				s.fail("field invariant: %s/%s is deleted at %s (newest patch %s), n%d holds it live at %s", k.ModelType, k.ID, m.del, m.live, n.idx, r.Version)
+				return false
+			}
+			data, versions, err := engine.VisibleFields(r)
+			if err != nil {
+				s.fail("field invariant: n%d's %s/%s: %v", n.idx, k.ModelType, k.ID, err)
+				return false
+			}
+			var shown map[string]cbor.RawMessage
+			if err := cbor.Unmarshal(data, &shown); err != nil {
+				s.fail("field invariant: n%d's %s/%s shows no map: %v", n.idx, k.ModelType, k.ID, err)
+				return false
+			}
+			got := map[string]string{}
+			for name, v := range shown {
+				got[name] = fmt.Sprintf("%x@%s", []byte(v), versions[name])
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				s.fail("field invariant: n%d's %s/%s shows\n  %v\nthe history says\n  %v", n.idx, k.ModelType, k.ID, got, want)
+				return false
+			}
+			if r.Version != m.live {
+				s.fail("field invariant: n%d's %s/%s has version %s, its newest patch is %s", n.idx, k.ModelType, k.ID, r.Version, m.live)
+				return false
+			}
+			s.Stats.FieldsChecked++
+		}
+	}
+	return true
 }

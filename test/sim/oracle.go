@@ -49,7 +49,7 @@ func (o *oracle) init(nodes []*node) {
 		o.node[nd.id] = nd.idx
 	}
 	o.model = make(map[string]int)
-	for i, m := range append(append([]string{}, models.owned...), models.shared...) {
+	for i, m := range allModels() {
 		o.model[m] = i
 	}
 	o.reported = make([]hlc.HLC, n*n*len(o.model)*n)
@@ -164,6 +164,15 @@ func (s *Sim) judgeSnapshots(dst, from *node, pages []protocol.Message) {
 			snap, model, origin = m.Snapshot, m.ModelType, m.DeviceID
 		}
 		if !snap {
+			continue
+		}
+		if Registry().FieldMerge(model) {
+			// A shared-fields type is served as a snapshot, all its
+			// streams at once, to anyone behind a point where the
+			// responder's log is incomplete, also one it got as a
+			// snapshot itself (PROTOCOL.md §11.4): its catch-up may cost
+			// the type's size. Counted, not judged.
+			s.Stats.FieldSnapshots++
 			continue
 		}
 		s.Stats.SnapshotsJudged++

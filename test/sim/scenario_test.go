@@ -451,31 +451,38 @@ func TestSimRegressions(t *testing.T) {
 		seed   int64
 		legacy bool // found with LegacyConfig (before issue 12)
 		what   string
+		fields bool // found with FieldsConfig (issue 15)
 	}{
-		{4, true, "a crash must lose the Ready not yet persisted (the sim flushed it while closing links)"},
-		{138, true, "a relay holding out-of-order records pages them with complete = zero; (issue 12) a clock that jumps ahead is no silence"},
-		{288, true, "after a quarantined page tail, later pages of the stream must not move the watermark past it"},
-		{694, true, "a write lost in a crash may be reissued below its HLC: only persisted or sent HLCs bind"},
-		{695, true, "a restart resumes the clock at the lease, without adding a lease window each time; (issue 12) a clock jump is no silence"},
-		{1248, true, "timers keep firing when the wall clock steps back"},
-		{2050, true, "tombstones wait for every member's stream, even one this node has not heard of"},
-		{12, true, "a clock that jumps ahead is no silence: no snapshot to members that never went silent (issue 12)"},
-		{10, false, "a restart after the clock stepped ahead is no silence (issue 12)"},
-		{15, false, "a member that just joined is fresh by each node's own clock (issue 12)"},
-		{29, false, "a member that just joined is fresh by each node's own clock (issue 12)"},
-		{115, false, "a released page tail of a removed origin moves the watermark (issue 12)"},
-		{576, false, "a released page tail of a removed origin moves the watermark (issue 12)"},
-		{1283, false, "a tombstone purged by one member may be missing at a member that caught up from a snapshot (issue 12)"},
-		{501412, false, "a removed device's streams are asked of every member (issue 12)"},
-		{501918, false, "a removed device's write held beyond watermarks may be missing at other members (known, issue 12)"},
-		{502682, false, "a snapshot page's entry (no prev) does not extend the chain of a stream (issue 12)"},
-		{502755, false, "a device that joined writes only records it has seen, or new ones (issue 12)"},
-		{507011, false, "a device that joined writes only records it has seen, or new ones (issue 12)"},
+		{4, true, "a crash must lose the Ready not yet persisted (the sim flushed it while closing links)", false},
+		{138, true, "a relay holding out-of-order records pages them with complete = zero; (issue 12) a clock that jumps ahead is no silence", false},
+		{288, true, "after a quarantined page tail, later pages of the stream must not move the watermark past it", false},
+		{694, true, "a write lost in a crash may be reissued below its HLC: only persisted or sent HLCs bind", false},
+		{695, true, "a restart resumes the clock at the lease, without adding a lease window each time; (issue 12) a clock jump is no silence", false},
+		{1248, true, "timers keep firing when the wall clock steps back", false},
+		{2050, true, "tombstones wait for every member's stream, even one this node has not heard of", false},
+		{12, true, "a clock that jumps ahead is no silence: no snapshot to members that never went silent (issue 12)", false},
+		{10, false, "a restart after the clock stepped ahead is no silence (issue 12)", false},
+		{15, false, "a member that just joined is fresh by each node's own clock (issue 12)", false},
+		{29, false, "a member that just joined is fresh by each node's own clock (issue 12)", false},
+		{115, false, "a released page tail of a removed origin moves the watermark (issue 12)", false},
+		{576, false, "a released page tail of a removed origin moves the watermark (issue 12)", false},
+		{1283, false, "a tombstone purged by one member may be missing at a member that caught up from a snapshot (issue 12)", false},
+		{501412, false, "a removed device's streams are asked of every member (issue 12)", false},
+		{501918, false, "a removed device's write held beyond watermarks may be missing at other members (known, issue 12)", false},
+		{502682, false, "a snapshot page's entry (no prev) does not extend the chain of a stream (issue 12)", false},
+		{502755, false, "a device that joined writes only records it has seen, or new ones (issue 12)", false},
+		{507011, false, "a device that joined writes only records it has seen, or new ones (issue 12)", false},
+		{100023, false, "a shared-fields snapshot page of a node's own stream still carries other streams' field writes (issue 15)", true},
+		{100223, false, "a shared-fields snapshot page of a node's own stream still carries other streams' field writes (issue 15)", true},
+		{100331, false, "a node that got a shared-fields stream as a snapshot serves it as a snapshot: its log lacks writes inside other streams' records (issue 15)", true},
 	} {
 		t.Run(fmt.Sprint(tc.seed), func(t *testing.T) {
 			cfg := RandomConfig(tc.seed)
 			if tc.legacy {
 				cfg = LegacyConfig(tc.seed)
+			}
+			if tc.fields {
+				cfg = FieldsConfig(tc.seed)
 			}
 			s := New(cfg)
 			if err := s.Run(); err != nil {

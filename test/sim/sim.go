@@ -72,6 +72,10 @@ type Config struct {
 	Remove bool
 	// Skews lists clock faults, one node each (see SkewKind).
 	Skews []SkewKind
+	// Fields sends about a third of the writes to a shared-fields model
+	// type ("note"): patches of random fields (values and removals) of six
+	// hot records, record deletes and re-creations (FieldsConfig).
+	Fields bool
 	// CrashPoints adds crash points between persisting a Ready and handing
 	// out its messages, and restarts a node that crashed while writing
 	// (after a delay that may pass the horizon).
@@ -157,10 +161,19 @@ func RandomConfig(seed int64) Config {
 	return cfg
 }
 
+// FieldsConfig is RandomConfig with the shared-fields workload (issue 15),
+// without the byzantine member and the removal of a member, whose writes
+// carry no promise and so no history to check the fields against.
+func FieldsConfig(seed int64) Config {
+	cfg := RandomConfig(seed)
+	cfg.Fields, cfg.Byzantine, cfg.Remove = true, false, false
+	return cfg
+}
+
 // legacy reports whether the run uses none of issue 12's additions: its
 // random choices are then drawn exactly as before them.
 func (c Config) legacy() bool {
-	return !c.FreshIDs && !c.Ties && !c.Byzantine && c.Joins == 0 && !c.Remove && len(c.Skews) == 0 && !c.CrashPoints
+	return !c.FreshIDs && !c.Fields && !c.Ties && !c.Byzantine && c.Joins == 0 && !c.Remove && len(c.Skews) == 0 && !c.CrashPoints
 }
 
 // Engine timing used by the simulation: fast, so that runs are short.
@@ -176,18 +189,26 @@ const (
 	slack = 10 * time.Second
 )
 
-var models = struct{ owned, shared []string }{
+var models = struct{ owned, shared, fields []string }{
 	owned:  []string{"location", "entry"},
 	shared: []string{"tag", "album"},
+	fields: []string{"note"},
 }
 
-// Registry is the model types of the simulation: entry depends on location.
+// allModels lists every model type of the simulation.
+func allModels() []string {
+	return append(append(append([]string{}, models.owned...), models.shared...), models.fields...)
+}
+
+// Registry is the model types of the simulation: entry depends on location;
+// note is shared-fields (only runs with Config.Fields write it).
 func Registry() *engine.Registry {
 	r, err := engine.NewRegistry(
 		engine.ModelType{Name: "location", Strategy: engine.DeviceOwned},
 		engine.ModelType{Name: "entry", Strategy: engine.DeviceOwned, DependsOn: []string{"location"}},
 		engine.ModelType{Name: "tag", Strategy: engine.Shared},
 		engine.ModelType{Name: "album", Strategy: engine.Shared},
+		engine.ModelType{Name: "note", Strategy: engine.SharedFields},
 	)
 	if err != nil {
 		panic(err)
@@ -204,6 +225,8 @@ type write struct {
 	deleted bool
 	data    []byte
 	acked   bool
+	// patch marks a write of a shared-fields record: data is the patch.
+	patch bool
 }
 
 type node struct {
@@ -316,6 +339,8 @@ type Stats struct {
 
 	// What the sharper workload did.
 	FreshWrites     int // writes to records written once
+	FieldsChecked   int // shared-fields records checked against the history, per member
+	FieldSnapshots  int // snapshot pages of shared-fields types (not judged by invariant 9)
 	Ties            int // pairs of writes of one record whose HLCs tie on (timestamp, counter)
 	Joins, Removals int
 	Skews           map[string]int
@@ -631,7 +656,14 @@ func (s *Sim) persisted(n *node, rd *engine.Ready) {
 	// 5: nothing stamped beyond MaxDrift ahead of this node's wall clock
 	// is applied or logged here.
 	limit := uint64(s.wall(n).Add(maxDrift).UnixMilli())
-	for _, r := range b.PutRecords {
+	for i, r := range b.PutRecords {
+		if i < len(b.Replaced) && b.Replaced[i] == r.Version {
+			// The version stays: a shared-fields record merged an older
+			// change, or dropped purged field tombstones. It was checked
+			// when it was applied (the wall clock may have stepped back
+			// since).
+			continue
+		}
 		if r.Version.DeviceID != n.id {
 			s.Stats.SkewApplied++
 			if r.Version.Timestamp > limit {
@@ -1073,6 +1105,9 @@ func (s *Sim) randomWrite() {
 
 // writeOne makes one random local write on n, not yet persisted.
 func (s *Sim) writeOne(n *node) *write {
+	if s.cfg.Fields && s.rng.Intn(3) == 0 {
+		return s.writeFields(n)
+	}
 	data, _ := cbor.Marshal(map[string]any{"n": n.idx, "v": s.rng.Intn(1000)})
 	if s.rng.Intn(2) == 0 {
 		model := models.owned[s.rng.Intn(len(models.owned))]
@@ -1091,6 +1126,43 @@ func (s *Sim) writeOne(n *node) *write {
 		s.Stats.FreshWrites++
 	}
 	return s.writeRecord(n, model, id, data)
+}
+
+// fieldNames are the fields of the simulation's notes.
+var fieldNames = []string{"a", "b", "c", "d"}
+
+// writeFields makes one random write of a note: a delete (one in five), or a
+// patch that sets or removes one to three random fields, with values unique
+// to the write. A patch of a deleted record re-creates it.
+func (s *Sim) writeFields(n *node) *write {
+	model := models.fields[0]
+	id := s.shared[s.rng.Intn(len(s.shared))]
+	if !s.seen(n, model, id) {
+		id = s.uuid()
+		s.Stats.FreshWrites++
+	}
+	if s.rng.Intn(5) == 0 {
+		return s.writeRecord(n, model, id, nil)
+	}
+	p := make(map[string]cbor.RawMessage)
+	for k := 1 + s.rng.Intn(3); k > 0; k-- {
+		name := fieldNames[s.rng.Intn(len(fieldNames))]
+		if s.rng.Intn(4) == 0 {
+			p[name] = protocol.Undefined
+		} else {
+			p[name], _ = cbor.Marshal(fmt.Sprintf("n%d-%d", n.idx, s.rng.Intn(1<<30)))
+		}
+	}
+	data, err := protocol.EncodeFieldPatch(p)
+	if err != nil {
+		s.fail("encoding a patch: %v", err)
+		return nil
+	}
+	w := s.writeRecord(n, model, id, data)
+	if w != nil {
+		w.patch = true
+	}
+	return w
 }
 
 // seen reports whether node n may write record model/id: a device writes a
@@ -1126,6 +1198,8 @@ func (s *Sim) writeRecord(n *node, model string, id uuid.UUID, data []byte) *wri
 		h, err = n.eng.PutOwned(wall, s.lib.ID, model, id, data)
 	case data == nil:
 		h, err = n.eng.DeleteShared(wall, s.lib.ID, model, id)
+	case Registry().FieldMerge(model):
+		h, err = n.eng.PatchShared(wall, s.lib.ID, model, id, data)
 	default:
 		h, err = n.eng.PutShared(wall, s.lib.ID, model, id, data)
 	}

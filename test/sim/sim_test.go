@@ -20,6 +20,7 @@ var (
 	flagBadger  = flag.Int("sim.badger", 24, "number of random seeds TestSimBadger runs on Badger stores")
 	flagLegacy  = flag.Bool("sim.legacy", false, "run the seeds with LegacyConfig (the workload before issue 12)")
 	flagMaxFail = flag.Int("sim.maxfail", 5, "stop after this many failing seeds")
+	flagFields  = flag.Int("sim.fields", 150, "number of random seeds TestSimFields runs with the shared-fields workload")
 )
 
 // TestSimSeeds runs many seeded random runs on store.Mem and checks the
@@ -29,6 +30,9 @@ var (
 func TestSimSeeds(t *testing.T) {
 	if *flagSeed != 0 {
 		cfg := RandomConfig(*flagSeed)
+		if *flagFields == -1 {
+			cfg = FieldsConfig(*flagSeed)
+		}
 		if *flagLegacy {
 			cfg = LegacyConfig(*flagSeed)
 		}
@@ -82,7 +86,7 @@ func TestSimBadger(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	total, failures := runSeedList(t, seeds, dir)
+	total, failures := runSeedList(t, seeds, dir, RandomConfig)
 	for _, f := range failures {
 		t.Errorf("%s\n  replay: go test ./test/sim -run TestSimSeeds -sim.badger=-1 -sim.seed=N -sim.trace", f)
 	}
@@ -96,13 +100,13 @@ func runSeeds(t *testing.T, first int64, n int, dir string) (Stats, []string) {
 	for i := range seeds {
 		seeds[i] = first + int64(i)
 	}
-	return runSeedList(t, seeds, dir)
+	return runSeedList(t, seeds, dir, RandomConfig)
 }
 
 // runSeedList runs the seeds on GOMAXPROCS workers (on Badger in dir, if
 // not empty) and returns the summed stats and the failures (it stops after
 // five).
-func runSeedList(t *testing.T, list []int64, dir string) (Stats, []string) {
+func runSeedList(t *testing.T, list []int64, dir string, config func(int64) Config) (Stats, []string) {
 	start := time.Now()
 	var (
 		mu       sync.Mutex
@@ -116,7 +120,7 @@ func runSeedList(t *testing.T, list []int64, dir string) (Stats, []string) {
 		go func() {
 			defer wg.Done()
 			for seed := range seeds {
-				cfg := RandomConfig(seed)
+				cfg := config(seed)
 				if *flagLegacy {
 					cfg = LegacyConfig(seed)
 				}
@@ -221,6 +225,8 @@ func (s *Stats) add(o Stats) {
 	s.Simulated += o.Simulated
 	s.Unquiet += o.Unquiet
 	s.FreshWrites += o.FreshWrites
+	s.FieldsChecked += o.FieldsChecked
+	s.FieldSnapshots += o.FieldSnapshots
 	s.Ties += o.Ties
 	s.Joins += o.Joins
 	s.Removals += o.Removals
@@ -254,8 +260,8 @@ func (s Stats) summary() string {
 		s.Acked, s.Unacked, s.FreshWrites, s.Ties, s.Crashes, s.CrashPoints, s.LongDowntimes, s.Reopens, s.Parts, s.Joins, s.Removals)
 	fmt.Fprintf(&b, "  %v simulated (%d runs never went quiet); %d quarantined, %d released; %d prune rounds; %d messages, %d pages; skews %v\n",
 		s.Simulated.Round(time.Second), s.Unquiet, s.Quarantined, s.Released, s.Pruned, s.Messages, s.Pages, s.Skews)
-	fmt.Fprintf(&b, "  checked: %d writes, %d device-owned records, %d records compared, %d prunes against acks, %d logs for progress, %d snapshot pages, %d applied versions against skew, %d quarantine mirrors\n",
-		s.WritesChecked, s.OwnedChecked, s.RecordsCompared, s.PruneSafety, s.PruneProgress, s.SnapshotsJudged, s.SkewApplied, s.QuarantineMirrors)
+	fmt.Fprintf(&b, "  checked: %d writes, %d device-owned records, %d records compared, %d prunes against acks, %d logs for progress, %d snapshot pages, %d applied versions against skew, %d quarantine mirrors, %d shared-fields records against the history (%d shared-fields snapshot pages)\n",
+		s.WritesChecked, s.OwnedChecked, s.RecordsCompared, s.PruneSafety, s.PruneProgress, s.SnapshotsJudged, s.SkewApplied, s.QuarantineMirrors, s.FieldsChecked, s.FieldSnapshots)
 	forged, handled := 0, 0
 	for _, v := range s.Forged {
 		forged += v
@@ -265,4 +271,33 @@ func (s Stats) summary() string {
 	}
 	fmt.Fprintf(&b, "  forged: %d sent, %d handled as owed %v", forged, handled, s.Handled)
 	return b.String()
+}
+
+// TestSimFields runs seeded random runs with the shared-fields workload
+// (FieldsConfig: concurrent patches of random fields, removals, deletes and
+// re-creations of notes, beside the other writes and every fault but the
+// byzantine member and removals) and checks, beside the invariants, that
+// every member shows per field the greatest-HLC write of the history. A
+// failure prints the seed; replay it with
+//
+//	go test ./test/sim -run TestSimSeeds -sim.fields=-1 -sim.seed=N -sim.trace
+func TestSimFields(t *testing.T) {
+	if *flagSeed != 0 {
+		t.Skip("-sim.seed replays in TestSimSeeds")
+	}
+	n := *flagFields
+	if testing.Short() && n > 20 {
+		n = 20
+	}
+	seeds := make([]int64, n)
+	for i := range seeds {
+		seeds[i] = *flagFirst + int64(i)
+	}
+	total, failures := runSeedList(t, seeds, "", FieldsConfig)
+	for _, f := range failures {
+		t.Errorf("%s\n  replay: go test ./test/sim -run TestSimSeeds -sim.fields=-1 -sim.seed=N -sim.trace", f)
+	}
+	if n > 0 && len(failures) == 0 && total.FieldsChecked == 0 {
+		t.Errorf("%d seeds checked no shared-fields record", n)
+	}
 }

@@ -1,0 +1,373 @@
+package engine_test
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/google/uuid"
+
+	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/protocol"
+	"github.com/syncnode/syncnode/store"
+)
+
+// fieldsRegistry declares a shared-fields type "note" beside a record-level
+// shared type "tag".
+func fieldsRegistry(t *testing.T) *engine.Registry {
+	t.Helper()
+	r, err := engine.NewRegistry(
+		engine.ModelType{Name: "device", Strategy: engine.Shared},
+		engine.ModelType{Name: "tag", Strategy: engine.Shared},
+		engine.ModelType{Name: "note", Strategy: engine.SharedFields},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// fieldsPair returns two engines of devices a and b, members of one library
+// with a shared-fields type, not connected.
+func fieldsPair(t *testing.T) (*harness, *harness) {
+	t.Helper()
+	lib := uuid.New()
+	a, b := uuid.New(), uuid.New()
+	mk := func(self uuid.UUID) *harness {
+		cfg := fastConfig(self)
+		cfg.Registry = fieldsRegistry(t)
+		h := &harness{t: t, cfg: cfg, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), self: self, lib: lib, st: store.NewMem()}
+		h.start()
+		if err := h.eng.AddLibrary(h.now, store.Library{ID: lib, Name: "test"}, []store.Member{{DeviceID: a}, {DeviceID: b}}); err != nil {
+			t.Fatal(err)
+		}
+		h.flush()
+		return h
+	}
+	return mk(a), mk(b)
+}
+
+func (h *harness) patch(model string, id uuid.UUID, v map[string]any) {
+	h.t.Helper()
+	p := make(map[string]cbor.RawMessage)
+	for k, x := range v {
+		if x == nil {
+			p[k] = protocol.Undefined
+			continue
+		}
+		p[k] = cborOf(h.t, x)
+	}
+	data, err := protocol.EncodeFieldPatch(p)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.eng.PatchShared(h.now, h.lib, model, id, data); err != nil {
+		h.t.Fatalf("PatchShared: %v", err)
+	}
+	h.flush()
+}
+
+// shows returns what an app sees of a shared-fields record (nil: deleted or
+// absent).
+func (h *harness) shows(model string, id uuid.UUID) map[string]any {
+	h.t.Helper()
+	rec, ok := h.record(model, id)
+	if !ok || rec.Deleted {
+		return nil
+	}
+	data, _, err := engine.VisibleFields(rec)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var m map[string]any
+	if err := cbor.Unmarshal(data, &m); err != nil {
+		h.t.Fatal(err)
+	}
+	return m
+}
+
+// TestFieldsConcurrentEditsBothSurvive: two devices edit different fields of
+// one record at the same time; after the changes cross, both show both
+// edits, and the same bytes.
+func TestFieldsConcurrentEditsBothSurvive(t *testing.T) {
+	a, b := fieldsPair(t)
+	id := uuid.New()
+	a.putFields("note", id, map[string]any{"title": "t0", "colour": "red", "size": 1})
+	if err := b.step(a.self, sharedChangeOf(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	a.now = a.now.Add(time.Millisecond)
+	b.now = b.now.Add(time.Millisecond)
+	a.patch("note", id, map[string]any{"title": "renamed"})
+	ca := sharedChangeOf(t, a)
+	b.patch("note", id, map[string]any{"colour": "blue", "size": nil})
+	cb := sharedChangeOf(t, b)
+	if err := b.step(a.self, ca); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.step(b.self, cb); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"title": "renamed", "colour": "blue"}
+	for _, h := range []*harness{a, b} {
+		if got := h.shows("note", id); !reflect.DeepEqual(got, want) {
+			t.Errorf("device %s shows %v, want %v", h.self, got, want)
+		}
+	}
+	ra, _ := a.record("note", id)
+	rb, _ := b.record("note", id)
+	if !reflect.DeepEqual(ra, rb) {
+		t.Errorf("stored records differ:\n a %+v\n b %+v", ra, rb)
+	}
+	// The event names the fields that changed.
+	evs := a.last.Events
+	if len(evs) != 1 || !reflect.DeepEqual(evs[0].Fields, []string{"colour", "size"}) {
+		t.Errorf("a's event after b's patch: %+v, want fields [colour size]", evs)
+	}
+}
+
+// TestFieldsDeleteThenLaterWrite: a delete removes every field written at or
+// below it; a concurrent later write brings the record back with only the
+// fields written after the delete.
+func TestFieldsDeleteThenLaterWrite(t *testing.T) {
+	a, b := fieldsPair(t)
+	id := uuid.New()
+	a.putFields("note", id, map[string]any{"title": "t0", "colour": "red"})
+	if err := b.step(a.self, sharedChangeOf(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	a.now = a.now.Add(time.Millisecond)
+	if _, err := a.eng.DeleteShared(a.now, a.lib, "note", id); err != nil {
+		t.Fatal(err)
+	}
+	a.flush()
+	del := sharedChangeOf(t, a)
+	b.now = b.now.Add(2 * time.Millisecond)
+	b.patch("note", id, map[string]any{"colour": "green"})
+	cb := sharedChangeOf(t, b)
+	if err := b.step(a.self, del); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.step(b.self, cb); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"colour": "green"}
+	for _, h := range []*harness{a, b} {
+		if got := h.shows("note", id); !reflect.DeepEqual(got, want) {
+			t.Errorf("device %s shows %v, want %v", h.self, got, want)
+		}
+	}
+}
+
+// TestFieldsPutReplaces: PutShared of a shared-fields record writes the
+// whole record: fields it lacks are removed by the change it sends.
+func TestFieldsPutReplaces(t *testing.T) {
+	a, _ := fieldsPair(t)
+	id := uuid.New()
+	a.putFields("note", id, map[string]any{"title": "t0", "colour": "red"})
+	a.now = a.now.Add(time.Millisecond)
+	a.putFields("note", id, map[string]any{"title": "t1"})
+	if got, want := a.shows("note", id), map[string]any{"title": "t1"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("shows %v, want %v", got, want)
+	}
+}
+
+// TestFieldsWrongStrategy: a partial update of a record-level shared type is
+// refused, and a shared-fields payload must be a map.
+func TestFieldsWrongStrategy(t *testing.T) {
+	a, _ := fieldsPair(t)
+	if _, err := a.eng.PatchShared(a.now, a.lib, "tag", uuid.New(), cborOf(t, map[string]any{"x": 1})); !errors.Is(err, engine.ErrWrongStrategy) {
+		t.Errorf("PatchShared of a shared type: %v, want ErrWrongStrategy", err)
+	}
+	if _, err := a.eng.PutShared(a.now, a.lib, "note", uuid.New(), cborOf(t, []int{1})); !errors.Is(err, engine.ErrInvalidWrite) {
+		t.Errorf("PutShared of an array to a shared-fields type: %v, want ErrInvalidWrite", err)
+	}
+}
+
+// TestFieldsLiveStateRefused: a live change of a shared-fields type must
+// carry a patch, not a field state.
+func TestFieldsLiveStateRefused(t *testing.T) {
+	a, b := fieldsPair(t)
+	a.connect(b.self)
+	st, err := protocol.EncodeFieldState(protocol.FieldState{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &protocol.SharedChange{LibraryID: a.lib, HLC: protocol.HLC{Timestamp: uint64(a.now.UnixMilli()), DeviceID: b.self},
+		ModelType: "note", RecordUUID: uuid.New(), ChangeType: protocol.Update, Data: st}
+	if err := a.step(b.self, m); !errors.Is(err, protocol.ErrInvalid) {
+		t.Errorf("live field state: %v, want ErrInvalid", err)
+	}
+}
+
+func (h *harness) putFields(model string, id uuid.UUID, v map[string]any) {
+	h.t.Helper()
+	if _, err := h.eng.PutShared(h.now, h.lib, model, id, cborOf(h.t, v)); err != nil {
+		h.t.Fatalf("PutShared: %v", err)
+	}
+	h.flush()
+}
+
+// sharedChangeOf returns the SharedChange of h's last local write, as its
+// log holds it (the engines are not connected, so nothing was pushed).
+func sharedChangeOf(t *testing.T, h *harness) *protocol.SharedChange {
+	t.Helper()
+	var last *store.LogEntry
+	for _, le := range h.last.Batch.AppendLog {
+		le := le
+		last = &le
+	}
+	if last == nil {
+		t.Fatal("no log entry in the last Ready")
+	}
+	return &protocol.SharedChange{LibraryID: h.lib, HLC: last.HLC, ModelType: last.ModelType, RecordUUID: last.RecordID,
+		ChangeType: protocol.ChangeType(last.ChangeType), Data: last.Data, Prev: optPtr(last.Prev)}
+}
+
+func optPtr(h protocol.HLC) *protocol.HLC {
+	if h.IsZero() {
+		return nil
+	}
+	return &h
+}
+
+// TestFieldsTombstonesPurgedAtStablePoint: a removed field and a record
+// delete stay in the merge state until every member holds them (the stable
+// point, the rule that purges record tombstones), then go.
+func TestFieldsTombstonesPurgedAtStablePoint(t *testing.T) {
+	a, b := fieldsPair(t)
+	id := uuid.New()
+	a.putFields("note", id, map[string]any{"title": "t0", "colour": "red"})
+	a.now = a.now.Add(time.Millisecond)
+	a.patch("note", id, map[string]any{"colour": nil})
+	removal := sharedChangeOf(t, a).HLC
+	state := func() protocol.FieldState {
+		rec, ok := a.record("note", id)
+		if !ok || rec.Deleted {
+			t.Fatal("record missing")
+		}
+		st, err := protocol.DecodeFieldState(rec.Data, rec.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if _, ok := state().Fields["colour"]; !ok {
+		t.Fatal("the removed field's tombstone is not kept")
+	}
+	// b has not acknowledged the removal: prunes keep it.
+	if err := a.eng.Connected(a.now, a.lib, b.self); err != nil {
+		t.Fatal(err)
+	}
+	a.flush()
+	bClock := protocol.HLC{Timestamp: uint64(a.now.UnixMilli()) + 10, DeviceID: b.self}
+	hello := &protocol.Hello{LibraryID: a.lib, DeviceID: b.self, Versions: []uint32{protocol.Version}, Clock: bClock,
+		Watermarks: []protocol.Watermark{{DeviceID: b.self, ModelType: "note"}}}
+	if err := a.step(b.self, hello); err != nil {
+		t.Fatal(err)
+	}
+	a.tick(2 * time.Second)
+	if _, ok := state().Fields["colour"]; !ok {
+		t.Fatal("the removed field's tombstone was purged before every member held it")
+	}
+	// b acknowledges a's stream past the removal: the next prune drops it.
+	if err := a.step(b.self, &protocol.Heartbeat{LibraryID: a.lib, DeviceID: b.self, Clock: bClock,
+		Watermarks: []protocol.Watermark{{DeviceID: b.self, ModelType: "note"}, {DeviceID: a.self, ModelType: "note", HLC: removal}}}); err != nil {
+		t.Fatal(err)
+	}
+	a.tick(2 * time.Second)
+	st := state()
+	if _, ok := st.Fields["colour"]; ok {
+		t.Fatalf("the removed field's tombstone is kept past the stable point: %+v", st)
+	}
+	if got, want := a.shows("note", id), map[string]any{"title": "t0"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the purge the record shows %v, want %v", got, want)
+	}
+}
+
+// fieldsTrio returns three engines, members of one library with a
+// shared-fields type, not connected.
+func fieldsTrio(t *testing.T) (*harness, *harness, *harness) {
+	t.Helper()
+	lib := uuid.New()
+	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	var hs []*harness
+	for _, self := range ids {
+		cfg := fastConfig(self)
+		cfg.Registry = fieldsRegistry(t)
+		h := &harness{t: t, cfg: cfg, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), self: self, lib: lib, st: store.NewMem()}
+		h.start()
+		if err := h.eng.AddLibrary(h.now, store.Library{ID: lib, Name: "test"}, []store.Member{{DeviceID: ids[0]}, {DeviceID: ids[1]}, {DeviceID: ids[2]}}); err != nil {
+			t.Fatal(err)
+		}
+		h.flush()
+		hs = append(hs, h)
+	}
+	return hs[0], hs[1], hs[2]
+}
+
+// TestFieldsSnapshotCarriesOtherStreams: a record listed in a snapshot
+// page under the stream of its latest write carries the writes of other
+// streams too. b holds a's write of a note but missed c's earlier write of
+// another field, which a's log no longer holds (pruned): b's catch-up from a
+// is served as a snapshot, and b ends with both fields, although the entry
+// that carries c's field is at or below b's watermark of a's stream.
+func TestFieldsSnapshotCarriesOtherStreams(t *testing.T) {
+	a, b, c := fieldsTrio(t)
+	id := uuid.New()
+	c.patch("note", id, map[string]any{"x": "from c"})
+	cc := sharedChangeOf(t, c)
+	if err := a.step(c.self, cc); err != nil {
+		t.Fatal(err)
+	}
+	a.now = a.now.Add(time.Millisecond)
+	b.now = a.now
+	a.patch("note", id, map[string]any{"y": "from a"})
+	ca := sharedChangeOf(t, a)
+	if err := b.step(a.self, ca); err != nil {
+		t.Fatal(err)
+	}
+	// a prunes its log of c's stream past c's write.
+	cs := store.Stream{Library: a.lib, ModelType: "note", Origin: c.self}
+	if err := a.st.Apply(&store.Batch{SetPrunePoints: []store.PrunePoint{{Stream: cs, Log: cc.HLC}}, PruneLog: []store.Mark{{Stream: cs, HLC: cc.HLC}}}); err != nil {
+		t.Fatal(err)
+	}
+	b.connect(a.self,
+		protocol.Watermark{DeviceID: c.self, ModelType: "note", HLC: cc.HLC},
+		protocol.Watermark{DeviceID: a.self, ModelType: "note", HLC: ca.HLC})
+	var req *engine.Request
+	for i := range b.last.Requests {
+		req = &b.last.Requests[i]
+	}
+	if req == nil {
+		t.Fatal("b asked a for nothing")
+	}
+	resp, err := a.eng.Serve(a.now, b.self, req.Message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := false
+	for {
+		m, err := resp.Next()
+		if err != nil {
+			break
+		}
+		if r, ok := m.(*protocol.SharedChangeResponse); ok && r.Snapshot {
+			snapshot = true
+		}
+		if err := b.eng.StepResponse(b.now, req.ID, m); err != nil {
+			t.Fatalf("b applying %s: %v", m.Name(), err)
+		}
+		b.flush()
+	}
+	b.eng.RequestDone(b.now, req.ID, nil)
+	b.flush()
+	if !snapshot {
+		t.Fatal("a served no snapshot page")
+	}
+	if got, want := b.shows("note", id), map[string]any{"x": "from c", "y": "from a"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the snapshot b shows %v, want %v", got, want)
+	}
+}
