@@ -34,6 +34,16 @@ type request struct {
 	done    map[streamKey]bool
 	pages   int
 	records int
+	// fieldModel is the shared-fields model type whose pages are arriving,
+	// fieldSnap the watermarks its snapshot pages reached, and fieldMixed set
+	// if a page of it was no snapshot. A snapshot of one stream of such a
+	// type does not list the records last written in other streams, whose
+	// states carry its writes: its watermarks are set only once the response
+	// moved past the type with every stream of it served as a snapshot
+	// (PROTOCOL.md §11.4).
+	fieldModel string
+	fieldSnap  map[streamKey]hlc.HLC
+	fieldMixed bool
 }
 
 // Progress describes a catch-up in flight.
@@ -185,7 +195,13 @@ func (e *Engine) StepResponse(now time.Time, id uint64, m protocol.Message) erro
 			}
 			entries[i] = pageEntry{shared: en, hlc: en.HLC}
 		}
-		return e.applyPage(lib, r, streamKey{model: m.ModelType, origin: m.DeviceID}, entries, m.UpTo, m.Complete, m.Snapshot, m)
+		if err := e.applyPage(lib, r, streamKey{model: m.ModelType, origin: m.DeviceID}, entries, m.UpTo, m.Complete, m.Snapshot, m); err != nil {
+			return err
+		}
+		if !m.HasMore {
+			return e.commitFieldSnap(lib, r)
+		}
+		return nil
 	case *protocol.Error:
 		e.stats.Refused["peer:"+m.Code.String()]++
 		return fmt.Errorf("peer refused request: %w: %s", protocol.ErrorOf(m.Code), m.Message)
@@ -221,6 +237,17 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 			r.done[r.cur] = true
 		}
 		r.cur, r.started, r.cursor, r.frozen, r.snap = k, true, r.positions[k], false, false
+	}
+	if kind == Shared && k.model != r.fieldModel {
+		if err := e.commitFieldSnap(lib, r); err != nil {
+			return err
+		}
+		if e.reg.FieldMerge(k.model) {
+			r.fieldModel = k.model
+		}
+	}
+	if kind == Shared && !exact && k.model == r.fieldModel {
+		r.fieldMixed = true
 	}
 	if exact && !r.snap {
 		// A snapshot restarts the stream from the beginning (also when the
@@ -327,21 +354,57 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 			bound, r.frozen = handled, true
 		}
 	}
+	if exact && kind == Shared && e.reg.FieldMerge(k.model) {
+		// Held back until every stream of the type is served (see
+		// request.fieldSnap).
+		if r.fieldSnap == nil {
+			r.fieldSnap = make(map[streamKey]hlc.HLC)
+		}
+		if bound.After(r.fieldSnap[k]) {
+			r.fieldSnap[k] = bound
+		}
+		return nil
+	}
 	if err := e.setWatermark(s, bound); err != nil {
 		return err
 	}
-	if exact && kind == Shared && e.reg.FieldMerge(k.model) {
-		// This node now holds the stream up to bound as merged states,
-		// not as a log: its log lacks the stream's writes that arrived
-		// inside records listed under other streams. So it serves the
-		// stream up to there as a snapshot too (PROTOCOL.md §11.4), as if
-		// it had pruned its log.
-		if err := e.markLogIncomplete(s, bound); err != nil {
-			return err
-		}
-	}
 	if kind == Shared {
 		return e.extendChain(s)
+	}
+	return nil
+}
+
+// commitFieldSnap ends the shared-fields model type whose pages request r
+// received: if every stream of it came as snapshot pages, this node now holds
+// each up to the bound its pages reached, and sets those watermarks. It holds
+// them as merged states, not as a log: its log lacks the stream's writes that
+// arrived inside records listed under other streams. So it also serves each
+// stream up to there as a snapshot (PROTOCOL.md §11.4), as if it had pruned
+// its log. If a page of the type was a log page (the responder pruned between
+// two pages), the snapshot pages are kept but move no watermark: the next
+// catch-up is served the whole type as a snapshot.
+func (e *Engine) commitFieldSnap(lib *library, r *request) error {
+	pending, mixed := r.fieldSnap, r.fieldMixed
+	r.fieldModel, r.fieldSnap, r.fieldMixed = "", nil, false
+	if mixed || len(pending) == 0 {
+		return nil
+	}
+	keys := make([]streamKey, 0, len(pending))
+	for k := range pending {
+		keys = append(keys, k)
+	}
+	sortKeys(keys)
+	for _, k := range keys {
+		s := k.in(lib.info.ID)
+		if err := e.setWatermark(s, pending[k]); err != nil {
+			return err
+		}
+		if err := e.markLogIncomplete(s, pending[k]); err != nil {
+			return err
+		}
+		if err := e.extendChain(s); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/google/uuid"
 
+	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
 	"github.com/syncnode/syncnode/protocol"
 	"github.com/syncnode/syncnode/store"
@@ -366,6 +367,100 @@ func TestFieldsSnapshotCarriesOtherStreams(t *testing.T) {
 	b.flush()
 	if !snapshot {
 		t.Fatal("a served no snapshot page")
+	}
+	if got, want := b.shows("note", id), map[string]any{"x": "from c", "y": "from a"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the snapshot b shows %v, want %v", got, want)
+	}
+}
+
+// TestFieldsSnapshotCutOffMovesNoWatermark: a snapshot page of one stream
+// of a shared-fields type does not list the records last written in other
+// streams, whose states carry its writes (PROTOCOL.md §11.4). b, which holds
+// no note, is served the type as a snapshot by a (a pruned c's stream), and
+// the response is cut off after its first page: b keeps what it merged but
+// moves no watermark of the type, so that its next catch-up asks for the
+// whole type again. Served to the end, the same response sets both.
+func TestFieldsSnapshotCutOffMovesNoWatermark(t *testing.T) {
+	a, b, c := fieldsTrio(t)
+	id := uuid.New()
+	c.patch("note", id, map[string]any{"x": "from c"})
+	cc := sharedChangeOf(t, c)
+	if err := a.step(c.self, cc); err != nil {
+		t.Fatal(err)
+	}
+	a.now = a.now.Add(time.Millisecond)
+	b.now = a.now
+	a.patch("note", id, map[string]any{"y": "from a"})
+	ca := sharedChangeOf(t, a)
+	cs := store.Stream{Library: a.lib, ModelType: "note", Origin: c.self}
+	as := store.Stream{Library: a.lib, ModelType: "note", Origin: a.self}
+	if err := a.st.Apply(&store.Batch{SetPrunePoints: []store.PrunePoint{{Stream: cs, Log: cc.HLC}}, PruneLog: []store.Mark{{Stream: cs, HLC: cc.HLC}}}); err != nil {
+		t.Fatal(err)
+	}
+	wms := func() (hlc.HLC, hlc.HLC) {
+		t.Helper()
+		wa, err := b.st.Watermark(as)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wc, err := b.st.Watermark(cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wa, wc
+	}
+	catchUp := func(pages int) int {
+		t.Helper()
+		var req *engine.Request
+		for i := range b.last.Requests {
+			req = &b.last.Requests[i]
+		}
+		if req == nil {
+			t.Fatal("b asked a for nothing")
+		}
+		resp, err := a.eng.Serve(a.now, b.self, req.Message)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for pages == 0 || n < pages {
+			m, err := resp.Next()
+			if err != nil {
+				break
+			}
+			if r, ok := m.(*protocol.SharedChangeResponse); ok && r.ModelType == "note" && !r.Snapshot {
+				t.Fatalf("a served a log page of %s's stream, want the whole type as a snapshot", r.DeviceID)
+			}
+			if err := b.eng.StepResponse(b.now, req.ID, m); err != nil {
+				t.Fatalf("b applying %s: %v", m.Name(), err)
+			}
+			b.flush()
+			n++
+		}
+		var done error
+		if pages != 0 {
+			done = errors.New("stream reset")
+		}
+		b.eng.RequestDone(b.now, req.ID, done)
+		b.flush()
+		return n
+	}
+
+	b.connect(a.self,
+		protocol.Watermark{DeviceID: c.self, ModelType: "note", HLC: cc.HLC},
+		protocol.Watermark{DeviceID: a.self, ModelType: "note", HLC: ca.HLC})
+	catchUp(1)
+	if wa, wc := wms(); !wa.IsZero() || !wc.IsZero() {
+		t.Fatalf("after a response cut off after its first page, b's watermarks of the note streams are %s (a) and %s (c), want both zero", wa, wc)
+	}
+
+	b.tick(time.Minute)
+	a.now = b.now
+	if n := catchUp(0); n < 2 {
+		t.Fatalf("a's second response had %d pages, want one per note stream", n)
+	}
+	if wa, wc := wms(); wa != ca.HLC || wc != cc.HLC {
+		t.Fatalf("after the whole response, b's watermarks are %s (a) and %s (c), want %s and %s", wa, wc, ca.HLC, cc.HLC)
 	}
 	if got, want := b.shows("note", id), map[string]any{"x": "from c", "y": "from a"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("after the snapshot b shows %v, want %v", got, want)
