@@ -139,10 +139,49 @@ var forgeries = []forgery{
 	}},
 }
 
-// Forgeries lists the names of the forged messages a byzantine member sends,
-// and the refusal code each must get ("" for one that must be taken).
-func Forgeries() map[string]string {
-	out := make(map[string]string, len(forgeries))
+// fieldForgeries are sent besides forgeries in runs with the shared-fields
+// workload: live changes of a note whose data is no field patch.
+var fieldForgeries = []forgery{
+	{"SharedChange of a shared-fields type carrying a field state", "invalid", func(s *Sim, b, dst *node) (uuid.UUID, protocol.Message, func() string, bool) {
+		state, _ := cbor.Marshal([]any{nil, []any{}, map[string]any{}})
+		return b.id, s.forgedNote(b, state), nil, true
+	}},
+	{"SharedChange of a shared-fields type setting a field to null", "invalid", func(s *Sim, b, dst *node) (uuid.UUID, protocol.Message, func() string, bool) {
+		patch, _ := cbor.Marshal(map[string]any{fieldNames[0]: nil})
+		return b.id, s.forgedNote(b, patch), nil, true
+	}},
+	{"SharedChange of a shared-fields type that is no map", "invalid", func(s *Sim, b, dst *node) (uuid.UUID, protocol.Message, func() string, bool) {
+		return b.id, s.forgedNote(b, forgedData()), nil, true
+	}},
+}
+
+// forgedNote is a live change of a hot note in b's own name with data.
+func (s *Sim) forgedNote(b *node, data cbor.RawMessage) *protocol.SharedChange {
+	h := hlc.HLC{Timestamp: uint64(s.wall(b).UnixMilli()), Counter: 0xfffffff0, DeviceID: b.id}
+	return &protocol.SharedChange{LibraryID: s.lib.ID, HLC: h, ModelType: models.fields[0], RecordUUID: s.shared[0],
+		ChangeType: protocol.Update, Data: data}
+}
+
+// forgeriesOf returns the forgeries of a run.
+func (s *Sim) forgeriesOf() []forgery {
+	if !s.cfg.Fields {
+		return forgeries
+	}
+	return append(append([]forgery{}, forgeries...), fieldForgeries...)
+}
+
+// Forgeries lists the forged messages a byzantine member sends in every run
+// (fields false), or only in runs with the shared-fields workload (fields
+// true), with the refusal code each must get ("" for one that must be taken).
+func Forgeries(fields bool) map[string]string {
+	if fields {
+		out := make(map[string]string, len(fieldForgeries))
+		for _, f := range fieldForgeries {
+			out[f.name] = f.code
+		}
+		return out
+	}
+	out := make(map[string]string, len(forgeries)+1)
 	for _, f := range forgeries {
 		out[f.name] = f.code
 	}
@@ -263,11 +302,12 @@ func (s *Sim) forge(b *node) {
 		return
 	}
 	dst := dsts[s.rng.Intn(len(dsts))]
-	if s.rng.Intn(len(forgeries)+1) == 0 {
+	list := s.forgeriesOf()
+	if s.rng.Intn(len(list)+1) == 0 {
 		s.forgeRequest(b, dst)
 		return
 	}
-	f := forgeries[s.rng.Intn(len(forgeries))]
+	f := list[s.rng.Intn(len(list))]
 	from, m, check, ok := f.make(s, b, dst)
 	if !ok {
 		return

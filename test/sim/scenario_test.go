@@ -451,7 +451,7 @@ func TestSimRegressions(t *testing.T) {
 		seed   int64
 		legacy bool // found with LegacyConfig (before issue 12)
 		what   string
-		fields bool // found with FieldsConfig (issue 15)
+		fields bool // found with FieldsConfigV1 (issue 15)
 	}{
 		{4, true, "a crash must lose the Ready not yet persisted (the sim flushed it while closing links)", false},
 		{138, true, "a relay holding out-of-order records pages them with complete = zero; (issue 12) a clock that jumps ahead is no silence", false},
@@ -484,7 +484,7 @@ func TestSimRegressions(t *testing.T) {
 				cfg = LegacyConfig(tc.seed)
 			}
 			if tc.fields {
-				cfg = FieldsConfig(tc.seed)
+				cfg = FieldsConfigV1(tc.seed)
 			}
 			s := New(cfg)
 			if err := s.Run(); err != nil {

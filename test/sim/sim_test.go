@@ -20,7 +20,7 @@ var (
 	flagBadger  = flag.Int("sim.badger", 24, "number of random seeds TestSimBadger runs on Badger stores")
 	flagLegacy  = flag.Bool("sim.legacy", false, "run the seeds with LegacyConfig (the workload before issue 12)")
 	flagMaxFail = flag.Int("sim.maxfail", 5, "stop after this many failing seeds")
-	flagFields  = flag.Int("sim.fields", 150, "number of random seeds TestSimFields runs with the shared-fields workload")
+	flagFields  = flag.Int("sim.fields", 150, "number of random seeds TestSimFields runs with the shared-fields workload (with -sim.seed: -1 replays a seed of FieldsConfig, -2 of FieldsConfigV1)")
 )
 
 // TestSimSeeds runs many seeded random runs on store.Mem and checks the
@@ -32,6 +32,9 @@ func TestSimSeeds(t *testing.T) {
 		cfg := RandomConfig(*flagSeed)
 		if *flagFields == -1 {
 			cfg = FieldsConfig(*flagSeed)
+		}
+		if *flagFields == -2 {
+			cfg = FieldsConfigV1(*flagSeed)
 		}
 		if *flagLegacy {
 			cfg = LegacyConfig(*flagSeed)
@@ -169,7 +172,7 @@ func checkCoverage(t *testing.T, n int, total Stats) {
 			t.Errorf("no %s crossed the wire in %d seeds", name, n)
 		}
 	}
-	for name := range Forgeries() {
+	for name := range Forgeries(false) {
 		if total.Handled[name] == 0 {
 			t.Errorf("no forged %q was sent and handled in %d seeds (sent %d)", name, n, total.Forged[name])
 		}
@@ -275,12 +278,14 @@ func (s Stats) summary() string {
 
 // TestSimFields runs seeded random runs with the shared-fields workload
 // (FieldsConfig: concurrent patches of random fields, removals, deletes and
-// re-creations of notes, beside the other writes and every fault but the
-// byzantine member and removals) and checks, beside the invariants, that
-// every member shows per field the greatest-HLC write of the history. A
-// failure prints the seed; replay it with
+// re-creations of notes, beside the other writes and every fault, the
+// byzantine member and member removals included) and checks, beside the
+// invariants, that every member shows per field the greatest-HLC write of the
+// history. A failure prints the seed; replay it with
 //
 //	go test ./test/sim -run TestSimSeeds -sim.fields=-1 -sim.seed=N -sim.trace
+//
+// (-sim.fields=-2 replays a seed of FieldsConfigV1, the regressions'.)
 func TestSimFields(t *testing.T) {
 	if *flagSeed != 0 {
 		t.Skip("-sim.seed replays in TestSimSeeds")
@@ -299,5 +304,15 @@ func TestSimFields(t *testing.T) {
 	}
 	if n > 0 && len(failures) == 0 && total.FieldsChecked == 0 {
 		t.Errorf("%d seeds checked no shared-fields record", n)
+	}
+	if n >= 100 {
+		for name := range Forgeries(true) {
+			if total.Handled[name] == 0 {
+				t.Errorf("no forged %q was sent and handled in %d seeds (sent %d)", name, n, total.Forged[name])
+			}
+		}
+		if total.Removals == 0 {
+			t.Errorf("no member was removed in %d seeds", n)
+		}
 	}
 }
