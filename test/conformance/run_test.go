@@ -26,6 +26,7 @@ import (
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/syncnode/syncnode/node"
+	"github.com/syncnode/syncnode/node/engine"
 	"github.com/syncnode/syncnode/protocol"
 )
 
@@ -54,6 +55,7 @@ func TestConformance(t *testing.T) {
 	// The node under test: the library with the member peers, no record.
 	cfg := node.DefaultLocalConfig()
 	cfg.DataDir = t.TempDir()
+	cfg.Registry = conformanceRegistry(t)
 	logger := slog.New(slog.DiscardHandler)
 	if os.Getenv("SYNCNODE_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -270,4 +272,25 @@ func match(want, got any) error {
 		return fmt.Errorf("the file compares a %T, which it cannot", want)
 	}
 	return nil
+}
+
+// conformanceRegistry is syncnode's default model types and, for the vectors
+// that require shared-fields, note as a shared-fields type (the file's setup).
+func conformanceRegistry(t *testing.T) *engine.Registry {
+	t.Helper()
+	def := engine.DefaultRegistry()
+	var types []engine.ModelType
+	for _, name := range def.Ordered(0) {
+		mt, err := def.Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, mt)
+	}
+	types = append(types, engine.ModelType{Name: "note", Strategy: engine.SharedFields})
+	r, err := engine.NewRegistry(types...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -260,6 +260,7 @@ func buildVectors() File {
 				"The node under test holds library `library`, whose members are itself and the peers marked member; it holds no record of it, and no record is written in it but by the vectors. It does not hold `unknown_library`.",
 				"The tester runs one libp2p host per peer it speaks as, with that peer's key, and dials the node; the node never dials the tester (it knows no address of it, and the tester's device IDs are smaller than any random one, so the tester opens every session).",
 				"Vectors run in the order given, on the same node: some read back what earlier ones wrote.",
+				"A node that implements shared-fields model types (PROTOCOL.md §11; the vectors that require shared-fields) also registers `note` as a shared-fields type.",
 			},
 			Library:        vLib.String(),
 			UnknownLibrary: vOtherLi.String(),
@@ -529,6 +530,58 @@ func buildVectors() File {
 		requires("snappy").
 		send("a Snappy block that claims 4 MiB + 1 byte", append([]byte{0x01}, binary.AppendUvarint(nil, protocol.DefaultMaxFrameSize+1)...)).
 		expectError(protocol.CodeFrameTooLarge, vLib).end())
+
+	// ---- shared-fields (PROTOCOL.md §11; the node registers note as shared-fields) ----
+	note := func(dev uuid.UUID, ts uint64, data []byte) *protocol.SharedChange {
+		return &protocol.SharedChange{LibraryID: vLib, HLC: hlc.HLC{Timestamp: ts, DeviceID: dev}, ModelType: "note",
+			RecordUUID: vRec1, ChangeType: protocol.Insert, Data: data}
+	}
+	patch, err := protocol.EncodeFieldPatch(map[string]cbor.RawMessage{"title": payload("conformance"), "colour": protocol.Undefined})
+	if err != nil {
+		panic(err)
+	}
+	nullPatch := payload(map[string]any{"title": nil})
+	state, err := protocol.EncodeFieldState(protocol.FieldState{Fields: map[string]protocol.FieldVersion{
+		"title": {HLC: hlcOf(vMember, 4000, 0), Value: payload("conformance")}}})
+	if err != nil {
+		panic(err)
+	}
+	noteAt := hlcOf(vMember, 4000, 0)
+	add(vec("session/fields-patch-is-applied", "member",
+		"A live SharedChange of a shared-fields type whose data is a field patch (one field set, one removed with undefined) is applied: a catch-up request returns it, in one page that ends the response.").
+		requires("shared-fields").
+		sendMsg("the member's Hello", hello).expectHello().
+		sendMsg("a note patch: title set, colour removed (undefined)", note(vMember, noteAt.Timestamp, patch)).
+		probe().
+		on("b").
+		sendMsg("a SharedChangeRequest for notes", &protocol.SharedChangeRequest{LibraryID: vLib, Limit: 100, ModelTypes: []string{"note"}}).
+		close().
+		expect("SharedChangeResponse", "the member's note stream, up to its patch", map[string]any{
+			"library_id": bstr(vLib[:]), "device_id": bstr(vMember[:]), "model_type": "note",
+			"entries": map[string]any{"count": 1}, "has_more": false,
+			"complete": []any{noteAt.Timestamp, 0, bstr(vMember[:])},
+		}).
+		end())
+	add(session("session/fields-null", "A field patch that sets a field to null is invalid (a field is removed with undefined, never null); the session ends.",
+		"field data").
+		requires("shared-fields").
+		sendMsg("a note patch setting title to null", note(vMember, base+5000, nullPatch)).
+		expectError(protocol.CodeInvalid, vLib).end())
+	add(session("session/fields-state-pushed", "A live push of a shared-fields type carrying a field state (which only catch-up pages may carry) is invalid; the session ends.",
+		"field data").
+		requires("shared-fields").
+		sendMsg("a note change whose data is a field state", note(vMember, base+5000, state)).
+		expectError(protocol.CodeInvalid, vLib).end())
+	add(session("session/lying-fields", "Ownership comes before the field data: a null patch in another device's name is refused as a lie.",
+		"ownership", "field data").
+		requires("shared-fields").
+		sendMsg("a note patch setting title to null, of the absent member", note(vAbsent, base+5000, nullPatch)).
+		expectError(protocol.CodeOwnership, vLib).end())
+	add(session("session/fields-null-future", "The field data comes before the clock: a null patch stamped in the future is invalid, not quarantined.",
+		"field data", "clock").
+		requires("shared-fields").
+		sendMsg("a note patch setting title to null, in 2100", note(vMember, future, nullPatch)).
+		expectError(protocol.CodeInvalid, vLib).end())
 	return f
 }
 
