@@ -46,9 +46,21 @@ type FieldState struct {
 	Fields map[string]FieldVersion
 }
 
-// fieldMode decodes the two payload forms: like a message body's payload
-// (no tags, no indefinite lengths, valid UTF-8, no duplicate map keys).
-var fieldMode = mustDecMode(MaxNesting - 4)
+// fieldMode decodes a field state, like a message body's payload (no tags,
+// no indefinite lengths, valid UTF-8, no duplicate map keys): at most 28
+// levels, so that it fits at level 5 of a page (PROTOCOL.md §4.2).
+// patchMode decodes a field patch the same way, two levels shallower: the
+// state a patch becomes nests each value two levels deeper than the patch
+// (state array, fields map, [index, value]), and must fit a page too
+// (PROTOCOL.md §11.2).
+var (
+	fieldMode = mustDecMode(MaxNesting - 4)
+	patchMode = mustDecMode(MaxNesting - 6)
+)
+
+// MaxPatchNesting is the deepest nesting of a field patch, the map itself
+// counted as one level.
+const MaxPatchNesting = MaxNesting - 6
 
 // DecodeFieldPatch decodes the data of a shared-fields Insert or Update: a
 // CBOR map with text keys, each value the field's new value, or Undefined
@@ -58,7 +70,7 @@ func DecodeFieldPatch(b []byte) (map[string]cbor.RawMessage, error) {
 		return nil, fmt.Errorf("%w: a field patch is a CBOR map", ErrFieldPayload)
 	}
 	var m map[string]cbor.RawMessage
-	if err := fieldMode.Unmarshal(b, &m); err != nil {
+	if err := patchMode.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%w: field patch: %v", ErrFieldPayload, err)
 	}
 	for k, v := range m {
@@ -142,13 +154,19 @@ func DecodeFieldState(b []byte, version HLC) (FieldState, error) {
 		if w.Deleted.IsZero() {
 			return FieldState{}, fmt.Errorf("%w: field state: zero delete HLC (write null)", ErrFieldPayload)
 		}
+		if err := checkHLC("field state", "deleted", *w.Deleted); err != nil {
+			return FieldState{}, fmt.Errorf("%w: %w", ErrFieldPayload, err)
+		}
 		s.Deleted = *w.Deleted
 	}
 	if !s.Deleted.Less(version) {
 		return FieldState{}, fmt.Errorf("%w: field state: delete %s not below the record's version %s", ErrFieldPayload, s.Deleted, version)
 	}
 	for i, h := range w.Versions {
-		if h.IsZero() || h.After(version) || !h.After(s.Deleted) {
+		if err := checkHLC("field state", "versions", h); err != nil {
+			return FieldState{}, fmt.Errorf("%w: %w", ErrFieldPayload, err)
+		}
+		if h.After(version) || !h.After(s.Deleted) {
 			return FieldState{}, fmt.Errorf("%w: field state: version %s not in (delete, record version]", ErrFieldPayload, h)
 		}
 		if i > 0 && !h.After(w.Versions[i-1]) {

@@ -58,6 +58,9 @@ func TestFieldStateInvalid(t *testing.T) {
 		{"field of three elements", mustCBOR([]any{nil, []HLC{hlcA(1, 0)}, map[string]any{"a": []int{0, 1, 2}}}), v},
 		{"undefined value", append(mustCBOR([]any{nil, []HLC{hlcA(1, 0)}})[:0:0], 0x83, 0xf6, 0x81, 0x83, 0x1b, 0, 0, 1, 0x9a, 0xbe, 0x60, 0x04, 0x7a, 0, 0x50, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0x4a, 0xaa, 0x8a, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xa1, 0x61, 'a', 0x82, 0x00, 0xf7), v},
 		{"zero delete", mustCBOR([]any{HLC{}, []HLC{}, map[string]any{}}), v},
+		{"delete with a zero timestamp", mustCBOR([]any{HLC{Counter: 1, DeviceID: hlcA(1, 0).DeviceID}, []HLC{}, map[string]any{}}), v},
+		{"version with a nil device", mustCBOR([]any{nil, []HLC{{Timestamp: 5}}, map[string]any{"a": []int{0}}}), v},
+		{"duplicate field name", []byte{0x83, 0xf6, 0x80, 0xa2, 0x61, 'a', 0x81, 0x00, 0x61, 'a', 0x81, 0x00}, v},
 	} {
 		if _, err := DecodeFieldState(tc.data, tc.version); !errors.Is(err, ErrFieldPayload) {
 			t.Errorf("%s: %v, want ErrFieldPayload", tc.name, err)
@@ -79,6 +82,40 @@ func TestFieldPatch(t *testing.T) {
 		if _, err := DecodeFieldPatch(bad); !errors.Is(err, ErrFieldPayload) {
 			t.Errorf("patch %x: %v, want ErrFieldPayload", bad, err)
 		}
+	}
+}
+
+// A patch nests at most MaxPatchNesting levels, so that the state it
+// becomes (two levels deeper) fits a page; a patch with a name twice is
+// refused.
+func TestFieldPatchLimits(t *testing.T) {
+	nested := func(levels int) []byte { // {"a": [[...[1]...]]}, levels deep
+		b := []byte{0x01}
+		for range levels - 1 {
+			b = append([]byte{0x81}, b...)
+		}
+		return append([]byte{0xa1, 0x61, 'a'}, b...)
+	}
+	if _, err := DecodeFieldPatch(nested(MaxPatchNesting)); err != nil {
+		t.Errorf("a patch %d levels deep: %v", MaxPatchNesting, err)
+	}
+	if _, err := DecodeFieldPatch(nested(MaxPatchNesting + 1)); !errors.Is(err, ErrFieldPayload) {
+		t.Errorf("a patch %d levels deep: %v, want ErrFieldPayload", MaxPatchNesting+1, err)
+	}
+	p, err := DecodeFieldPatch(nested(MaxPatchNesting))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := FieldState{Fields: map[string]FieldVersion{"a": {HLC: hlcA(1, 0), Value: p["a"]}}}
+	b, err := EncodeFieldState(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeFieldState(b, hlcA(1, 0)); err != nil {
+		t.Errorf("the state of the deepest patch does not decode: %v", err)
+	}
+	if _, err := DecodeFieldPatch([]byte{0xa2, 0x61, 'a', 0x01, 0x61, 'a', 0x02}); !errors.Is(err, ErrFieldPayload) {
+		t.Errorf("a patch with a field named twice: %v, want ErrFieldPayload", err)
 	}
 }
 

@@ -345,6 +345,17 @@ func (e *Engine) writeFields(now time.Time, libID uuid.UUID, model string, id uu
 		return hlc.HLC{}, err
 	}
 	h := e.clock.Now()
+	// The record's state after the write must fit one payload, so that a
+	// snapshot page can carry it (PROTOCOL.md §11.2).
+	merged := joinFields(old, patchState(h, patch))
+	if len(merged.st.Fields) > protocol.MaxCollectionSize {
+		return hlc.HLC{}, fmt.Errorf("%w: the record would hold %d fields, more than %d", ErrInvalidWrite, len(merged.st.Fields), protocol.MaxCollectionSize)
+	}
+	if rec, err := merged.toRecord(k); err != nil {
+		return hlc.HLC{}, err
+	} else if len(rec.Data) > MaxPayloadSize {
+		return hlc.HLC{}, fmt.Errorf("%w: the record's field state would take %d bytes, more than %d", ErrInvalidWrite, len(rec.Data), MaxPayloadSize)
+	}
 	ct := protocol.Update
 	if old.live.IsZero() {
 		ct = protocol.Insert

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -464,5 +465,26 @@ func TestFieldsSnapshotCutOffMovesNoWatermark(t *testing.T) {
 	}
 	if got, want := b.shows("note", id), map[string]any{"x": "from c", "y": "from a"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("after the snapshot b shows %v, want %v", got, want)
+	}
+}
+
+// TestFieldsStateFitsAPayload: each patch fits a payload, but a write whose
+// record state would not (so that no snapshot page could carry it) is
+// refused, and the record keeps what it showed.
+func TestFieldsStateFitsAPayload(t *testing.T) {
+	a, _ := fieldsPair(t)
+	id := uuid.New()
+	big := strings.Repeat("x", engine.MaxPayloadSize*6/10)
+	a.patch("note", id, map[string]any{"one": big})
+	data, err := protocol.EncodeFieldPatch(map[string]cbor.RawMessage{"two": cborOf(t, big)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.eng.PatchShared(a.now, a.lib, "note", id, data); !errors.Is(err, engine.ErrInvalidWrite) {
+		t.Fatalf("a patch that makes the record's state %d bytes: %v, want ErrInvalidWrite", 2*len(big), err)
+	}
+	a.flush()
+	if got := a.shows("note", id); len(got) != 1 || got["one"] != big {
+		t.Fatalf("after the refused patch the note shows %d fields, want only \"one\"", len(got))
 	}
 }

@@ -357,10 +357,14 @@ func (e *Engine) applyOwned(s store.Stream, r protocol.StateRecord) error {
 
 // onSharedLive handles shared changes pushed by their origin.
 func (e *Engine) onSharedLive(lib *library, p *peer, entries []protocol.SharedChangeEntry) error {
+	// Every entry's model type before any entry's field data (PROTOCOL.md
+	// §8.1, checks 9 and 10).
 	for _, en := range entries {
 		if e.reg.Strategy(en.ModelType) != Shared {
 			return e.refuse(fmt.Errorf("%w: %q is not a shared model type here", protocol.ErrUnknownModelType, en.ModelType))
 		}
+	}
+	for _, en := range entries {
 		if e.reg.FieldMerge(en.ModelType) {
 			if err := checkFieldEntry(en, false); err != nil {
 				return e.refuse(err)

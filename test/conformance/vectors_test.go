@@ -577,6 +577,13 @@ func buildVectors() File {
 		requires("shared-fields").
 		sendMsg("a note patch setting title to null, of the absent member", note(vAbsent, base+5000, nullPatch)).
 		expectError(protocol.CodeOwnership, vLib).end())
+	add(session("session/fields-unknown-model", "The model type comes before the field data, over the whole batch: a batch whose first entry is a null patch of a note and whose second is of an unknown model type is unknown_model_type (dropped whole); the session goes on.",
+		"model type", "field data").
+		requires("shared-fields").
+		sendMsg("a batch: a note patch setting title to null, then a change of model type spaceship", &protocol.SharedChangeBatch{LibraryID: vLib, Entries: []protocol.SharedChangeEntry{
+			{HLC: hlcOf(vMember, 5000, 0), ModelType: "note", RecordUUID: vRec1, ChangeType: protocol.Update, Data: nullPatch},
+			{HLC: hlcOf(vMember, 5000, 1), ModelType: "spaceship", RecordUUID: vRec3, ChangeType: protocol.Insert, Data: tag("x")}}}).
+		expectError(protocol.CodeUnknownModelType, vLib).probe())
 	add(session("session/fields-null-future", "The field data comes before the clock: a null patch stamped in the future is invalid, not quarantined.",
 		"field data", "clock").
 		requires("shared-fields").
