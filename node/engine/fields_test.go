@@ -488,3 +488,157 @@ func TestFieldsStateFitsAPayload(t *testing.T) {
 		t.Fatalf("after the refused patch the note shows %d fields, want only \"one\"", len(got))
 	}
 }
+
+// fieldsGroup returns engines of the given devices, members of one library
+// with a shared-fields type, not connected. Fixed IDs fix the order in which
+// a responder serves their streams (by origin).
+func fieldsGroup(t *testing.T, ids ...uuid.UUID) []*harness {
+	t.Helper()
+	lib := uuid.New()
+	var members []store.Member
+	for _, id := range ids {
+		members = append(members, store.Member{DeviceID: id})
+	}
+	var hs []*harness
+	for _, self := range ids {
+		cfg := fastConfig(self)
+		cfg.Registry = fieldsRegistry(t)
+		h := &harness{t: t, cfg: cfg, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), self: self, lib: lib, st: store.NewMem()}
+		h.start()
+		if err := h.eng.AddLibrary(h.now, store.Library{ID: lib, Name: "test"}, members); err != nil {
+			t.Fatal(err)
+		}
+		h.flush()
+		hs = append(hs, h)
+	}
+	return hs
+}
+
+// lastRequest returns the catch-up request of h's last Ready.
+func lastRequest(t *testing.T, h *harness) *engine.Request {
+	t.Helper()
+	var req *engine.Request
+	for i := range h.last.Requests {
+		req = &h.last.Requests[i]
+	}
+	if req == nil {
+		t.Fatal("no catch-up request")
+	}
+	return req
+}
+
+// TestFieldsSnapshotMixedMovesNoWatermark: a response that serves one
+// stream of a shared-fields type as log pages (the responder pruned between
+// pages, say) and another as a snapshot sets the log stream's watermark but
+// not the snapshot's: the records listed under the log stream do not carry
+// the snapshot stream's writes (PROTOCOL.md §11.4).
+func TestFieldsSnapshotMixedMovesNoWatermark(t *testing.T) {
+	hs := fieldsGroup(t, uuid.MustParse("02000000-0000-4000-8000-000000000000"), uuid.MustParse("03000000-0000-4000-8000-000000000000"),
+		uuid.MustParse("01000000-0000-4000-8000-000000000000"))
+	a, b, c := hs[0], hs[1], hs[2]
+	a.patch("note", uuid.New(), map[string]any{"y": "from a"})
+	ca := sharedChangeOf(t, a)
+	hc := hlc.HLC{Timestamp: uint64(b.now.UnixMilli()), DeviceID: c.self}
+	b.connect(a.self,
+		protocol.Watermark{DeviceID: c.self, ModelType: "note", HLC: hc},
+		protocol.Watermark{DeviceID: a.self, ModelType: "note", HLC: ca.HLC})
+	req := lastRequest(t, b)
+	pages := []*protocol.SharedChangeResponse{
+		{LibraryID: b.lib, DeviceID: a.self, ModelType: "note", UpTo: ca.HLC, Complete: ca.HLC, HasMore: true,
+			Entries: []protocol.SharedChangeEntry{{HLC: ca.HLC, ModelType: "note", RecordUUID: ca.RecordUUID, ChangeType: ca.ChangeType, Data: ca.Data}}},
+		{LibraryID: b.lib, DeviceID: c.self, ModelType: "note", UpTo: hc, Complete: hc, Snapshot: true},
+	}
+	for _, m := range pages {
+		if err := b.eng.StepResponse(b.now, req.ID, m); err != nil {
+			t.Fatalf("b applying the page of %s: %v", m.DeviceID, err)
+		}
+		b.flush()
+	}
+	b.eng.RequestDone(b.now, req.ID, nil)
+	b.flush()
+	wa, err := b.st.Watermark(store.Stream{Library: b.lib, ModelType: "note", Origin: a.self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := b.st.Watermark(store.Stream{Library: b.lib, ModelType: "note", Origin: c.self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wa != ca.HLC || !wc.IsZero() {
+		t.Fatalf("b's watermarks: %s (a, log page) and %s (c, snapshot page); want %s and zero", wa, wc, ca.HLC)
+	}
+}
+
+// TestFieldsUnlistedLiveRecordKept: a snapshot page does not drop a live
+// shared-fields record it leaves out, whose state may hold writes the
+// responder lacks (PROTOCOL.md §11.4). b holds a note with d's field z and
+// c's field x (listed under c's stream at b); a holds it with x and its own
+// later y (listed under a's stream at a) but never got z, and pruned c's
+// stream past b. a's snapshot of c's stream, served first, leaves the note
+// out; b must keep it, and ends with all three fields.
+func TestFieldsUnlistedLiveRecordKept(t *testing.T) {
+	hs := fieldsGroup(t, uuid.MustParse("02000000-0000-4000-8000-000000000000"), uuid.MustParse("03000000-0000-4000-8000-000000000000"),
+		uuid.MustParse("01000000-0000-4000-8000-000000000000"), uuid.MustParse("04000000-0000-4000-8000-000000000000"))
+	a, b, c, d := hs[0], hs[1], hs[2], hs[3]
+	id, other := uuid.New(), uuid.New()
+	later := func() {
+		for _, h := range hs {
+			h.now = h.now.Add(time.Millisecond)
+		}
+	}
+	d.patch("note", id, map[string]any{"z": "from d"})
+	if err := b.step(d.self, sharedChangeOf(t, d)); err != nil {
+		t.Fatal(err)
+	}
+	later()
+	c.patch("note", id, map[string]any{"x": "from c"})
+	cc1 := sharedChangeOf(t, c)
+	for _, h := range []*harness{a, b} {
+		if err := h.step(c.self, cc1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later()
+	c.patch("note", other, map[string]any{"w": "from c"})
+	cc2 := sharedChangeOf(t, c)
+	if err := a.step(c.self, cc2); err != nil {
+		t.Fatal(err)
+	}
+	later()
+	a.patch("note", id, map[string]any{"y": "from a"})
+	ca := sharedChangeOf(t, a)
+	cs := store.Stream{Library: a.lib, ModelType: "note", Origin: c.self}
+	if err := a.st.Apply(&store.Batch{SetPrunePoints: []store.PrunePoint{{Stream: cs, Log: cc2.HLC}}, PruneLog: []store.Mark{{Stream: cs, HLC: cc2.HLC}}}); err != nil {
+		t.Fatal(err)
+	}
+	b.connect(a.self,
+		protocol.Watermark{DeviceID: c.self, ModelType: "note", HLC: cc2.HLC},
+		protocol.Watermark{DeviceID: a.self, ModelType: "note", HLC: ca.HLC})
+	req := lastRequest(t, b)
+	resp, err := a.eng.Serve(a.now, b.self, req.Message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []uuid.UUID
+	for {
+		m, err := resp.Next()
+		if err != nil {
+			break
+		}
+		if r, ok := m.(*protocol.SharedChangeResponse); ok && r.ModelType == "note" {
+			order = append(order, r.DeviceID)
+		}
+		if err := b.eng.StepResponse(b.now, req.ID, m); err != nil {
+			t.Fatalf("b applying %s: %v", m.Name(), err)
+		}
+		b.flush()
+	}
+	b.eng.RequestDone(b.now, req.ID, nil)
+	b.flush()
+	if len(order) < 2 || order[0] != c.self {
+		t.Fatalf("a served the note streams in the order %v; the test needs c's first", order)
+	}
+	if got, want := b.shows("note", id), map[string]any{"x": "from c", "y": "from a", "z": "from d"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the snapshot b shows %v, want %v", got, want)
+	}
+}

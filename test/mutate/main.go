@@ -66,6 +66,7 @@ func main() {
 		run      = flag.String("run", "", "only the mutants whose name matches this regular expression")
 		seeds    = flag.Int("seeds", 2000, "random seeds of TestSimSeeds per mutant (CI runs 2,000)")
 		badger   = flag.Int("badger", 24, "random seeds of TestSimBadger per mutant, for the stores' mutants")
+		fields   = flag.Int("fields", 150, "random seeds of TestSimFields per mutant, for the engine's mutants")
 		timeout  = flag.Duration("timeout", 15*time.Minute, "time limit of one judge (a mutant that hangs is killed by it)")
 		check    = flag.Bool("check", false, "only check that every mutant applies, run nothing")
 		verbose  = flag.Bool("v", false, "print the output of the judge that killed each mutant")
@@ -118,7 +119,7 @@ func main() {
 		fatal(2, "copying the repository: %v", err)
 	}
 	fmt.Printf("working in %s\n", work)
-	cfg := judgeConfig{seeds: *seeds, badger: *badger, timeout: *timeout}
+	cfg := judgeConfig{seeds: *seeds, badger: *badger, fields: *fields, timeout: *timeout}
 	// The judges must pass on the code as it is, or every mutant is
 	// "killed" for nothing.
 	fmt.Println("judging the unmutated code first")
@@ -360,8 +361,8 @@ func copyRepo(root, dst string) error {
 
 // judgeConfig says how hard the judges judge.
 type judgeConfig struct {
-	seeds, badger int
-	timeout       time.Duration
+	seeds, badger, fields int
+	timeout               time.Duration
 }
 
 // scenarios are the simulation's scripted tests and regression seeds.
@@ -369,6 +370,11 @@ var scenarios = Judge{"sim scenarios", []string{"./test/sim/", "-run", "TestScen
 
 func (c judgeConfig) seedsJudge() Judge {
 	return Judge{"sim seeds", []string{"./test/sim/", "-run", "TestSimSeeds$", "-sim.seeds=" + strconv.Itoa(c.seeds)}}
+}
+
+// fieldsJudge runs the shared-fields workload's seeds (CI runs 150).
+func (c judgeConfig) fieldsJudge() Judge {
+	return Judge{"sim fields", []string{"./test/sim/", "-run", "TestSimFields$", "-sim.fields=" + strconv.Itoa(c.fields)}}
 }
 
 func (c judgeConfig) badgerJudge() Judge {
@@ -380,7 +386,7 @@ func (c judgeConfig) judges(file string) []Judge {
 	unit := func(pkg string) Judge { return Judge{pkg + " tests", []string{"./" + pkg + "/"}} }
 	switch {
 	case strings.HasPrefix(file, "node/engine/"):
-		return []Judge{unit("node/engine"), scenarios, c.seedsJudge(), c.badgerJudge()}
+		return []Judge{unit("node/engine"), scenarios, c.fieldsJudge(), c.seedsJudge(), c.badgerJudge()}
 	case strings.HasPrefix(file, "hlc/"):
 		return []Judge{unit("hlc"), unit("node/engine"), scenarios, c.seedsJudge()}
 	case strings.HasPrefix(file, "store/badgerstore/"):
@@ -393,7 +399,7 @@ func (c judgeConfig) judges(file string) []Judge {
 
 // all returns every judge once, for the check of the unmutated code.
 func (c judgeConfig) all() []Judge {
-	return []Judge{{"unit tests", []string{"./node/engine/", "./hlc/", "./store/", "./store/badgerstore/"}}, scenarios, c.seedsJudge(), c.badgerJudge()}
+	return []Judge{{"unit tests", []string{"./node/engine/", "./hlc/", "./store/", "./store/badgerstore/"}}, scenarios, c.fieldsJudge(), c.seedsJudge(), c.badgerJudge()}
 }
 
 // runJudge runs go test with a judge's arguments in dir.
