@@ -32,6 +32,13 @@ package bench
 // sampled HeapInuse peaks (as of the last GC). As an experiment, BENCH_RECEIVER_MEMTABLES=n
 // gives the receiver's store n Badger memtables (the node's default is 2);
 // BENCH_RECEIVER_GOMEMLIMIT sets the child's GOMEMLIMIT.
+// BENCH_RECEIVER_CGROUP_MB=n runs the receiver in a memory cgroup of n MiB
+// (issue 16: 300), made as a child of this process's own memory cgroup
+// (cgroup v1 memory.limit_in_bytes and memory.memsw.limit_in_bytes, or v2
+// memory.max with memory.swap.max 0; as root) and removed at the end; the
+// benchmark reports the cgroup's peak usage and OOM kills, fails if the
+// receiver was OOM-killed, and is skipped, with the reason, where no such
+// cgroup can be made (cgroup_test.go).
 
 import (
 	"bufio"
@@ -734,6 +741,8 @@ type receiverResult struct {
 	HeapSamples  int
 	LastArrived  time.Duration
 	CountElapsed time.Duration
+
+	Cgroup *cgroupStats `json:"-"` // set by the parent when the receiver ran in a memory cgroup
 }
 
 // cpuTime returns the user and system CPU time this process used so far.
@@ -767,6 +776,11 @@ func procStatus(field string) int64 {
 // node (on its own host, as in production), prints its identity, reads the
 // job, joins the library and waits until it holds every record.
 func runReceiver() int {
+	// In a cgroup (BENCH_RECEIVER_CGROUP_MB), the node starts once it is in it.
+	if err := awaitCgroup(); err != nil {
+		_ = json.NewEncoder(os.Stdout).Encode(receiverResult{Err: err.Error()})
+		return 1
+	}
 	var err error
 	var peak atomic.Uint64
 	var peakAnon, peakFile atomic.Int64
@@ -923,8 +937,13 @@ func runReceiver() int {
 func BenchmarkNodeBackfill(b *testing.B) {
 	n := envInt(b, "BENCH_BACKFILL_RECORDS", 200_000, 1000)
 	writers := envInt(b, "BENCH_WRITERS", 32, 1)
+	cgroupMB := envInt(b, "BENCH_RECEIVER_CGROUP_MB", 0, 1)
 	data := distinctPayloads(b, payloadSize)
 	for it := 0; it < b.N; it++ {
+		var cg *memCgroup
+		if cgroupMB > 0 { // made first: skipped before the sender's writes if there is none
+			cg = newBenchCgroup(b, cgroupMB)
+		}
 		a := startNode(b, "A", b.TempDir(), false, nil)
 		lib := uuid.New()
 		join(b, lib, a)
@@ -933,7 +952,7 @@ func BenchmarkNodeBackfill(b *testing.B) {
 		fmt.Printf("backfill: A wrote %d records with %d writers in %v (%.0f records/s)\n", n, writers, wd.Round(time.Millisecond), float64(n)/wd.Seconds())
 
 		senderCPU := cpuTime()
-		res := runBackfillReceiver(b, a, lib, n, last)
+		res := runBackfillReceiver(b, a, lib, n, last, cg)
 		senderCPU = cpuTime() - senderCPU // this process: A serving (the receiver is a child)
 		a.close()
 		if res.Count != n {
@@ -964,10 +983,20 @@ func BenchmarkNodeBackfill(b *testing.B) {
 			float64(res.CPU.Microseconds())/float64(n), float64(senderCPU.Microseconds())/float64(n), runtime.NumCPU())
 		fmt.Printf("backfill receiver (child process): peak RSS (VmHWM) %.0f MB (target ≤ 300 MB: %s), RSS after start %.0f MB; sampled peaks: RssAnon %.0f MB (heap and runtime), RssFile %.0f MB (memory-mapped database files), Go HeapInuse %.0f MB (%d samples at 100 ms)\n",
 			rssMB, verdict(rssMB <= 300), float64(res.StartRSSkB)/1024, float64(res.PeakAnonkB)/1024, float64(res.PeakFilekB)/1024, float64(res.PeakHeapUse)/(1<<20), res.HeapSamples)
+		if cs := res.Cgroup; cs != nil {
+			b.ReportMetric(float64(cs.Peak)/(1<<20), "cgroup-peak-MB")
+			b.ReportMetric(float64(cs.OOMKills), "cgroup-oom-kills")
+			fmt.Printf("backfill receiver in a %d MiB memory cgroup (%s, %s): no OOM kill (oom_kill %d), peak usage %.0f MiB (page cache included), failcnt %d; backfill %v, records counted %v after the start, exit after %v: %v\n",
+				cgroupMB, cg.version(), cg.dir, cs.OOMKills, float64(cs.Peak)/(1<<20), cs.Failcnt, res.Elapsed.Round(time.Millisecond),
+				res.CountElapsed.Round(time.Millisecond), cs.ExitWait.Round(time.Millisecond), cs.Exit)
+		}
 	}
 }
 
-func runBackfillReceiver(b *testing.B, a *benchNode, lib uuid.UUID, n int, last written) receiverResult {
+// runBackfillReceiver starts the receiver process (in the cgroup cg, if not
+// nil), makes it a member on a, and returns what it measured. Every wait is
+// bounded: the process is killed timeout+30 s after its start.
+func runBackfillReceiver(b *testing.B, a *benchNode, lib uuid.UUID, n int, last written, cg *memCgroup) receiverResult {
 	timeout := time.Duration(n/1000+60) * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+30*time.Second)
 	defer cancel()
@@ -975,6 +1004,9 @@ func runBackfillReceiver(b *testing.B, a *benchNode, lib uuid.UUID, n int, last 
 	cmd.Env = append(os.Environ(), receiverEnv+"=1", receiverDirEnv+"="+b.TempDir())
 	if v := os.Getenv("BENCH_RECEIVER_GOMEMLIMIT"); v != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+v)
+	}
+	if cg != nil {
+		cmd.Env = append(cmd.Env, cgroupEnv+"="+cg.rel)
 	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -988,11 +1020,54 @@ func runBackfillReceiver(b *testing.B, a *benchNode, lib uuid.UUID, n int, last 
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = cmd.Wait() }()
+	exited, exitErr := false, error(nil)
+	wait := func() error { // at most 30 s, then the process is killed
+		if !exited {
+			exitErr, exited = waitBounded(cmd, 30*time.Second), true
+		}
+		return exitErr
+	}
+	defer func() { _ = wait() }()
+	// oom fails the benchmark if the receiver was OOM-killed in its cgroup
+	// (called once it exits: reading from it failed, or it finished).
+	oom := func() *cgroupStats {
+		if cg == nil {
+			return nil
+		}
+		t0 := time.Now()
+		err := wait()
+		cs := cg.stats()
+		cs.ExitWait, cs.Exit = time.Since(t0), fmt.Sprint(err)
+		if cs.OOMKills > 0 {
+			b.Fatalf("receiver OOM-killed in its %d MiB memory cgroup (%s): oom_kill %d, failcnt %d, peak usage %.0f MiB; exit: %v",
+				cg.limit>>20, cg.version(), cs.OOMKills, cs.Failcnt, float64(cs.Peak)/(1<<20), err)
+		}
+		return &cs
+	}
+	// failed fails the benchmark when the receiver's output ended early,
+	// saying how it exited.
+	failed := func(what string, err error) {
+		cs := oom()
+		why := fmt.Sprintf("exit: %v", wait())
+		if ctx.Err() != nil {
+			why += fmt.Sprintf(", killed at the %v timeout", timeout+30*time.Second)
+		}
+		if cs != nil {
+			why += fmt.Sprintf("; its %d MiB memory cgroup: no OOM kill, failcnt %d, peak usage %.0f MiB",
+				cg.limit>>20, cs.Failcnt, float64(cs.Peak)/(1<<20))
+		}
+		b.Fatalf("%s: %v (%s)", what, err, why)
+	}
+	if cg != nil {
+		if err := cg.add(cmd.Process.Pid); err != nil {
+			_ = cmd.Process.Kill()
+			b.Fatalf("moving the receiver into its cgroup %s: %v", cg.dir, err)
+		}
+	}
 	dec := json.NewDecoder(stdout)
 	var hello receiverPeer
 	if err := dec.Decode(&hello); err != nil {
-		b.Fatalf("receiver: %v", err)
+		failed("receiver", err)
 	}
 	bpeer, err := peer.Decode(hello.Peer)
 	if err != nil {
@@ -1021,13 +1096,28 @@ func runBackfillReceiver(b *testing.B, a *benchNode, lib uuid.UUID, n int, last 
 	}
 	var res receiverResult
 	if err := dec.Decode(&res); err != nil {
-		b.Fatalf("receiver result: %v", err)
+		failed("receiver result", err)
 	}
 	_ = stdin.Close()
+	cs := oom()
 	if res.Err != "" {
 		b.Fatalf("receiver: %s", res.Err)
 	}
+	res.Cgroup = cs
 	return res
+}
+
+// waitBounded waits for cmd's process to exit, killing it after d.
+func waitBounded(cmd *exec.Cmd, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		_ = cmd.Process.Kill()
+		return <-done
+	}
 }
 
 // ---- 2. catch-up ----
