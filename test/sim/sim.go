@@ -1108,8 +1108,29 @@ func (s *Sim) randomWrite() {
 		s.byVer[w.version] = w
 		s.madeDurable(n, w.version)
 		s.Stats.Acked++
-		s.tracef("n%d wrote %s/%s del=%v at %s", n.idx, w.model, w.id, w.deleted, w.version)
+		s.tracef("n%d wrote %s/%s del=%v at %s%s", n.idx, w.model, w.id, w.deleted, w.version, patchTrace(w))
 	}
+}
+
+// patchTrace describes a note's patch for the trace: the fields it sets
+// and (with a minus) removes.
+func patchTrace(w *write) string {
+	if !w.patch || w.deleted {
+		return ""
+	}
+	p, err := protocol.DecodeFieldPatch(w.data)
+	if err != nil {
+		return " (bad patch)"
+	}
+	names := make([]string, 0, len(p))
+	for name, v := range p {
+		if bytes.Equal(v, protocol.Undefined) {
+			name = "-" + name
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return fmt.Sprintf(" patch %v", names)
 }
 
 // writeOne makes one random local write on n, not yet persisted.
