@@ -36,7 +36,8 @@ type request struct {
 	records int
 	// fieldModel is the shared-fields model type whose pages are arriving,
 	// fieldSnap the watermarks its snapshot pages reached, and fieldMixed set
-	// if a page of it was no snapshot. A snapshot of one stream of such a
+	// if a page of it was no snapshot, or a snapshot page's tail quarantined
+	// for clock skew was not kept. A snapshot of one stream of such a
 	// type does not list the records last written in other streams, whose
 	// states carry its writes: its watermarks are set only once the response
 	// moved past the type with every stream of it served as a snapshot
@@ -322,8 +323,14 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 			bound = hlc.HLC{}
 		}
 		r.frozen = true
-		if err := e.quarantinePage(lib, r.peer, s, entries[good:], m, after); err != nil {
+		stored, err := e.quarantinePage(lib, r.peer, s, entries[good:], m, after)
+		if err != nil {
 			return err
+		}
+		if !stored && exact && kind == Shared && e.reg.FieldMerge(k.model) {
+			// The tail's states, which may carry other streams' writes,
+			// were not kept: the type's snapshot is not whole.
+			r.fieldMixed = true
 		}
 		entries = entries[:good]
 	} else if r.frozen {
@@ -480,7 +487,7 @@ func (e *Engine) dropMissing(s store.Stream, from, upTo hlc.HLC, entries []pageE
 // the link, a tail whose origin is gone (removed from the library) would be
 // held beyond the watermark for good, and no other member would ever ask for
 // it.
-func (e *Engine) quarantinePage(lib *library, from uuid.UUID, s store.Stream, entries []pageEntry, orig protocol.Message, after *hlc.HLC) error {
+func (e *Engine) quarantinePage(lib *library, from uuid.UUID, s store.Stream, entries []pageEntry, orig protocol.Message, after *hlc.HLC) (bool, error) {
 	last := entries[len(entries)-1].hlc
 	var m protocol.Message
 	switch orig.(type) {
@@ -501,8 +508,12 @@ func (e *Engine) quarantinePage(lib *library, from uuid.UUID, s store.Stream, en
 		}
 		m = &protocol.SharedChangeResponse{LibraryID: s.Library, ModelType: s.ModelType, DeviceID: s.Origin, Entries: ens, UpTo: last, Complete: last}
 	}
-	err := e.clock.CheckDrift(last)
-	return e.quarantine(lib, from, last, m, err)
+	// Not stored: a message with the same key is in quarantine already (the
+	// same page, or another message with the same newest HLC), or the
+	// quarantine is full.
+	key := store.Quarantined{Library: lib.info.ID, HLC: last, From: from}.Key()
+	stored := !lib.quarantine[key] && len(lib.quarantine) < e.cfg.MaxQuarantine
+	return stored, e.quarantine(lib, from, last, m, e.clock.CheckDrift(last))
 }
 
 // RequestDone tells the engine that the stream of request id ended, with

@@ -477,6 +477,7 @@ func TestSimRegressions(t *testing.T) {
 		{100331, false, "a node that got a shared-fields stream as a snapshot serves it as a snapshot: its log lacks writes inside other streams' records (issue 15)", true},
 		{200010, false, "a shared-fields snapshot cut off after some streams of its type moves no watermark: the records listed under the streams not yet served carry the served streams' field writes (issue 15)", true},
 		{201379, false, "a shared-fields snapshot cut off after some streams of its type moves no watermark (issue 15)", true},
+		{303475, false, "a shared-fields snapshot page whose quarantined tail was not kept (a duplicate key) moves no watermark of the type (issue 15)", true},
 	} {
 		t.Run(fmt.Sprint(tc.seed), func(t *testing.T) {
 			cfg := RandomConfig(tc.seed)
