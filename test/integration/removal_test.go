@@ -17,7 +17,7 @@ import (
 func waitRemoved(t *testing.T, n *node.Node, lib uuid.UUID, what string) node.Removal {
 	t.Helper()
 	var got *node.Removal
-	eventually(t, 20*time.Second, func() bool {
+	eventually(t, 90*time.Second, func() bool {
 		libs, err := n.Libraries()
 		if err != nil {
 			return false
