@@ -508,12 +508,7 @@ func (e *Engine) quarantinePage(lib *library, from uuid.UUID, s store.Stream, en
 		}
 		m = &protocol.SharedChangeResponse{LibraryID: s.Library, ModelType: s.ModelType, DeviceID: s.Origin, Entries: ens, UpTo: last, Complete: last}
 	}
-	// Not stored: a message with the same key is in quarantine already (the
-	// same page, or another message with the same newest HLC), or the
-	// quarantine is full.
-	key := store.Quarantined{Library: lib.info.ID, HLC: last, From: from}.Key()
-	stored := !lib.quarantine[key] && len(lib.quarantine) < e.cfg.MaxQuarantine
-	return stored, e.quarantine(lib, from, last, m, e.clock.CheckDrift(last))
+	return e.quarantine(lib, from, last, m, e.clock.CheckDrift(last))
 }
 
 // RequestDone tells the engine that the stream of request id ended, with

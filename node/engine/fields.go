@@ -253,14 +253,27 @@ func (e *Engine) joinInto(k store.RecordKey, in fieldRecord, by uuid.UUID) error
 	if err != nil {
 		return err
 	}
+	merged, rec, err := e.joined(k, old, in)
+	if err != nil {
+		return err
+	}
+	return e.putJoined(cur, ok, old, merged, rec, by)
+}
+
+// joined returns the join of old and in, compacted at the model's stable
+// point, and its stored form.
+func (e *Engine) joined(k store.RecordKey, old, in fieldRecord) (fieldRecord, store.Record, error) {
 	merged := joinFields(old, in)
 	if lib := e.libs[k.Library]; lib != nil {
 		merged = compactFields(merged, lib.fieldStable[k.ModelType])
 	}
 	rec, err := merged.toRecord(k)
-	if err != nil {
-		return err
-	}
+	return merged, rec, err
+}
+
+// putJoined writes and announces rec, the stored form of merged, unless it
+// is what the store holds already (cur, if ok).
+func (e *Engine) putJoined(cur store.Record, ok bool, old, merged fieldRecord, rec store.Record, by uuid.UUID) error {
 	if ok && rec.Version == cur.Version && rec.Deleted == cur.Deleted && bytes.Equal(rec.Data, cur.Data) {
 		return nil
 	}
@@ -347,13 +360,14 @@ func (e *Engine) writeFields(now time.Time, libID uuid.UUID, model string, id uu
 	h := e.clock.Now()
 	// The record's state after the write must fit one payload, so that a
 	// snapshot page can carry it (PROTOCOL.md §11.2).
-	merged := joinFields(old, patchState(h, patch))
+	merged, rec, err := e.joined(k, old, patchState(h, patch))
+	if err != nil {
+		return hlc.HLC{}, err
+	}
 	if len(merged.st.Fields) > protocol.MaxCollectionSize {
 		return hlc.HLC{}, fmt.Errorf("%w: the record would hold %d fields, more than %d", ErrInvalidWrite, len(merged.st.Fields), protocol.MaxCollectionSize)
 	}
-	if rec, err := merged.toRecord(k); err != nil {
-		return hlc.HLC{}, err
-	} else if len(rec.Data) > MaxPayloadSize {
+	if len(rec.Data) > MaxPayloadSize {
 		return hlc.HLC{}, fmt.Errorf("%w: the record's field state would take %d bytes, more than %d", ErrInvalidWrite, len(rec.Data), MaxPayloadSize)
 	}
 	ct := protocol.Update
@@ -361,7 +375,7 @@ func (e *Engine) writeFields(now time.Time, libID uuid.UUID, model string, id uu
 		ct = protocol.Insert
 	}
 	e.ov.appendLog(store.LogEntry{Library: libID, ModelType: model, HLC: h, RecordID: id, ChangeType: string(ct), Data: wire, Prev: prev})
-	if err := e.joinInto(k, patchState(h, patch), e.cfg.Device); err != nil {
+	if err := e.putJoined(cur, exists, old, merged, rec, e.cfg.Device); err != nil {
 		return hlc.HLC{}, err
 	}
 	e.setWM(s, h)

@@ -293,7 +293,8 @@ func (e *Engine) onStateLive(lib *library, p *peer, model string, owner uuid.UUI
 	}
 	last := recs[len(recs)-1].Timestamp
 	if err := e.clock.CheckDrift(last); err != nil {
-		return e.quarantine(lib, p.device, last, m, err)
+		_, err = e.quarantine(lib, p.device, last, m, err)
+		return err
 	}
 	return e.applyStateLive(lib, p, model, owner, prev, recs)
 }
@@ -383,7 +384,8 @@ func (e *Engine) onSharedLive(lib *library, p *peer, entries []protocol.SharedCh
 			}
 			rest := entries[i:]
 			var m protocol.Message = &protocol.SharedChangeBatch{LibraryID: lib.info.ID, Entries: rest}
-			return e.quarantine(lib, p.device, rest[len(rest)-1].HLC, m, err)
+			_, err = e.quarantine(lib, p.device, rest[len(rest)-1].HLC, m, err)
+			return err
 		}
 	}
 	return e.applySharedLive(lib, p, entries)
@@ -517,21 +519,24 @@ func (e *Engine) noteGap(lib *library, p *peer, kind Strategy, model string) {
 // ---- quarantine ----
 
 // quarantine stores a message whose newest HLC is too far ahead, and tells
-// the sender (once per message).
-func (e *Engine) quarantine(lib *library, from uuid.UUID, newest hlc.HLC, m protocol.Message, skew error) error {
+// the sender (once per message). It reports whether it stored m: not if a
+// message with the same key (the same one, or another with the same newest
+// HLC from the same peer) is in quarantine already, nor if the quarantine
+// is full (catch-up brings it again later).
+func (e *Engine) quarantine(lib *library, from uuid.UUID, newest hlc.HLC, m protocol.Message, skew error) (bool, error) {
 	q := store.Quarantined{Library: lib.info.ID, HLC: newest, From: from}
 	key := q.Key()
 	if lib.quarantine[key] {
-		return nil
+		return false, nil
 	}
 	e.out.send(lib.info.ID, from, protocol.NewError(lib.info.ID, skew))
 	if len(lib.quarantine) >= e.cfg.MaxQuarantine {
 		e.stats.Refused[protocol.CodeOf(skew).String()]++
-		return nil // not stored: catch-up brings it again later
+		return false, nil
 	}
 	body, err := protocol.Encode(m)
 	if err != nil {
-		return fmt.Errorf("encoding quarantined %s: %w", m.Name(), err)
+		return false, fmt.Errorf("encoding quarantined %s: %w", m.Name(), err)
 	}
 	q.Message = body
 	lib.quarantine[key] = true
@@ -542,7 +547,7 @@ func (e *Engine) quarantine(lib *library, from uuid.UUID, newest hlc.HLC, m prot
 			lib.qmax[k] = newest
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // streamsOf lists the streams a change-carrying message touches.

@@ -1108,7 +1108,9 @@ func (s *Sim) randomWrite() {
 		s.byVer[w.version] = w
 		s.madeDurable(n, w.version)
 		s.Stats.Acked++
-		s.tracef("n%d wrote %s/%s del=%v at %s%s", n.idx, w.model, w.id, w.deleted, w.version, patchTrace(w))
+		if s.cfg.Trace != nil {
+			s.tracef("n%d wrote %s/%s del=%v at %s%s", n.idx, w.model, w.id, w.deleted, w.version, patchTrace(w))
+		}
 	}
 }
 
