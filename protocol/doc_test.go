@@ -70,22 +70,7 @@ func TestDocExamples(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading the spec: %v", err)
 	}
-	doc := string(raw)
-	begin, end := strings.Index(doc, examplesBegin), strings.Index(doc, examplesEnd)
-	if begin < 0 || end < begin {
-		t.Fatalf("%s lacks the markers %q and %q", docPath, examplesBegin, examplesEnd)
-	}
-	generated := renderExamples(t)
-	if current := doc[begin : end+len(examplesEnd)]; current != generated {
-		if !*update {
-			t.Fatalf("the examples section of %s is stale; run: go test ./protocol -run TestDocExamples -update", docPath)
-		}
-		doc = doc[:begin] + generated + doc[end+len(examplesEnd):]
-		if err := os.WriteFile(docPath, []byte(doc), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("rewrote the examples section of %s", docPath)
-	}
+	doc, _ := syncDocSection(t, string(raw), examplesBegin, examplesEnd, renderExamples(t), "TestDocExamples")
 
 	examples := docExamples(t, doc)
 	if len(examples) == 0 {
@@ -94,6 +79,30 @@ func TestDocExamples(t *testing.T) {
 	for i, ex := range examples {
 		checkDocExample(t, i, ex.name, ex.frame)
 	}
+}
+
+// syncDocSection checks that the section of doc between the markers begin
+// and end (included) is generated; with -update it rewrites docPath so that
+// it is, and otherwise fails, naming the test that regenerates it. It
+// returns the doc as it now stands and the section's bounds in it.
+func syncDocSection(t *testing.T, doc, begin, end, generated, test string) (string, [2]int) {
+	t.Helper()
+	b, e := strings.Index(doc, begin), strings.Index(doc, end)
+	if b < 0 || e < b {
+		t.Fatalf("%s lacks the markers %q and %q", docPath, begin, end)
+	}
+	if current := doc[b : e+len(end)]; current != generated {
+		if !*update {
+			t.Fatalf("a generated section of %s is stale; run: go test ./protocol -run %s -update", docPath, test)
+		}
+		doc = doc[:b] + generated + doc[e+len(end):]
+		if err := os.WriteFile(docPath, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rewrote the section of %s that %s generates", docPath, test)
+		b, e = strings.Index(doc, begin), strings.Index(doc, end)
+	}
+	return doc, [2]int{b, e}
 }
 
 // TestDocCoversEveryVariant checks that the spec shows at least one example

@@ -89,22 +89,8 @@ func TestDocFieldExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := string(raw)
-	begin, end := strings.Index(doc, fieldExamplesBegin), strings.Index(doc, fieldExamplesEnd)
-	if begin < 0 || end < begin {
-		t.Fatalf("%s lacks the markers %q and %q", docPath, fieldExamplesBegin, fieldExamplesEnd)
-	}
-	generated := renderFieldExamples(t)
-	if current := doc[begin : end+len(fieldExamplesEnd)]; current != generated {
-		if !*update {
-			t.Fatalf("the shared-fields examples of %s are stale; run: go test ./protocol -run TestDocFieldExamples -update", docPath)
-		}
-		doc = doc[:begin] + generated + doc[end+len(fieldExamplesEnd):]
-		if err := os.WriteFile(docPath, []byte(doc), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		begin, end = strings.Index(doc, fieldExamplesBegin), strings.Index(doc, fieldExamplesEnd)
-	}
+	doc, bounds := syncDocSection(t, string(raw), fieldExamplesBegin, fieldExamplesEnd, renderFieldExamples(t), "TestDocFieldExamples")
+	begin, end := bounds[0], bounds[1]
 	n := 0
 	for _, ex := range docExamples(t, doc[begin:end]) {
 		m, err := Decode(mustBody(t, ex.frame))

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,20 +36,8 @@ func fieldsRegistry(t *testing.T) *engine.Registry {
 // with a shared-fields type, not connected.
 func fieldsPair(t *testing.T) (*harness, *harness) {
 	t.Helper()
-	lib := uuid.New()
-	a, b := uuid.New(), uuid.New()
-	mk := func(self uuid.UUID) *harness {
-		cfg := fastConfig(self)
-		cfg.Registry = fieldsRegistry(t)
-		h := &harness{t: t, cfg: cfg, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), self: self, lib: lib, st: store.NewMem()}
-		h.start()
-		if err := h.eng.AddLibrary(h.now, store.Library{ID: lib, Name: "test"}, []store.Member{{DeviceID: a}, {DeviceID: b}}); err != nil {
-			t.Fatal(err)
-		}
-		h.flush()
-		return h
-	}
-	return mk(a), mk(b)
+	hs := fieldsGroup(t, uuid.New(), uuid.New())
+	return hs[0], hs[1]
 }
 
 func (h *harness) patch(model string, id uuid.UUID, v map[string]any) {
@@ -293,21 +282,61 @@ func TestFieldsTombstonesPurgedAtStablePoint(t *testing.T) {
 // shared-fields type, not connected.
 func fieldsTrio(t *testing.T) (*harness, *harness, *harness) {
 	t.Helper()
-	lib := uuid.New()
-	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
-	var hs []*harness
-	for _, self := range ids {
-		cfg := fastConfig(self)
-		cfg.Registry = fieldsRegistry(t)
-		h := &harness{t: t, cfg: cfg, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), self: self, lib: lib, st: store.NewMem()}
-		h.start()
-		if err := h.eng.AddLibrary(h.now, store.Library{ID: lib, Name: "test"}, []store.Member{{DeviceID: ids[0]}, {DeviceID: ids[1]}, {DeviceID: ids[2]}}); err != nil {
-			t.Fatal(err)
-		}
-		h.flush()
-		hs = append(hs, h)
-	}
+	hs := fieldsGroup(t, uuid.New(), uuid.New(), uuid.New())
 	return hs[0], hs[1], hs[2]
+}
+
+// pruneLog makes h prune its log of origin's notes up to upTo, as if every
+// member had acknowledged it.
+func pruneLog(t *testing.T, h *harness, origin uuid.UUID, upTo hlc.HLC) {
+	t.Helper()
+	s := store.Stream{Library: h.lib, ModelType: "note", Origin: origin}
+	if err := h.st.Apply(&store.Batch{SetPrunePoints: []store.PrunePoint{{Stream: s, Log: upTo}}, PruneLog: []store.Mark{{Stream: s, HLC: upTo}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serveCatchUp has from serve to's last catch-up request and to apply its
+// pages: all of them, or only the first pages (then the response ends with
+// an error, as a reset stream does). It returns the pages applied.
+func serveCatchUp(t *testing.T, from, to *harness, pages int) []protocol.Message {
+	t.Helper()
+	req := lastRequest(t, to)
+	resp, err := from.eng.Serve(from.now, to.self, req.Message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []protocol.Message
+	for pages == 0 || len(applied) < pages {
+		m, err := resp.Next()
+		if err != nil {
+			break
+		}
+		if err := to.eng.StepResponse(to.now, req.ID, m); err != nil {
+			t.Fatalf("applying %s: %v", m.Name(), err)
+		}
+		to.flush()
+		applied = append(applied, m)
+	}
+	var done error
+	if pages != 0 {
+		done = errors.New("stream reset")
+	}
+	to.eng.RequestDone(to.now, req.ID, done)
+	to.flush()
+	return applied
+}
+
+// notePages returns the snapshot flag of each page of notes, and the order
+// of the streams they served.
+func notePages(pages []protocol.Message) (snapshot []bool, origins []uuid.UUID) {
+	for _, m := range pages {
+		if r, ok := m.(*protocol.SharedChangeResponse); ok && r.ModelType == "note" {
+			snapshot = append(snapshot, r.Snapshot)
+			origins = append(origins, r.DeviceID)
+		}
+	}
+	return snapshot, origins
 }
 
 // TestFieldsSnapshotCarriesOtherStreams: a record listed in a snapshot
@@ -332,41 +361,11 @@ func TestFieldsSnapshotCarriesOtherStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	// a prunes its log of c's stream past c's write.
-	cs := store.Stream{Library: a.lib, ModelType: "note", Origin: c.self}
-	if err := a.st.Apply(&store.Batch{SetPrunePoints: []store.PrunePoint{{Stream: cs, Log: cc.HLC}}, PruneLog: []store.Mark{{Stream: cs, HLC: cc.HLC}}}); err != nil {
-		t.Fatal(err)
-	}
+	pruneLog(t, a, c.self, cc.HLC)
 	b.connect(a.self,
 		protocol.Watermark{DeviceID: c.self, ModelType: "note", HLC: cc.HLC},
 		protocol.Watermark{DeviceID: a.self, ModelType: "note", HLC: ca.HLC})
-	var req *engine.Request
-	for i := range b.last.Requests {
-		req = &b.last.Requests[i]
-	}
-	if req == nil {
-		t.Fatal("b asked a for nothing")
-	}
-	resp, err := a.eng.Serve(a.now, b.self, req.Message)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snapshot := false
-	for {
-		m, err := resp.Next()
-		if err != nil {
-			break
-		}
-		if r, ok := m.(*protocol.SharedChangeResponse); ok && r.Snapshot {
-			snapshot = true
-		}
-		if err := b.eng.StepResponse(b.now, req.ID, m); err != nil {
-			t.Fatalf("b applying %s: %v", m.Name(), err)
-		}
-		b.flush()
-	}
-	b.eng.RequestDone(b.now, req.ID, nil)
-	b.flush()
-	if !snapshot {
+	if snap, _ := notePages(serveCatchUp(t, a, b, 0)); !slices.Contains(snap, true) {
 		t.Fatal("a served no snapshot page")
 	}
 	if got, want := b.shows("note", id), map[string]any{"x": "from c", "y": "from a"}; !reflect.DeepEqual(got, want) {
@@ -395,9 +394,7 @@ func TestFieldsSnapshotCutOffMovesNoWatermark(t *testing.T) {
 	ca := sharedChangeOf(t, a)
 	cs := store.Stream{Library: a.lib, ModelType: "note", Origin: c.self}
 	as := store.Stream{Library: a.lib, ModelType: "note", Origin: a.self}
-	if err := a.st.Apply(&store.Batch{SetPrunePoints: []store.PrunePoint{{Stream: cs, Log: cc.HLC}}, PruneLog: []store.Mark{{Stream: cs, HLC: cc.HLC}}}); err != nil {
-		t.Fatal(err)
-	}
+	pruneLog(t, a, c.self, cc.HLC)
 	wms := func() (hlc.HLC, hlc.HLC) {
 		t.Helper()
 		wa, err := b.st.Watermark(as)
@@ -412,39 +409,11 @@ func TestFieldsSnapshotCutOffMovesNoWatermark(t *testing.T) {
 	}
 	catchUp := func(pages int) int {
 		t.Helper()
-		var req *engine.Request
-		for i := range b.last.Requests {
-			req = &b.last.Requests[i]
+		applied := serveCatchUp(t, a, b, pages)
+		if snap, origins := notePages(applied); slices.Contains(snap, false) {
+			t.Fatalf("a served the note streams %v with snapshot flags %v, want the whole type as a snapshot", origins, snap)
 		}
-		if req == nil {
-			t.Fatal("b asked a for nothing")
-		}
-		resp, err := a.eng.Serve(a.now, b.self, req.Message)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for pages == 0 || n < pages {
-			m, err := resp.Next()
-			if err != nil {
-				break
-			}
-			if r, ok := m.(*protocol.SharedChangeResponse); ok && r.ModelType == "note" && !r.Snapshot {
-				t.Fatalf("a served a log page of %s's stream, want the whole type as a snapshot", r.DeviceID)
-			}
-			if err := b.eng.StepResponse(b.now, req.ID, m); err != nil {
-				t.Fatalf("b applying %s: %v", m.Name(), err)
-			}
-			b.flush()
-			n++
-		}
-		var done error
-		if pages != 0 {
-			done = errors.New("stream reset")
-		}
-		b.eng.RequestDone(b.now, req.ID, done)
-		b.flush()
-		return n
+		return len(applied)
 	}
 
 	b.connect(a.self,
@@ -607,34 +576,11 @@ func TestFieldsUnlistedLiveRecordKept(t *testing.T) {
 	later()
 	a.patch("note", id, map[string]any{"y": "from a"})
 	ca := sharedChangeOf(t, a)
-	cs := store.Stream{Library: a.lib, ModelType: "note", Origin: c.self}
-	if err := a.st.Apply(&store.Batch{SetPrunePoints: []store.PrunePoint{{Stream: cs, Log: cc2.HLC}}, PruneLog: []store.Mark{{Stream: cs, HLC: cc2.HLC}}}); err != nil {
-		t.Fatal(err)
-	}
+	pruneLog(t, a, c.self, cc2.HLC)
 	b.connect(a.self,
 		protocol.Watermark{DeviceID: c.self, ModelType: "note", HLC: cc2.HLC},
 		protocol.Watermark{DeviceID: a.self, ModelType: "note", HLC: ca.HLC})
-	req := lastRequest(t, b)
-	resp, err := a.eng.Serve(a.now, b.self, req.Message)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var order []uuid.UUID
-	for {
-		m, err := resp.Next()
-		if err != nil {
-			break
-		}
-		if r, ok := m.(*protocol.SharedChangeResponse); ok && r.ModelType == "note" {
-			order = append(order, r.DeviceID)
-		}
-		if err := b.eng.StepResponse(b.now, req.ID, m); err != nil {
-			t.Fatalf("b applying %s: %v", m.Name(), err)
-		}
-		b.flush()
-	}
-	b.eng.RequestDone(b.now, req.ID, nil)
-	b.flush()
+	_, order := notePages(serveCatchUp(t, a, b, 0))
 	if len(order) < 2 || order[0] != c.self {
 		t.Fatalf("a served the note streams in the order %v; the test needs c's first", order)
 	}
