@@ -219,19 +219,43 @@ func (n *Node) watchIdentify(sub event.Subscription) {
 				continue
 			}
 			local := ev.Conn != nil && manet.IsIPLoopback(ev.Conn.RemoteMultiaddr())
-			stored := 0
-			for _, a := range ev.ListenAddrs {
-				if stored == maxRememberedPerFind {
-					break
-				}
-				if manet.IsIPLoopback(a) && !local {
-					continue
-				}
-				n.rememberAddr(ev.Peer, a.String())
-				stored++
-			}
+			n.rememberListenAddrs(ev.Peer, local, ev.ListenAddrs)
 		}
 	}
+}
+
+// rememberListenAddrs stores up to maxRememberedPerFind of the addresses
+// member p says it listens on; loopback ones only when p was reached over
+// loopback (local).
+func (n *Node) rememberListenAddrs(p peer.ID, local bool, addrs []ma.Multiaddr) {
+	stored := 0
+	for _, a := range addrs {
+		if stored == maxRememberedPerFind {
+			break
+		}
+		if manet.IsIPLoopback(a) && !local {
+			continue
+		}
+		n.rememberAddr(p, a.String())
+		stored++
+	}
+}
+
+// rememberConnectedMember stores the listen addresses of p, a peer that
+// has just become a member, if it is connected. Identify stores them only
+// for members: a peer identified while it was a stranger (it connected
+// before its device record arrived) would otherwise be known only by a
+// connection this node did not dial, and be unreachable after a restart.
+func (n *Node) rememberConnectedMember(p peer.ID) {
+	conns := n.host.Network().ConnsToPeer(p)
+	if len(conns) == 0 {
+		return
+	}
+	local := false
+	for _, c := range conns {
+		local = local || manet.IsIPLoopback(c.RemoteMultiaddr())
+	}
+	n.rememberListenAddrs(p, local, n.host.Peerstore().Addrs(p))
 }
 
 // waitInviter registers a Join looking for the inviter p: onFound hands it

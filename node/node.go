@@ -654,6 +654,9 @@ func (n *Node) refreshMembers() {
 		}
 		for pid := range members {
 			n.host.ConnManager().Protect(pid, serviceName)
+			if _, was := old[pid]; !was {
+				n.rememberConnectedMember(pid)
+			}
 		}
 	}
 	if n.net.relay != nil {

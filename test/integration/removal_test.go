@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/syncnode/syncnode/node"
 )
@@ -314,4 +315,56 @@ func TestBackfillCountsRecordsOnce(t *testing.T) {
 	if st.Received < tags*writes {
 		t.Errorf("received counts %d changes, want at least the %d of the log", st.Received, tags*writes)
 	}
+}
+
+// A member whose only connection to this device began before it was a
+// member (identify ran while it was a stranger) is still dialled after a
+// restart: its listen addresses are stored once it becomes a member. Here
+// the phone connects to the tablet before either joins; once both have,
+// the laptop (the only other member) goes away and the tablet restarts:
+// it must reach the phone again by itself.
+func TestMemberMetAsStrangerIsRedialledAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	a, b := startPaired(t, "laptop"), startPaired(t, "phone")
+	dirC := t.TempDir()
+	c := startNamed(t, dirC, "tablet", nil)
+	if err := b.Host().Connect(ctx, peer.AddrInfo{ID: c.Host().ID(), Addrs: c.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	onA, err := a.CreateLibrary(ctx, "photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := onA.Invite(ctx, time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The tablet joins first, so the laptop's JoinAccept cannot give it
+	// the phone's addresses: only the connection the phone opened can.
+	onC, err := c.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onB, err := b.Join(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := uuid.New()
+	if _, err := onB.PutShared(ctx, "tag", first, data(t, "before")); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, onC, "tag", first, data(t, "before"))
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tag := uuid.New()
+	if _, err := onB.PutShared(ctx, "tag", tag, data(t, "while the tablet was off")); err != nil {
+		t.Fatal(err)
+	}
+
+	c = startNamed(t, dirC, "tablet", nil)
+	waitRecord(t, c.Library(onA.ID()), "tag", tag, data(t, "while the tablet was off"))
 }
