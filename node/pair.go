@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/syncnode/syncnode/node/pairing"
@@ -260,6 +261,10 @@ func (n *Node) handlePairing(s network.Stream) {
 		refuse(pairing.RefusalUnknown, "the inviting device was removed from the library: ask a member for a new invite")
 		return
 	}
+	// The joiner becomes a member with its listen addresses known (identify
+	// brings them), so that the JoinAccepts of devices joining after it
+	// list them: a device that never met it could not reach it otherwise.
+	n.awaitIdentify(s.Conn())
 	accept, code, reason := n.admit(joiner, req)
 	if accept == nil {
 		n.failedPairing(joiner)
@@ -277,6 +282,26 @@ func (n *Node) handlePairing(s network.Stream) {
 	}
 	_ = s.Close()
 	n.log.Info("device joined", "library", req.LibraryID, "device", req.Device, "peer", joiner)
+}
+
+// identifyWait bounds how long pairing waits for identify of the joiner.
+const identifyWait = 3 * time.Second
+
+// awaitIdentify waits, at most identifyWait, until identify of c's peer has
+// completed (its listen addresses are in the peerstore), if the host has an
+// identify service.
+func (n *Node) awaitIdentify(c network.Conn) {
+	ids, ok := n.host.(interface{ IDService() identify.IDService })
+	if !ok || ids.IDService() == nil {
+		return
+	}
+	t := time.NewTimer(identifyWait)
+	defer t.Stop()
+	select {
+	case <-ids.IDService().IdentifyWait(c):
+	case <-t.C:
+	case <-n.ctx.Done():
+	}
 }
 
 // admit checks a join request and, if it is good, adds the joiner's device
