@@ -31,7 +31,9 @@ package bench
 // the last record arrived, BENCH_RECEIVER_PEAKPROFILE=file each time the
 // sampled HeapInuse peaks (as of the last GC). As an experiment, BENCH_RECEIVER_MEMTABLES=n
 // gives the receiver's store n Badger memtables (the node's default is 2);
-// BENCH_RECEIVER_GOMEMLIMIT sets the child's GOMEMLIMIT.
+// BENCH_RECEIVER_GOMEMLIMIT sets the child's GOMEMLIMIT;
+// BENCH_RECEIVER_SYNCWRITES=1 turns SyncWrites on in its store (the node's
+// default outside the local profile, which the benchmark's nodes use).
 // BENCH_RECEIVER_CGROUP_MB=n runs the receiver in a memory cgroup of n MiB
 // (issue 16: 300), made as a child of this process's own memory cgroup
 // (cgroup v1 memory.limit_in_bytes and memory.memsw.limit_in_bytes, or v2
@@ -822,6 +824,9 @@ func runReceiver() int {
 	}
 	cfg := node.DefaultLocalConfig()
 	cfg.DataDir = os.Getenv(receiverDirEnv)
+	if os.Getenv("BENCH_RECEIVER_SYNCWRITES") == "1" {
+		cfg.SyncWrites = true // the default outside the local profile
+	}
 	opts := []node.Option{node.WithLogger(benchLogger("B"))}
 	if v := os.Getenv("BENCH_RECEIVER_MEMTABLES"); v != "" {
 		// An experiment: the node's store with fewer Badger memtables.
