@@ -10,6 +10,7 @@ import (
 
 	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node/engine"
+	"github.com/syncnode/syncnode/store"
 )
 
 // What a records browser reads: how many records each model type holds,
@@ -112,17 +113,30 @@ type RecordCount struct {
 }
 
 // Count counts the records of each model type of the registry, in the
-// registry's order (device-owned types first). It reads every record of
-// the library: its cost grows with the library.
+// registry's order (device-owned types first). It visits every record of
+// the library (its cost grows with the library), but reads no payload when
+// the store is a store.RecordTallier (the Badger store).
 func (l *Library) Count(ctx context.Context) ([]RecordCount, error) {
 	if err := l.check(ctx); err != nil {
 		return nil, err
 	}
 	reg := l.n.cfg.Registry
+	tallier, _ := l.n.st.(store.RecordTallier)
 	var out []RecordCount
 	for _, s := range []engine.Strategy{engine.DeviceOwned, engine.Shared} {
 		for _, model := range reg.Ordered(s) {
 			c := RecordCount{ModelType: model}
+			if tallier != nil {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				var err error
+				if c.Records, c.Deleted, err = tallier.TallyRecords(l.id, model); err != nil {
+					return nil, fmt.Errorf("node: counting %s: %w", model, err)
+				}
+				out = append(out, c)
+				continue
+			}
 			after := uuid.Nil
 			for {
 				if err := ctx.Err(); err != nil {

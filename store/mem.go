@@ -36,6 +36,7 @@ type Mem struct {
 var (
 	_ Store         = (*Mem)(nil)
 	_ RecordCounter = (*Mem)(nil)
+	_ RecordTallier = (*Mem)(nil)
 )
 
 // memLibrary holds everything of one library.
@@ -726,6 +727,33 @@ func (m *Mem) CountRecords(library uuid.UUID) (map[string]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// TallyRecords implements RecordTallier.
+func (m *Mem) TallyRecords(library uuid.UUID, modelType string) (live, deleted int, err error) {
+	if err := validateLibrary(library); err != nil {
+		return 0, 0, err
+	}
+	if err := ValidateModelType(modelType); err != nil {
+		return 0, 0, err
+	}
+	unlock, err := m.read()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer unlock()
+	if l := m.lib(library, false); l != nil {
+		if md := l.model(modelType, false); md != nil {
+			for _, r := range md.byID {
+				if r.Deleted {
+					deleted++
+				} else {
+					live++
+				}
+			}
+		}
+	}
+	return live, deleted, nil
 }
 
 // CountQuarantined implements Reader.

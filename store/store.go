@@ -274,6 +274,19 @@ type RecordCounter interface {
 	CountRecords(library uuid.UUID) (map[string]int, error)
 }
 
+// RecordTallier is a Reader that tells a library's live records of one
+// model type from its tombstones without reading their data. The Badger
+// store reads only each record's head (its flags and version, kept in the
+// LSM tree), never its payload (in the value log): a count that List would
+// make by reading every payload, at random places of the value log, which a
+// device short of memory must fetch from disk one page at a time. Mem and
+// the Badger store implement it; callers check for it and fall back to List.
+type RecordTallier interface {
+	// TallyRecords returns how many live records and how many tombstones
+	// of modelType library holds. Its cost grows with their number.
+	TallyRecords(library uuid.UUID, modelType string) (live, deleted int, err error)
+}
+
 // Batch is one atomic write. Apply writes all of its fields in one
 // transaction, except PruneLog, PurgeTombstones and PurgeLibraries, which
 // are deletions that may run after it in several smaller transactions (they

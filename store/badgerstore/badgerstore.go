@@ -287,6 +287,7 @@ type Store struct {
 var (
 	_ store.Store         = (*Store)(nil)
 	_ store.RecordCounter = (*Store)(nil)
+	_ store.RecordTallier = (*Store)(nil)
 )
 
 // Open opens (creating it with mode 0700 if needed) the store in dir. An

@@ -100,6 +100,48 @@ func (s *Store) List(library uuid.UUID, modelType string, after uuid.UUID, limit
 	return out, nil
 }
 
+// TallyRecords implements store.RecordTallier: it iterates the record keys
+// of the model type and reads only their heads (flags and version), which
+// stay in the LSM tree below ValueThreshold; the payloads, with the index
+// entries in the value log, are never read.
+func (s *Store) TallyRecords(library uuid.UUID, modelType string) (live, deleted int, err error) {
+	if err := validateLibrary(library); err != nil {
+		return 0, 0, err
+	}
+	if err := store.ValidateModelType(modelType); err != nil {
+		return 0, 0, err
+	}
+	err = s.view(func(txn *badger.Txn) error {
+		prefix := modelPrefix(nil, kindRecord, library, modelType)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.ValidForPrefix(prefix); it.Next() {
+			item := it.Item()
+			key := item.Key()
+			if len(key) != len(prefix)+idSize {
+				return corruptKey(kindRecord, key, "wrong length")
+			}
+			var r store.Record
+			if err := item.Value(func(v []byte) error {
+				_, err := decodeRecord(key, v, &r)
+				return err
+			}); err != nil {
+				return err
+			}
+			if r.Deleted {
+				deleted++
+			} else {
+				live++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return live, deleted, nil
+}
+
 // readRecord fills r from its record key's item, reading its data from its
 // index entry when it is there (format 2).
 func readRecord(txn *badger.Txn, key []byte, item *badger.Item, r *store.Record) error {

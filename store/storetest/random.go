@@ -352,6 +352,24 @@ func testRandom(t *testing.T, s store.Store) {
 					t.Fatalf("step %d (seed %d): CountRecords = %v, want %v", step, seed, got, want)
 				}
 			}
+			if c, ok := s.(store.RecordTallier); ok {
+				for _, model := range models {
+					var live, deleted int
+					for k, r := range ref.records {
+						if k.Library == lib && k.ModelType == model {
+							if r.Deleted {
+								deleted++
+							} else {
+								live++
+							}
+						}
+					}
+					gl, gd, err := c.TallyRecords(lib, model)
+					if err != nil || gl != live || gd != deleted {
+						t.Fatalf("step %d (seed %d): TallyRecords(%s) = %d live, %d deleted, %v; want %d, %d", step, seed, model, gl, gd, err, live, deleted)
+					}
+				}
+			}
 		}
 		if got := must[uint64](t, "ClockBound")(s.ClockBound()); got != ref.clock {
 			t.Fatalf("step %d: ClockBound = %d, want %d", step, got, ref.clock)
