@@ -63,7 +63,11 @@ type Config struct {
 	// "unix:/path/to/socket".
 	API string `toml:"api"`
 	// MemoryLimit is the Go runtime's soft memory limit ("256MiB",
-	// "1GiB"; "0" for none). Default 256MiB. GOMEMLIMIT, if set, wins.
+	// "1GiB"; "0" for none; "auto"). Default "auto": 256MiB, or half the
+	// limit of the memory cgroup the process runs in (a container, a
+	// systemd MemoryMax=) where that is less, so that the store's
+	// memory-mapped files keep room beside the heap. GOMEMLIMIT, if set,
+	// wins.
 	MemoryLimit string `toml:"memory_limit"`
 	// SyncWrites makes every store write reach the disk before it counts
 	// as done. Default true.
@@ -185,7 +189,7 @@ func Default() Config {
 		DeviceName:        name,
 		Listen:            DefaultListen(),
 		API:               fmt.Sprintf("127.0.0.1:%d", DefaultAPIPort),
-		MemoryLimit:       "256MiB",
+		MemoryLimit:       AutoMemoryLimit,
 		SyncWrites:        true,
 		Horizon:           Duration(node.DefaultConfig().Horizon),
 		HeartbeatInterval: Duration(node.DefaultConfig().HeartbeatInterval),
@@ -357,7 +361,7 @@ var Settings = []Setting{
 	{"device-name", "how this device names itself in libraries", func(c *Config, v string) error { c.DeviceName = v; return nil }},
 	{"listen", "libp2p listen multiaddrs, comma-separated", func(c *Config, v string) error { c.Listen = list(v); return nil }},
 	{"api", "local API address: host:port or unix:/path", func(c *Config, v string) error { c.API = v; return nil }},
-	{"memory-limit", "Go soft memory limit (256MiB, 1GiB, 0 for none)", func(c *Config, v string) error { c.MemoryLimit = v; return nil }},
+	{"memory-limit", "Go soft memory limit (auto, 256MiB, 1GiB, 0 for none)", func(c *Config, v string) error { c.MemoryLimit = v; return nil }},
 	{"sync-writes", "fsync every store write (true/false)", func(c *Config, v string) (err error) { c.SyncWrites, err = parseBool(v); return }},
 	{"heartbeat-interval", "how often a heartbeat goes to each peer", func(c *Config, v string) error { return c.HeartbeatInterval.UnmarshalText([]byte(v)) }},
 	{"peer-timeout", "how long a silent peer counts as connected", func(c *Config, v string) error { return c.PeerTimeout.UnmarshalText([]byte(v)) }},
@@ -469,8 +473,10 @@ func (c Config) Validate() error {
 	if c.API == "" {
 		errs = append(errs, errors.New("api is empty: give host:port or unix:/path"))
 	}
-	if _, err := parseSize(c.MemoryLimit); err != nil {
-		errs = append(errs, fmt.Errorf("memory_limit: %w", err))
+	if strings.TrimSpace(c.MemoryLimit) != AutoMemoryLimit {
+		if _, err := parseSize(c.MemoryLimit); err != nil {
+			errs = append(errs, fmt.Errorf("memory_limit: %w (or \"auto\")", err))
+		}
 	}
 	switch c.Log.Format {
 	case "text", "json":

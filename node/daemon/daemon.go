@@ -189,14 +189,9 @@ const libp2pOff = slog.Level(100)
 // GOMEMLIMIT is set) and the loggers, syncnode's and libp2p's. It returns
 // syncnode's logger, whose levels Reload can change later.
 func Setup(cfg Config, w io.Writer) (*slog.Logger, error) {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		limit, err := parseSize(cfg.MemoryLimit)
-		if err != nil {
-			return nil, fmt.Errorf("memory_limit: %w", err)
-		}
-		if limit > 0 {
-			debug.SetMemoryLimit(limit)
-		}
+	memory, err := ApplyMemoryLimit(cfg.MemoryLimit)
+	if err != nil {
+		return nil, err
 	}
 	if err := setLevels(cfg.Log); err != nil {
 		return nil, err
@@ -204,7 +199,27 @@ func Setup(cfg Config, w io.Writer) (*slog.Logger, error) {
 	// libp2p logs through gologshim (slog) and, in a few libraries, go-log:
 	// both go to our handler at their own level, or nowhere.
 	gologshim.SetDefaultHandler(newHandler(cfg.Log.Format, w, &levels.libp2p))
-	return slog.New(newHandler(cfg.Log.Format, w, &levels.syncnode)), nil
+	log := slog.New(newHandler(cfg.Log.Format, w, &levels.syncnode))
+	log.Debug("Go soft memory limit", "limit", memory)
+	return log, nil
+}
+
+// ApplyMemoryLimit sets the Go runtime's soft memory limit as the
+// memory_limit setting says (a size, "0" for none, or AutoMemoryLimit),
+// unless the GOMEMLIMIT environment variable is set, and says in words what
+// limit the process now has.
+func ApplyMemoryLimit(setting string) (string, error) {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		return "GOMEMLIMIT=" + v, nil
+	}
+	limit, cgroup, err := resolveMemoryLimit(setting)
+	if err != nil {
+		return "", fmt.Errorf("memory_limit: %w", err)
+	}
+	if limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
+	return describeMemoryLimit(setting, limit, cgroup), nil
 }
 
 // setLevels sets the log levels of c.

@@ -31,7 +31,9 @@ package bench
 // the last record arrived, BENCH_RECEIVER_PEAKPROFILE=file each time the
 // sampled HeapInuse peaks (as of the last GC). As an experiment, BENCH_RECEIVER_MEMTABLES=n
 // gives the receiver's store n Badger memtables (the node's default is 2);
-// BENCH_RECEIVER_GOMEMLIMIT sets the child's GOMEMLIMIT;
+// The child sets the Go memory limit the syncnode binary sets by default
+// (memory_limit "auto": 256 MiB, or half its memory cgroup's limit);
+// BENCH_RECEIVER_GOMEMLIMIT sets its GOMEMLIMIT instead;
 // BENCH_RECEIVER_SYNCWRITES=1 turns SyncWrites on in its store (the node's
 // default outside the local profile, which the benchmark's nodes use).
 // BENCH_RECEIVER_CGROUP_MB=n runs the receiver in a memory cgroup of n MiB
@@ -84,6 +86,7 @@ import (
 
 	"github.com/syncnode/syncnode/hlc"
 	"github.com/syncnode/syncnode/node"
+	"github.com/syncnode/syncnode/node/daemon"
 	"github.com/syncnode/syncnode/store/badgerstore"
 )
 
@@ -438,21 +441,19 @@ func waitVersion(l *node.Library, model string, id uuid.UUID, v hlc.HLC, timeout
 	}
 }
 
-// countRecords counts the live records of a model type.
+// countRecords counts the live records of a model type, as a user's count
+// does (Library.Count: the Badger store reads no payload for it).
 func countRecords(l *node.Library, model string) (int, error) {
-	n := 0
-	var after uuid.UUID
-	for {
-		recs, err := l.List(context.Background(), model, node.ListOptions{After: after, Limit: 1000})
-		if err != nil {
-			return n, err
-		}
-		if len(recs) == 0 {
-			return n, nil
-		}
-		n += len(recs)
-		after = recs[len(recs)-1].ID
+	counts, err := l.Count(context.Background())
+	if err != nil {
+		return 0, err
 	}
+	for _, c := range counts {
+		if c.ModelType == model {
+			return c.Records, nil
+		}
+	}
+	return 0, fmt.Errorf("no model type %q", model)
 }
 
 // missing returns the writes l does not hold at their version yet.
@@ -743,6 +744,7 @@ type receiverResult struct {
 	HeapSamples  int
 	LastArrived  time.Duration
 	CountElapsed time.Duration
+	MemoryLimit  string // the Go soft memory limit the receiver ran with, as the binary sets it
 
 	Cgroup *cgroupStats `json:"-"` // set by the parent when the receiver ran in a memory cgroup
 }
@@ -783,7 +785,14 @@ func runReceiver() int {
 		_ = json.NewEncoder(os.Stdout).Encode(receiverResult{Err: err.Error()})
 		return 1
 	}
-	var err error
+	// The soft memory limit the syncnode binary sets by default (its
+	// memory_limit "auto", sized to the cgroup), or GOMEMLIMIT if set
+	// (BENCH_RECEIVER_GOMEMLIMIT).
+	memoryLimit, err := daemon.ApplyMemoryLimit(daemon.AutoMemoryLimit)
+	if err != nil {
+		_ = json.NewEncoder(os.Stdout).Encode(receiverResult{Err: err.Error()})
+		return 1
+	}
 	var peak atomic.Uint64
 	var peakAnon, peakFile atomic.Int64
 	var samples atomic.Int64
@@ -923,7 +932,8 @@ func runReceiver() int {
 	}
 	close(stop)
 	res := receiverResult{Elapsed: elapsed, Count: count, VmHWMkB: procStatus("VmHWM"), StartRSSkB: startRSS,
-		PeakHeapUse: peak.Load(), PeakAnonkB: peakAnon.Load(), PeakFilekB: peakFile.Load(), HeapSamples: int(samples.Load()), CPU: cpu, LastArrived: lastArrived, CountElapsed: time.Since(start)}
+		PeakHeapUse: peak.Load(), PeakAnonkB: peakAnon.Load(), PeakFilekB: peakFile.Load(), HeapSamples: int(samples.Load()), CPU: cpu, LastArrived: lastArrived, CountElapsed: time.Since(start),
+		MemoryLimit: memoryLimit}
 	if err := enc.Encode(res); err != nil {
 		return 1
 	}
@@ -986,8 +996,8 @@ func BenchmarkNodeBackfill(b *testing.B) {
 			n, res.Elapsed.Round(time.Millisecond), rate, mbps, badgerRate, rate/badgerRate, verdict(rate/badgerRate >= 0.5), streamRate, mbps/streamRate)
 		fmt.Printf("backfill CPU per record (user+system): receiver %.1f µs, sender %.1f µs (the machine has %d cores)\n",
 			float64(res.CPU.Microseconds())/float64(n), float64(senderCPU.Microseconds())/float64(n), runtime.NumCPU())
-		fmt.Printf("backfill receiver (child process): peak RSS (VmHWM) %.0f MB (target ≤ 300 MB: %s), RSS after start %.0f MB; sampled peaks: RssAnon %.0f MB (heap and runtime), RssFile %.0f MB (memory-mapped database files), Go HeapInuse %.0f MB (%d samples at 100 ms)\n",
-			rssMB, verdict(rssMB <= 300), float64(res.StartRSSkB)/1024, float64(res.PeakAnonkB)/1024, float64(res.PeakFilekB)/1024, float64(res.PeakHeapUse)/(1<<20), res.HeapSamples)
+		fmt.Printf("backfill receiver (child process, Go memory limit %s): peak RSS (VmHWM) %.0f MB (target ≤ 300 MB: %s), RSS after start %.0f MB; sampled peaks: RssAnon %.0f MB (heap and runtime), RssFile %.0f MB (memory-mapped database files), Go HeapInuse %.0f MB (%d samples at 100 ms)\n",
+			res.MemoryLimit, rssMB, verdict(rssMB <= 300), float64(res.StartRSSkB)/1024, float64(res.PeakAnonkB)/1024, float64(res.PeakFilekB)/1024, float64(res.PeakHeapUse)/(1<<20), res.HeapSamples)
 		if cs := res.Cgroup; cs != nil {
 			b.ReportMetric(float64(cs.Peak)/(1<<20), "cgroup-peak-MB")
 			b.ReportMetric(float64(cs.OOMKills), "cgroup-oom-kills")
