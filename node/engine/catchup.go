@@ -19,6 +19,9 @@ type request struct {
 	peer  uuid.UUID
 	kind  Strategy
 	types map[string]bool
+	// owner, if not Nil, is the one origin whose streams are selected (a
+	// device-owned request to that owner for its own records).
+	owner uuid.UUID
 	// positions are this node's watermarks when it sent the request.
 	positions map[streamKey]hlc.HLC
 	// cur is the stream whose pages are arriving, and cursor the UpTo of its
@@ -71,15 +74,33 @@ func (e *Engine) CatchUps() []Progress {
 	return out
 }
 
+// maxOwnerRequests bounds the device-owned requests to owners for their
+// own streams in flight at once per library.
+const maxOwnerRequests = 4
+
 // maybeCatchUp asks peer p, for each strategy with no request outstanding,
 // for the streams where p is ahead of this node or where a gap was seen.
+// Device-owned streams of p itself are asked of p alone (a request with
+// p as device_id), beside such requests to other owners; every other
+// catch-up is one request per strategy at a time, and a device-owned one
+// waits until no request to an owner is in flight (and holds them back
+// while it runs), so that no two requests ever select the same stream.
 func (e *Engine) maybeCatchUp(lib *library, p *peer) error {
 	if !p.connected {
 		return nil
 	}
 	for _, kind := range []Strategy{DeviceOwned, Shared} {
 		// Not before nextTry, unless the wall clock stepped back since.
-		if lib.pending[kind] != 0 || p.pending[kind] != 0 || (e.now().Before(p.nextTry[kind]) && p.nextTry[kind].Sub(e.now()) <= e.cfg.RetryInterval) {
+		if p.pending[kind] != 0 || (e.now().Before(p.nextTry[kind]) && p.nextTry[kind].Sub(e.now()) <= e.cfg.RetryInterval) {
+			continue
+		}
+		if kind == DeviceOwned && lib.pending[kind] == 0 && len(p.want[kind]) == 0 && len(lib.owned) < maxOwnerRequests {
+			if types := e.ownAhead(lib, p); len(types) > 0 {
+				e.sendRequest(lib, p, kind, types, lib.wms, p.device)
+				continue
+			}
+		}
+		if lib.pending[kind] != 0 || (kind == DeviceOwned && len(lib.owned) > 0) {
 			continue
 		}
 		var types map[string]bool
@@ -103,15 +124,36 @@ func (e *Engine) maybeCatchUp(lib *library, p *peer) error {
 		if len(types) == 0 {
 			continue
 		}
-		e.sendRequest(lib, p, kind, types, lib.wms)
+		e.sendRequest(lib, p, kind, types, lib.wms, uuid.Nil)
 	}
 	return nil
 }
 
-func (e *Engine) sendRequest(lib *library, p *peer, kind Strategy, types map[string]bool, mine map[streamKey]hlc.HLC) {
+// ownAhead returns the device-owned model types of p's own streams where p
+// is ahead of this node.
+func (e *Engine) ownAhead(lib *library, p *peer) map[string]bool {
+	var types map[string]bool
+	for k, h := range p.wms {
+		if k.origin != p.device || e.reg.Strategy(k.model) != DeviceOwned {
+			continue
+		}
+		if h.After(lib.wms[k]) && h.After(lib.qmax[k]) {
+			if types == nil {
+				types = make(map[string]bool)
+			}
+			types[k.model] = true
+		}
+	}
+	return types
+}
+
+// sendRequest sends a catch-up request to p for the streams of the given
+// model types, of every origin or (owner not Nil) of owner only, from the
+// positions mine.
+func (e *Engine) sendRequest(lib *library, p *peer, kind Strategy, types map[string]bool, mine map[streamKey]hlc.HLC, owner uuid.UUID) {
 	e.nextReq++
 	r := &request{
-		id: e.nextReq, lib: lib.info.ID, peer: p.device, kind: kind, types: types,
+		id: e.nextReq, lib: lib.info.ID, peer: p.device, kind: kind, types: types, owner: owner,
 		positions: make(map[streamKey]hlc.HLC), done: make(map[streamKey]bool),
 	}
 	var names []string
@@ -127,7 +169,7 @@ func (e *Engine) sendRequest(lib *library, p *peer, kind Strategy, types map[str
 	}
 	sortKeys(keys)
 	for _, k := range keys {
-		if !types[k.model] || mine[k].IsZero() || len(wms) == protocol.MaxWatermarks {
+		if !types[k.model] || mine[k].IsZero() || len(wms) == protocol.MaxWatermarks || (owner != uuid.Nil && k.origin != owner) {
 			continue
 		}
 		r.positions[k] = mine[k]
@@ -135,13 +177,21 @@ func (e *Engine) sendRequest(lib *library, p *peer, kind Strategy, types map[str
 	}
 	var msg protocol.Message
 	if kind == DeviceOwned {
-		msg = &protocol.StateRequest{LibraryID: lib.info.ID, ModelTypes: names, Limit: uint32(e.cfg.PageSize), Watermarks: wms}
+		m := &protocol.StateRequest{LibraryID: lib.info.ID, ModelTypes: names, Limit: uint32(e.cfg.PageSize), Watermarks: wms}
+		if owner != uuid.Nil {
+			m.DeviceID = &owner
+		}
+		msg = m
 	} else {
 		msg = &protocol.SharedChangeRequest{LibraryID: lib.info.ID, ModelTypes: names, Limit: uint32(e.cfg.PageSize), Watermarks: wms}
 	}
 	e.reqs[r.id] = r
 	p.pending[kind] = r.id
-	lib.pending[kind] = r.id
+	if owner != uuid.Nil {
+		lib.owned[owner] = r.id
+	} else {
+		lib.pending[kind] = r.id
+	}
 	clear(p.want[kind])
 	e.out.reqs = append(e.out.reqs, Request{ID: r.id, Library: lib.info.ID, To: p.device, Message: msg})
 }
@@ -227,7 +277,7 @@ func (e *Engine) applyPage(lib *library, r *request, k streamKey, entries []page
 		return nil // the single empty page of a request with nothing to send
 	}
 	kind := e.reg.Strategy(k.model)
-	if kind != r.kind || (len(r.types) > 0 && !r.types[k.model]) {
+	if kind != r.kind || (len(r.types) > 0 && !r.types[k.model]) || (r.owner != uuid.Nil && k.origin != r.owner) {
 		return e.refuse(fmt.Errorf("%w: page of stream %s/%s, which was not requested", protocol.ErrUnexpected, k.model, k.origin))
 	}
 	if !r.started || r.cur != k {
@@ -528,6 +578,9 @@ func (e *Engine) RequestDone(now time.Time, id uint64, err error) {
 	if lib.pending[r.kind] == id {
 		lib.pending[r.kind] = 0
 	}
+	if r.owner != uuid.Nil && lib.owned[r.owner] == id {
+		delete(lib.owned, r.owner)
+	}
 	p := lib.peers[r.peer]
 	if p == nil || p.pending[r.kind] != id {
 		return
@@ -535,9 +588,13 @@ func (e *Engine) RequestDone(now time.Time, id uint64, err error) {
 	p.pending[r.kind] = 0
 	p.nextTry[r.kind] = now.Add(e.cfg.RetryInterval)
 	if err != nil {
-		// Ask again for the same model types on the next try.
-		for t := range r.types {
-			p.want[r.kind][t] = true
+		// Ask again for the same model types on the next try (a request
+		// to an owner is asked again as one: the owner's watermarks it
+		// claimed still stand).
+		if r.owner == uuid.Nil {
+			for t := range r.types {
+				p.want[r.kind][t] = true
+			}
 		}
 		return
 	}
@@ -545,7 +602,7 @@ func (e *Engine) RequestDone(now time.Time, id uint64, err error) {
 	// holds no further than this node's position: like a page's complete
 	// (see applyPage), that replaces a greater watermark it claimed.
 	for k, h := range p.wms {
-		if r.types[k.model] && !r.done[k] && (!r.started || r.cur != k) && r.positions[k].Less(h) {
+		if r.types[k.model] && (r.owner == uuid.Nil || k.origin == r.owner) && !r.done[k] && (!r.started || r.cur != k) && r.positions[k].Less(h) {
 			p.wms[k] = r.positions[k]
 		}
 	}

@@ -72,6 +72,9 @@ func (e *Engine) dropPeer(lib *library, device uuid.UUID) {
 			if lib.pending[i] == id {
 				lib.pending[i] = 0
 			}
+			if lib.owned[device] == id {
+				delete(lib.owned, device)
+			}
 		}
 	}
 }

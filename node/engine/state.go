@@ -48,6 +48,12 @@ type library struct {
 	// pending is the catch-up request in flight per strategy: one at a
 	// time, so that two peers never send the same missed changes.
 	pending [3]uint64
+	// owned are the device-owned catch-up requests in flight to the owners
+	// themselves, for their own streams only (StateRequest device_id), by
+	// owner: they select disjoint streams, so several run at once and a
+	// device that joins a library of many gets each member's records from
+	// that member. They never overlap pending[DeviceOwned] (maybeCatchUp).
+	owned map[uuid.UUID]uint64
 	// ahead is, per shared stream, the newest log entry this engine stored
 	// beyond the watermark: the chain walk (extendChain) has nothing to do
 	// while the watermark is at or past it. Lost on restart, which only
@@ -92,6 +98,7 @@ func newLibrary(l store.Library) *library {
 		fieldPruned: make(map[streamKey]hlc.HLC),
 		wms:         make(map[streamKey]hlc.HLC),
 		ahead:       make(map[streamKey]hlc.HLC),
+		owned:       make(map[uuid.UUID]uint64),
 	}
 }
 
