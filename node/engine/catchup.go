@@ -129,6 +129,16 @@ func (e *Engine) maybeCatchUp(lib *library, p *peer) error {
 	return nil
 }
 
+// askOthers runs maybeCatchUp for every connected peer but except, in
+// device order.
+func (e *Engine) askOthers(lib *library, except uuid.UUID) {
+	for _, id := range sortedIDs(lib.peers) {
+		if q := lib.peers[id]; id != except && q.connected {
+			_ = e.maybeCatchUp(lib, q)
+		}
+	}
+}
+
 // ownAhead returns the device-owned model types of p's own streams where p
 // is ahead of this node.
 func (e *Engine) ownAhead(lib *library, p *peer) map[string]bool {
@@ -580,6 +590,13 @@ func (e *Engine) RequestDone(now time.Time, id uint64, err error) {
 	}
 	if r.owner != uuid.Nil && lib.owned[r.owner] == id {
 		delete(lib.owned, r.owner)
+	}
+	if r.kind == DeviceOwned {
+		// The place it held goes to the next owner now, not at the next
+		// tick; were it left to a tick, the first member in device order
+		// that relays other owners' streams could be asked for every
+		// owner's the moment no request to an owner is in flight.
+		defer e.askOthers(lib, r.peer)
 	}
 	p := lib.peers[r.peer]
 	if p == nil || p.pending[r.kind] != id {

@@ -159,3 +159,53 @@ func TestOwnerRequestsSelectOneOwner(t *testing.T) {
 
 // err0 is a failed request's error.
 func err0() error { return protocol.ErrUnexpected }
+
+// When a request to an owner ends, the owner waiting for one of the four
+// places is asked at once, not at the next tick, where the member first in
+// device order, which relays that owner's stream, would be asked for every
+// owner's streams instead.
+func TestFreedOwnerPlaceIsTakenAtOnce(t *testing.T) {
+	relay, last := uuid.UUID{1}, uuid.UUID{2}
+	owners := []uuid.UUID{{3}, {4}, {5}, {6}}
+	h := newHarness(t, append([]uuid.UUID{relay, last}, owners...)...)
+	at := func(origin uuid.UUID) hlc.HLC {
+		return hlc.HLC{Timestamp: uint64(h.now.Add(-time.Second).UnixMilli()), DeviceID: origin}
+	}
+	own := func(origin uuid.UUID) protocol.Watermark {
+		return protocol.Watermark{DeviceID: origin, ModelType: "entry", HLC: at(origin)}
+	}
+	reqs := make(map[uuid.UUID]engine.Request)
+	for _, o := range owners {
+		h.connect(o, own(o))
+		r, ok := stateRequests(h.last)[o]
+		if !ok || ownerOf(r) != o {
+			t.Fatalf("at %s's Hello: %+v, want a request to it for its own streams", o, h.last.Requests)
+		}
+		reqs[o] = r
+	}
+	h.connect(last, own(last))
+	if _, ok := stateRequests(h.last)[last]; ok {
+		t.Fatalf("a fifth request to an owner while four are in flight: %+v", h.last.Requests)
+	}
+	h.connect(relay, own(last)) // the relay holds last's stream, nothing of its own
+	if len(stateRequests(h.last)) != 0 {
+		t.Fatalf("a request while four to owners are in flight: %+v", h.last.Requests)
+	}
+	for _, o := range owners {
+		end := at(o)
+		if err := h.eng.StepResponse(h.now, reqs[o].ID, &protocol.StateResponse{LibraryID: h.lib, ModelType: "entry", DeviceID: o, UpTo: end, Complete: end}); err != nil {
+			t.Fatal(err)
+		}
+		h.eng.RequestDone(h.now, reqs[o].ID, nil)
+		rd := h.flush()
+		for to, r := range stateRequests(rd) {
+			if to != last || ownerOf(r) != last {
+				t.Fatalf("after %s's request ended: a request to %s for owner %s; want only one to %s for its own streams", o, to, ownerOf(r), last)
+			}
+		}
+	}
+	ups := h.eng.CatchUps()
+	if len(ups) != 1 || ups[0].Peer != last {
+		t.Fatalf("catch-ups in flight once the four ended: %+v, want the one to %s", ups, last)
+	}
+}
