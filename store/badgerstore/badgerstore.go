@@ -537,3 +537,6 @@ func (b badgerLogger) Errorf(format string, args ...any)   { b.logf(slog.LevelEr
 func (b badgerLogger) Warningf(format string, args ...any) { b.logf(slog.LevelWarn, format, args) }
 func (b badgerLogger) Infof(string, ...any)                {}
 func (b badgerLogger) Debugf(string, ...any)               {}
+
+// churned records keys the pruner deleted (freed: their estimated bytes).
+func (s *Store) churned(freed, keys int64) {}
