@@ -331,11 +331,23 @@ func (p *pruner) pace(start time.Time) {
 
 // chunkSize returns the most keys the next deleting transaction of a run
 // may take, after one of n that came back full: twice as many, up to
-// maxDeleteChunk. A full chunk means the run is behind the marks it was
-// given; one that is not full ends the run, and the next run starts again
-// at deleteChunk.
-func chunkSize(n int) int {
-	return min(2*n, maxDeleteChunk)
+// limit (see chunkLimit). A full chunk means the run is behind the marks it
+// was given; one that is not full ends the run, and the next run starts
+// again at deleteChunk.
+func chunkSize(n, limit int) int {
+	return min(2*n, limit)
+}
+
+// chunkLimit returns the most keys a deleting transaction may take when
+// each costs Badger at most keyBytes bytes (its key) and at most two
+// entries (a purge deletes a record with its index entry): maxDeleteChunk,
+// or less if Badger's transaction limits are smaller (they are not with
+// any MemTableSize that Options allows, except with the longest model
+// types), and at most deleteChunk below those limits.
+func (s *Store) chunkLimit(keyBytes int) int {
+	count := int(s.db.MaxBatchCount())/2 - 1
+	size := int(s.db.MaxBatchSize()) / (2 * (keyBytes + badgerEntryOverhead))
+	return max(1, min(maxDeleteChunk, count, size))
 }
 
 // abandoning reports whether a run should stop between transactions.
@@ -436,7 +448,8 @@ func (s *Store) pruneLog(st store.Stream, from, mark hlc.HLC) error {
 	prefix := streamPrefix(nil, kindLog, st)
 	last := mark.AppendKey(bytes.Clone(prefix)) // the greatest key to delete
 	cursor := from.AppendKey(bytes.Clone(prefix))
-	for chunk := deleteChunk; ; chunk = chunkSize(chunk) {
+	limit := s.chunkLimit(len(last))
+	for chunk := min(deleteChunk, limit); ; chunk = chunkSize(chunk, limit) {
 		if s.pr.abandoning() {
 			return errStopped
 		}
@@ -476,7 +489,7 @@ func (s *Store) pruneLog(st store.Stream, from, mark hlc.HLC) error {
 		if err != nil {
 			return err
 		}
-		s.churned(freed, int64(len(keys)))
+		s.churned(freed)
 		if len(keys) < chunk {
 			return nil
 		}
@@ -494,7 +507,8 @@ func (s *Store) purgeTombstones(st store.Stream, from, mark hlc.HLC) error {
 	last := mark.AppendKey(bytes.Clone(prefix)) // index keys up to here, plus an ID
 	cursor := from.AppendKey(bytes.Clone(prefix))
 	keyLen := len(prefix) + hlc.KeySize + idSize
-	for chunk := deleteChunk; ; {
+	limit := s.chunkLimit(max(keyLen, 1+idSize+len(st.ModelType)+1+idSize))
+	for chunk := min(deleteChunk, limit); ; {
 		if s.pr.abandoning() {
 			return errStopped
 		}
@@ -515,7 +529,7 @@ func (s *Store) purgeTombstones(st store.Stream, from, mark hlc.HLC) error {
 				if bytes.Compare(key[:len(last)], last) > 0 {
 					return nil
 				}
-				if len(cands) == chunk/2 || examined == scanChunk {
+				if len(cands) == max(chunk/2, 1) || examined == scanChunk {
 					next = bytes.Clone(key)
 					return nil
 				}
@@ -544,13 +558,13 @@ func (s *Store) purgeTombstones(st store.Stream, from, mark hlc.HLC) error {
 			if err := s.purgeChunk(st, len(prefix), cands); err != nil {
 				return err
 			}
-			s.churned(int64(len(cands)*(2*keyLen)), int64(2*len(cands)))
+			s.churned(int64(len(cands) * 2 * keyLen))
 		}
 		if next == nil {
 			return nil
 		}
-		if len(cands) == chunk/2 {
-			chunk = chunkSize(chunk)
+		if len(cands) == max(chunk/2, 1) {
+			chunk = chunkSize(chunk, limit)
 		}
 		cursor = next
 		s.pr.pace(start)
@@ -653,7 +667,8 @@ func (s *Store) purgeLibrary(lib uuid.UUID) error {
 	for _, kind := range purgeKinds {
 		prefix := libPrefix(nil, kind, lib)
 		cursor := bytes.Clone(prefix)
-		for chunk := deleteChunk; ; chunk = chunkSize(chunk) {
+		limit := s.chunkLimit(maxFixedKey + store.MaxModelTypeLen)
+		for chunk := min(deleteChunk, limit); ; chunk = chunkSize(chunk, limit) {
 			if s.pr.abandoning() {
 				return errStopped
 			}
@@ -692,7 +707,7 @@ func (s *Store) purgeLibrary(lib uuid.UUID) error {
 			if err != nil {
 				return err
 			}
-			s.churned(freed, int64(len(keys)))
+			s.churned(freed)
 			if len(keys) < chunk {
 				break
 			}

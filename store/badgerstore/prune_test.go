@@ -658,8 +658,8 @@ func TestPruneBehindTakesBiggerChunks(t *testing.T) {
 	if txns := s.pr.txns.Load(); txns > 6 {
 		t.Fatalf("%d deleting transactions for %d log entries, want at most 6 (chunks growing while the run is behind)", txns, n)
 	}
-	if got := chunkSize(maxDeleteChunk); got != maxDeleteChunk {
-		t.Fatalf("chunkSize(%d) = %d, want the bound %d", maxDeleteChunk, got, maxDeleteChunk)
+	if got := s.chunkLimit(len(logKey(nil, &store.LogEntry{Library: lib, ModelType: model}))); got != maxDeleteChunk {
+		t.Fatalf("chunk limit for log keys with the default memtable: %d, want %d", got, maxDeleteChunk)
 	}
 }
 
