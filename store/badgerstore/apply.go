@@ -29,7 +29,8 @@ func (s *Store) Apply(b *store.Batch) error {
 	if atomicPart(b) {
 		// One arena for every key and value of the transaction: Badger keeps
 		// references to them until commit. Size is an upper bound.
-		arena := make([]byte, 0, b.Size())
+		size := b.Size()
+		arena := make([]byte, 0, size)
 		err := s.update(func(txn *badger.Txn) error {
 			w := writer{txn: txn, arena: arena[:0], filter: s.filter}
 			return w.write(b)
@@ -38,6 +39,7 @@ func (s *Store) Apply(b *store.Batch) error {
 			return err
 		}
 		s.pr.wrote(b)
+		s.churned(int64(size))
 	}
 	if len(b.PruneLog) > 0 {
 		s.pr.request(kindLog, b.PruneLog)

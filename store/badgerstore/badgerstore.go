@@ -95,10 +95,13 @@ type Options struct {
 	// that returned nil survives power loss. Default true. Safety against a
 	// killed process (kill -9) holds either way; see the package comment.
 	SyncWrites bool
-	// GCInterval is how often the value-log garbage collector runs (each run
-	// rewrites value-log files until none is at least half garbage). Default
-	// 5 minutes; negative disables it. The Store owns the goroutine and Close
-	// stops it.
+	// GCInterval is how often the value-log garbage collector runs at the
+	// least (each run rewrites value-log files until none is at least half
+	// garbage; see collect). It also runs each time Apply and the pruner
+	// have written or deleted about a value-log file's worth
+	// (ValueLogFileSize) since the last run, so that a busy store's disk
+	// stays bounded between ticks. Default 5 minutes; negative disables both.
+	// The Store owns the goroutine and Close stops it.
 	GCInterval time.Duration
 	// Logger receives Badger's warnings and errors and the store's own. Nil
 	// discards them. Badger's informational chatter is never passed on.
@@ -281,7 +284,14 @@ type Store struct {
 
 	gcStop chan struct{} // closed by Close; nil when GC is disabled
 	gcDone chan struct{} // closed when the GC goroutine has returned
-	gcRuns atomic.Int64  // GC ticks completed (a test hook)
+	gcKick chan struct{} // one waiting request for a GC run; nil when disabled
+	// gcEvery: the bytes written or deleted (churnBytes) that ask for a GC
+	// run before the next tick; ValueLogFileSize.
+	gcEvery int64
+	// churnBytes: bytes written or deleted since the last GC run began.
+	churnBytes atomic.Int64
+	gcBegun    atomic.Int64 // GC runs begun (a test hook)
+	gcRuns     atomic.Int64 // GC runs completed (a test hook)
 }
 
 var (
@@ -330,7 +340,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	go s.runPruner()
 	if opts.GCInterval > 0 {
-		s.gcStop, s.gcDone = make(chan struct{}), make(chan struct{})
+		s.gcStop, s.gcDone, s.gcKick = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
+		s.gcEvery = opts.ValueLogFileSize
 		go s.runGC(opts.GCInterval)
 	}
 	return s, nil
@@ -447,9 +458,53 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// gcDiscardRatio is the share of garbage that makes a value-log file worth
-// rewriting.
-const gcDiscardRatio = 0.5
+// Garbage collection. Badger reclaims the space of a deleted or overwritten
+// value only when it rewrites the value-log file holding it
+// (RunValueLogGC), and it picks a file by the garbage its compactions have
+// counted in it. A GC run (collect) rewrites value-log files until none is
+// at least gcDiscardRatio garbage, for at most gcMaxRun. A run happens every
+// GCInterval, and also whenever Apply and the pruner have written or deleted
+// a value-log file's worth of bytes since the last run began (churned), so
+// that a store written at a high rate does not gather gigabytes of garbage
+// in the five minutes between ticks (BenchmarkHotSet; docs/PERFORMANCE.md).
+//
+// It does not compact the tree to count the garbage sooner: Badger's
+// DB.Flatten (which would bring the deletions of level 0 together with the
+// values below, so that the files count as garbage at once) made deleted
+// keys come back in BenchmarkHotSet when run while writes and value-log
+// rewrites went on (log entries below a prune mark, present again after
+// WaitPruned), in Badger v4.9.6. The run does not lower gcDiscardRatio
+// either: where compactions have not counted the garbage, no file reaches
+// even a low ratio, and where they have, a lower ratio rewrites live data.
+
+const (
+	// gcDiscardRatio is the share of garbage that makes a value-log file
+	// worth rewriting: value-log files hold at most about twice their live
+	// data, besides the file being written.
+	gcDiscardRatio = 0.5
+	// gcMaxRun bounds the value-log rewrites of one run; a run cut short asks
+	// for another.
+	gcMaxRun = 30 * time.Second
+)
+
+// churned records bytes written or deleted, and asks for a GC run when a
+// value-log file's worth has gone by since the last one began.
+func (s *Store) churned(bytes int64) {
+	if s.gcKick == nil {
+		return
+	}
+	if s.churnBytes.Add(bytes) >= s.gcEvery {
+		s.kickGC()
+	}
+}
+
+// kickGC asks for a GC run without waiting.
+func (s *Store) kickGC() {
+	select {
+	case s.gcKick <- struct{}{}:
+	default: // one is waiting already
+	}
+}
 
 func (s *Store) runGC(interval time.Duration) {
 	defer close(s.gcDone)
@@ -460,22 +515,38 @@ func (s *Store) runGC(interval time.Duration) {
 		case <-s.gcStop:
 			return
 		case <-t.C:
+		case <-s.gcKick:
 		}
-		for {
-			err := s.db.RunValueLogGC(gcDiscardRatio)
-			if err != nil {
-				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-					s.log.Warn("badgerstore: value-log GC", "err", err)
-				}
-				break
-			}
-			select {
-			case <-s.gcStop:
-				return
-			default:
-			}
+		if !s.collect() {
+			return
 		}
 		s.gcRuns.Add(1)
+	}
+}
+
+// collect is one GC run (see Garbage collection above). It returns false
+// when Close stopped it.
+func (s *Store) collect() bool {
+	s.gcBegun.Add(1)
+	s.churnBytes.Store(0)
+	deadline := time.Now().Add(gcMaxRun)
+	for {
+		err := s.db.RunValueLogGC(gcDiscardRatio)
+		if err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				s.log.Warn("badgerstore: value-log GC", "err", err)
+			}
+			return true
+		}
+		select {
+		case <-s.gcStop:
+			return false
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.kickGC()
+			return true
+		}
 	}
 }
 

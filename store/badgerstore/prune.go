@@ -34,15 +34,24 @@ import (
 // A run reads keys in read-only snapshots (key-only iteration; a purge
 // reads the one-byte tombstone flag of index entries, never a record it
 // does not delete), copies only the keys it deletes, and deletes them in
-// transactions of at most deleteChunk deletions, pausing after each chunk
-// as long as it took (see pace). A purge re-reads each
+// transactions, pausing after each chunk as long as it took (see pace). A
+// run's first transaction deletes at most deleteChunk keys; each time a
+// chunk comes back full (the run has more to do: the pruner is behind),
+// the next one may delete twice as many, up to maxDeleteChunk (see
+// chunkSize). The limit is not the pruner's CPU (a profile of BenchmarkHotSet
+// puts it at 4% of the process's) but its one transaction per pause: each
+// commit waits its turn in Badger's one write pipeline behind Apply's, so
+// with transactions of a fixed size the pruner deleted about half as fast
+// as a busy Apply wrote, and the log grew without bound. Growing chunks
+// keep the pause (Apply still gets the pipeline at least half of the time)
+// while each turn deletes more. A purge re-reads each
 // tombstone's record in its deleting transaction and leaves it alone unless
 // it is still that tombstone; a record rewritten meanwhile either is seen so
 // or makes the transaction conflict, and it is retried.
 //
 // PurgeLibraries goes through the same queue (a key of kind kindLibrary, no
 // mark) and runs the same way: per key kind of the library, snapshots of
-// up to deleteChunk keys deleted in transactions of their own, paced, and
+// up to a chunk of keys deleted in transactions of their own, paced, and
 // abandoned by Close like any run (see purgeLibrary). It does not use
 // badger's DB.DropPrefix, which would be quicker for a big library: that
 // blocks every write of the store (it stops the memtable writes and the
@@ -53,9 +62,15 @@ import (
 // Apply running and every record in step with its index.
 
 const (
-	// deleteChunk is how many keys one transaction of PruneLog or
-	// PurgeTombstones deletes at most.
+	// deleteChunk is how many keys the first transaction of a run of
+	// PruneLog, PurgeTombstones or PurgeLibraries deletes at most; later
+	// ones of the same run may delete more (chunkSize).
 	deleteChunk = 1000
+	// maxDeleteChunk bounds the keys of one deleting transaction of a run
+	// that is behind: about 1.3 MB of Badger's transaction limit (15% of the
+	// memtable, 5.5 MiB by default) for log keys, and a pause as long as
+	// the commit (see pace), so that Apply keeps its turns.
+	maxDeleteChunk = 16 * deleteChunk
 	// scanChunk is how many index entries one read snapshot of a purge
 	// examines at most.
 	scanChunk = 16 * deleteChunk
@@ -126,8 +141,10 @@ type pruner struct {
 	stopOnce  sync.Once
 	drain     time.Duration // closeDrain; tests shorten it
 
-	// examined counts the keys the runs read (a test hook).
+	// examined counts the keys the runs read, and txns their deleting
+	// transactions (test hooks).
 	examined atomic.Int64
+	txns     atomic.Int64
 	// Test hooks, nil in production: a run of a key waits for a value from
 	// gate (or for Close) first, and a purge calls afterScan between reading
 	// a snapshot and deleting what it found.
@@ -312,6 +329,27 @@ func (p *pruner) pace(start time.Time) {
 	}
 }
 
+// chunkSize returns the most keys the next deleting transaction of a run
+// may take, after one of n that came back full: twice as many, up to
+// limit (see chunkLimit). A full chunk means the run is behind the marks it
+// was given; one that is not full ends the run, and the next run starts
+// again at deleteChunk.
+func chunkSize(n, limit int) int {
+	return min(2*n, limit)
+}
+
+// chunkLimit returns the most keys a deleting transaction may take when
+// each costs Badger at most keyBytes bytes (its key) and at most two
+// entries (a purge deletes a record with its index entry): maxDeleteChunk,
+// or less if Badger's transaction limits are smaller (they are not with
+// any MemTableSize that Options allows, except with the longest model
+// types), and at most deleteChunk below those limits.
+func (s *Store) chunkLimit(keyBytes int) int {
+	count := int(s.db.MaxBatchCount())/2 - 1
+	size := int(s.db.MaxBatchSize()) / (2 * (keyBytes + badgerEntryOverhead))
+	return max(1, min(maxDeleteChunk, count, size))
+}
+
 // abandoning reports whether a run should stop between transactions.
 func (p *pruner) abandoning() bool {
 	p.mu.Lock()
@@ -404,28 +442,32 @@ func (s *Store) deleteIn(fn func(txn *badger.Txn) error) error {
 }
 
 // pruneLog deletes the log entries of stream st from from up to mark
-// (inclusive): it reads up to deleteChunk keys in a snapshot, deletes them
-// in one transaction, and goes on after the last.
+// (inclusive): it reads up to a chunk of keys (chunkSize) in a snapshot,
+// deletes them in one transaction, and goes on after the last.
 func (s *Store) pruneLog(st store.Stream, from, mark hlc.HLC) error {
 	prefix := streamPrefix(nil, kindLog, st)
 	last := mark.AppendKey(bytes.Clone(prefix)) // the greatest key to delete
 	cursor := from.AppendKey(bytes.Clone(prefix))
-	for {
+	limit := s.chunkLimit(len(last))
+	for chunk := min(deleteChunk, limit); ; chunk = chunkSize(chunk, limit) {
 		if s.pr.abandoning() {
 			return errStopped
 		}
 		start := time.Now()
-		buf := make([]byte, 0, deleteChunk*len(last))
-		keys := make([][]byte, 0, deleteChunk)
+		buf := make([]byte, 0, chunk*len(last))
+		keys := make([][]byte, 0, chunk)
+		var freed int64
 		err := s.view(func(txn *badger.Txn) error {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 			defer it.Close()
-			for it.Seek(cursor); it.ValidForPrefix(prefix) && len(keys) < deleteChunk; it.Next() {
-				key := it.Item().Key()
+			for it.Seek(cursor); it.ValidForPrefix(prefix) && len(keys) < chunk; it.Next() {
+				item := it.Item()
+				key := item.Key()
 				if bytes.Compare(key, last) > 0 {
 					break
 				}
 				s.pr.examined.Add(1)
+				freed += item.EstimatedSize()
 				start := len(buf)
 				buf = append(buf, key...)
 				keys = append(keys, buf[start:len(buf):len(buf)])
@@ -435,6 +477,7 @@ func (s *Store) pruneLog(st store.Stream, from, mark hlc.HLC) error {
 		if err != nil || len(keys) == 0 {
 			return err
 		}
+		s.pr.txns.Add(1)
 		err = s.deleteIn(func(txn *badger.Txn) error {
 			for _, k := range keys {
 				if err := txn.Delete(k); err != nil {
@@ -443,8 +486,12 @@ func (s *Store) pruneLog(st store.Stream, from, mark hlc.HLC) error {
 			}
 			return nil
 		})
-		if err != nil || len(keys) < deleteChunk {
+		if err != nil {
 			return err
+		}
+		s.churned(freed)
+		if len(keys) < chunk {
+			return nil
 		}
 		cursor = append(bytes.Clone(keys[len(keys)-1]), 0) // the next key
 		s.pr.pace(start)
@@ -454,18 +501,19 @@ func (s *Store) pruneLog(st store.Stream, from, mark hlc.HLC) error {
 // purgeTombstones drops the tombstones of stream st with versions from from
 // up to mark (inclusive), record and index entry: it walks the stream's
 // index in snapshots of up to scanChunk entries, collecting tombstones, and
-// deletes up to deleteChunk/2 of them (two keys each) per transaction.
+// deletes up to half a chunk of them (two keys each) per transaction.
 func (s *Store) purgeTombstones(st store.Stream, from, mark hlc.HLC) error {
 	prefix := streamPrefix(nil, kindIndex, st)
 	last := mark.AppendKey(bytes.Clone(prefix)) // index keys up to here, plus an ID
 	cursor := from.AppendKey(bytes.Clone(prefix))
 	keyLen := len(prefix) + hlc.KeySize + idSize
-	for {
+	limit := s.chunkLimit(max(keyLen, 1+idSize+len(st.ModelType)+1+idSize))
+	for chunk := min(deleteChunk, limit); ; {
 		if s.pr.abandoning() {
 			return errStopped
 		}
 		start := time.Now()
-		buf := make([]byte, 0, deleteChunk/2*keyLen)
+		buf := make([]byte, 0, chunk/2*keyLen)
 		var cands [][]byte // index entries of tombstones, in buf
 		var next []byte    // where the next snapshot starts; nil: done
 		err := s.view(func(txn *badger.Txn) error {
@@ -481,7 +529,7 @@ func (s *Store) purgeTombstones(st store.Stream, from, mark hlc.HLC) error {
 				if bytes.Compare(key[:len(last)], last) > 0 {
 					return nil
 				}
-				if len(cands) == deleteChunk/2 || examined == scanChunk {
+				if len(cands) == max(chunk/2, 1) || examined == scanChunk {
 					next = bytes.Clone(key)
 					return nil
 				}
@@ -506,12 +554,17 @@ func (s *Store) purgeTombstones(st store.Stream, from, mark hlc.HLC) error {
 			s.pr.afterScan()
 		}
 		if len(cands) > 0 {
+			s.pr.txns.Add(1)
 			if err := s.purgeChunk(st, len(prefix), cands); err != nil {
 				return err
 			}
+			s.churned(int64(len(cands) * 2 * keyLen))
 		}
 		if next == nil {
 			return nil
+		}
+		if len(cands) == max(chunk/2, 1) {
+			chunk = chunkSize(chunk, limit)
 		}
 		cursor = next
 		s.pr.pace(start)
@@ -607,24 +660,28 @@ func checkIndexEntry(txn *badger.Txn, ik []byte, v, cur hlc.HLC, deleted, found 
 var purgeKinds = []byte{kindRecord, kindIndex, kindLog, kindWatermark, kindAck, kindPrune, kindQuarantine}
 
 // purgeLibrary deletes every key of library lib of purgeKinds: for each
-// kind it reads up to deleteChunk keys in a snapshot, deletes them in one
-// transaction, and goes on after the last until the prefix is empty.
+// kind it reads up to a chunk of keys (chunkSize) in a snapshot, deletes
+// them in one transaction, and goes on after the last until the prefix is
+// empty.
 func (s *Store) purgeLibrary(lib uuid.UUID) error {
 	for _, kind := range purgeKinds {
 		prefix := libPrefix(nil, kind, lib)
 		cursor := bytes.Clone(prefix)
-		for {
+		limit := s.chunkLimit(maxFixedKey + store.MaxModelTypeLen)
+		for chunk := min(deleteChunk, limit); ; chunk = chunkSize(chunk, limit) {
 			if s.pr.abandoning() {
 				return errStopped
 			}
 			start := time.Now()
 			var buf []byte
-			keys := make([][]byte, 0, deleteChunk)
+			keys := make([][]byte, 0, chunk)
+			var freed int64
 			err := s.view(func(txn *badger.Txn) error {
 				it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 				defer it.Close()
-				for it.Seek(cursor); it.ValidForPrefix(prefix) && len(keys) < deleteChunk; it.Next() {
+				for it.Seek(cursor); it.ValidForPrefix(prefix) && len(keys) < chunk; it.Next() {
 					s.pr.examined.Add(1)
+					freed += it.Item().EstimatedSize()
 					start := len(buf)
 					buf = append(buf, it.Item().Key()...)
 					keys = append(keys, buf[start:len(buf):len(buf)])
@@ -637,6 +694,7 @@ func (s *Store) purgeLibrary(lib uuid.UUID) error {
 				}
 				break
 			}
+			s.pr.txns.Add(1)
 			err = s.deleteIn(func(txn *badger.Txn) error {
 				var counts countDeltas
 				for _, k := range keys {
@@ -649,7 +707,8 @@ func (s *Store) purgeLibrary(lib uuid.UUID) error {
 			if err != nil {
 				return err
 			}
-			if len(keys) < deleteChunk {
+			s.churned(freed)
+			if len(keys) < chunk {
 				break
 			}
 			cursor = append(bytes.Clone(keys[len(keys)-1]), 0) // the next key

@@ -632,3 +632,59 @@ func TestCloseAbandonsPurge(t *testing.T) {
 		t.Errorf("after purging again: %d keys left, want 3 (the configuration)", len(keys))
 	}
 }
+
+// TestPruneBehindTakesBiggerChunks: a run that finds its chunks full (the
+// pruner is behind the marks it was given) deletes more keys per
+// transaction, so that 40,000 log entries go in far fewer than 40
+// transactions of deleteChunk; what is left is exactly what was asked.
+func TestPruneBehindTakesBiggerChunks(t *testing.T) {
+	s := openTest(t, t.TempDir(), testOptions())
+	const n = 40 * deleteChunk
+	for from := uint64(1); from <= n; from += 4000 {
+		if err := s.Apply(logEntries(span(from, from+3999)...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := gate(s)
+	if err := s.Apply(&store.Batch{PruneLog: []store.Mark{{Stream: streamA, HLC: ver(n-5, devA)}}}); err != nil {
+		t.Fatal(err)
+	}
+	close(g)
+	waitPruned(t, s)
+	if got := logStamps(t, s); len(got) != 5 || got[0] != n-4 {
+		t.Fatalf("log after the prune: %d entries from %v, want 5 from %d", len(got), got[:min(len(got), 1)], n-4)
+	}
+	// 1k, 2k, 4k, 8k, 16k, then 9k in a chunk of 16k: 6 transactions.
+	if txns := s.pr.txns.Load(); txns > 6 {
+		t.Fatalf("%d deleting transactions for %d log entries, want at most 6 (chunks growing while the run is behind)", txns, n)
+	}
+	if got := s.chunkLimit(len(logKey(nil, &store.LogEntry{Library: lib, ModelType: model}))); got != maxDeleteChunk {
+		t.Fatalf("chunk limit for log keys with the default memtable: %d, want %d", got, maxDeleteChunk)
+	}
+}
+
+// TestPurgeBehindTakesBiggerChunks is TestPruneBehindTakesBiggerChunks for
+// PurgeTombstones: 20,000 tombstones in far fewer than 40 transactions.
+func TestPurgeBehindTakesBiggerChunks(t *testing.T) {
+	s := openTest(t, t.TempDir(), testOptions())
+	const n = 20 * deleteChunk
+	for from := uint64(1); from <= n; from += 2000 {
+		if err := s.Apply(tombstones(span(from, from+1999)...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := gate(s)
+	if err := s.Apply(&store.Batch{PurgeTombstones: []store.Mark{{Stream: streamA, HLC: ver(n, devA)}}}); err != nil {
+		t.Fatal(err)
+	}
+	close(g)
+	waitPruned(t, s)
+	if got := stateOf(t, s); len(got) != 0 {
+		t.Fatalf("%d tombstones left, want 0", len(got))
+	}
+	// Halves of 1k, 2k, 4k, 8k chunks (7.5k tombstones), then 12.5k in
+	// halves of 16k: 6 transactions.
+	if txns := s.pr.txns.Load(); txns > 6 {
+		t.Fatalf("%d deleting transactions for %d tombstones, want at most 6", txns, n)
+	}
+}
