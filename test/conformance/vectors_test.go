@@ -336,6 +336,15 @@ func buildVectors() File {
 			"device_id": bstr(uuid.Nil[:]), "model_type": "", "entries": map[string]any{"count": 0}, "has_more": false,
 		}).
 		end())
+	add(vec("request/state-request-selects-owner", "member",
+		"A StateRequest with a device_id selects that owner's streams only: asked for the absent member's locations, the node, which holds the member's (written by an earlier vector), sends the end marker alone.").
+		sendMsg("a StateRequest for the absent member's locations", &protocol.StateRequest{LibraryID: vLib, Limit: 100,
+			ModelTypes: []string{"location"}, DeviceID: ptr(vAbsent)}).
+		close().
+		expect("StateResponse", "the end marker", map[string]any{
+			"device_id": bstr(uuid.Nil[:]), "model_type": "", "records": map[string]any{"count": 0}, "has_more": false,
+		}).
+		end())
 	add(vec("session/compressed-frames", "member",
 		"A peer whose Hello lists snappy may be sent compressed frames; frames compressed by the peer after the node's Hello (which lists snappy) are accepted.").
 		requires("snappy").
