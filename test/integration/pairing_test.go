@@ -42,20 +42,29 @@ func startNamed(t *testing.T, dir, name string, tweak func(*node.Config)) *node.
 	return n
 }
 
+// photosWithInvite creates the library "photos" on n and an invite of it,
+// valid for an hour (single-use if singleUse).
+func photosWithInvite(t *testing.T, n *node.Node, singleUse bool) (*node.Library, string) {
+	t.Helper()
+	lib, err := n.CreateLibrary(context.Background(), "photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := lib.Invite(context.Background(), time.Hour, singleUse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lib, code
+}
+
 // pairedTrio starts three devices; the first creates a library and the
 // other two join it with one multi-use invite.
 func pairedTrio(t *testing.T) (a, b, c *node.Node, onA, onB, onC *node.Library) {
 	t.Helper()
 	ctx := context.Background()
 	a, b, c = startPaired(t, "laptop"), startPaired(t, "phone"), startPaired(t, "tablet")
-	onA, err := a.CreateLibrary(ctx, "photos")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := onA.Invite(ctx, time.Hour, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	onA, code := photosWithInvite(t, a, false)
+	var err error
 	if onB, err = b.Join(ctx, code); err != nil {
 		t.Fatal(err)
 	}
@@ -95,14 +104,7 @@ func waitRecord(t *testing.T, lib *node.Library, model string, id uuid.UUID, wan
 func TestPairingTwoStrangersSync(t *testing.T) {
 	ctx := context.Background()
 	a, b, c := startPaired(t, "laptop"), startPaired(t, "phone"), startPaired(t, "tablet")
-	onA, err := a.CreateLibrary(ctx, "photos")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := onA.Invite(ctx, time.Hour, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	onA, code := photosWithInvite(t, a, true)
 	onB, err := b.Join(ctx, code)
 	if err != nil {
 		t.Fatalf("joining with a fresh code: %v", err)

@@ -103,14 +103,7 @@ func TestRemovedWhileOfflineLearnsOnReturn(t *testing.T) {
 	a, b := startPaired(t, "laptop"), startPaired(t, "phone")
 	dirC := t.TempDir()
 	c := startNamed(t, dirC, "tablet", nil)
-	onA, err := a.CreateLibrary(ctx, "photos")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := onA.Invite(ctx, time.Hour, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	onA, code := photosWithInvite(t, a, false)
 	onB, err := b.Join(ctx, code)
 	if err != nil {
 		t.Fatal(err)
@@ -156,20 +149,13 @@ func TestRemovedWhileOfflineLearnsOnReturn(t *testing.T) {
 func TestJoinTwiceSaysAlreadyMember(t *testing.T) {
 	ctx := context.Background()
 	a, b := startPaired(t, "laptop"), startPaired(t, "phone")
-	onA, err := a.CreateLibrary(ctx, "photos")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := onA.Invite(ctx, time.Hour, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, code := photosWithInvite(t, a, false)
 	if _, err := b.Join(ctx, code); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := b.Libraries()
 	time.Sleep(5 * time.Millisecond)
-	_, err = b.Join(ctx, code)
+	_, err := b.Join(ctx, code)
 	if !errors.Is(err, node.ErrAlreadyMember) || !strings.Contains(err.Error(), "photos") {
 		t.Fatalf("joining twice: %v, want ErrAlreadyMember naming the library", err)
 	}
@@ -331,14 +317,7 @@ func TestMemberMetAsStrangerIsRedialledAfterRestart(t *testing.T) {
 	if err := b.Host().Connect(ctx, peer.AddrInfo{ID: c.Host().ID(), Addrs: c.Host().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	onA, err := a.CreateLibrary(ctx, "photos")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := onA.Invite(ctx, time.Hour, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	onA, code := photosWithInvite(t, a, false)
 	// The tablet joins first, so the laptop's JoinAccept cannot give it
 	// the phone's addresses: only the connection the phone opened can.
 	onC, err := c.Join(ctx, code)
