@@ -341,6 +341,20 @@ func join(tb testing.TB, lib uuid.UUID, nodes ...*benchNode) {
 	}
 }
 
+// startMesh starts n nodes (named n0, n1, …) that are the members of a new
+// library, and waits until every session is live.
+func startMesh(tb testing.TB, n int) ([]*benchNode, uuid.UUID) {
+	tb.Helper()
+	var nodes []*benchNode
+	for i := 0; i < n; i++ {
+		nodes = append(nodes, startNode(tb, fmt.Sprintf("n%d", i), tb.TempDir(), false, nil))
+	}
+	lib := uuid.New()
+	join(tb, lib, nodes...)
+	waitLive(tb, lib, nodes...)
+	return nodes, lib
+}
+
 // waitLive waits until every node sees every other member of lib live.
 func waitLive(tb testing.TB, lib uuid.UUID, nodes ...*benchNode) {
 	tb.Helper()
@@ -1312,13 +1326,7 @@ func BenchmarkNodeLatency(b *testing.B) {
 	count := rate * secs
 	period := time.Second / time.Duration(rate)
 	for it := 0; it < b.N; it++ {
-		var nodes []*benchNode
-		for i := 0; i < nn; i++ {
-			nodes = append(nodes, startNode(b, fmt.Sprintf("n%d", i), b.TempDir(), false, nil))
-		}
-		lib := uuid.New()
-		join(b, lib, nodes...)
-		waitLive(b, lib, nodes...)
+		nodes, lib := startMesh(b, nn)
 		if preload > 0 {
 			ws, _ := writeMany(b, nodes[0].Library(lib), true, newIDs(preload), samePayload(data), 32)
 			last := ws[len(ws)-1]

@@ -31,6 +31,24 @@ type deviceWrites struct {
 	owned, shared []written
 }
 
+// lastWrite is the last write of one kind of a device.
+type lastWrite struct {
+	model string
+	w     written
+}
+
+// lasts returns the device's last write of each kind it wrote.
+func (d deviceWrites) lasts() []lastWrite {
+	var out []lastWrite
+	if len(d.owned) > 0 {
+		out = append(out, lastWrite{ownedModel, d.owned[len(d.owned)-1]})
+	}
+	if len(d.shared) > 0 {
+		out = append(out, lastWrite{sharedModel, d.shared[len(d.shared)-1]})
+	}
+	return out
+}
+
 // writeAll has every node write perNode/2 device-owned (ownedModel) and
 // perNode-perNode/2 shared (sharedModel) new records, all nodes at once, two
 // writers a node (one of each kind). It returns each node's writes.
@@ -91,15 +109,8 @@ func waitHolds(tb testing.TB, l *node.Library, ws []deviceWrites, self int, time
 		if i == self {
 			continue
 		}
-		for _, c := range []struct {
-			model string
-			ws    []written
-		}{{ownedModel, w.owned}, {sharedModel, w.shared}} {
-			if len(c.ws) == 0 {
-				continue
-			}
-			last := c.ws[len(c.ws)-1]
-			if err := waitVersion(l, c.model, last.id, last.v, time.Until(deadline)); err != nil {
+		for _, c := range w.lasts() {
+			if err := waitVersion(l, c.model, c.w.id, c.w.v, time.Until(deadline)); err != nil {
 				tb.Fatalf("device %d's writes: %v", i, err)
 			}
 		}
@@ -147,13 +158,7 @@ func BenchmarkNodeJoinMany(b *testing.B) {
 	for _, nn := range sizes {
 		b.Run(fmt.Sprintf("nodes=%d", nn), func(b *testing.B) {
 			for b.Loop() {
-				var nodes []*benchNode
-				for i := 0; i < nn; i++ {
-					nodes = append(nodes, startNode(b, fmt.Sprintf("n%d", i), b.TempDir(), false, nil))
-				}
-				lib := uuid.New()
-				join(b, lib, nodes...)
-				waitLive(b, lib, nodes...)
+				nodes, lib := startMesh(b, nn)
 				start := time.Now()
 				ws := writeAll(b, lib, nodes, per, data)
 				wrote := time.Since(start)
@@ -265,16 +270,9 @@ func BenchmarkNodeJoinMany(b *testing.B) {
 // every device in ws at its version or newer.
 func holdsLast(l *node.Library, ws []deviceWrites) bool {
 	for _, w := range ws {
-		for _, c := range []struct {
-			model string
-			ws    []written
-		}{{ownedModel, w.owned}, {sharedModel, w.shared}} {
-			if len(c.ws) == 0 {
-				continue
-			}
-			last := c.ws[len(c.ws)-1]
-			r, err := l.Get(context.Background(), c.model, last.id)
-			if err != nil || r.Version.Less(last.v) {
+		for _, c := range w.lasts() {
+			r, err := l.Get(context.Background(), c.model, c.w.id)
+			if err != nil || r.Version.Less(c.w.v) {
 				return false
 			}
 		}

@@ -160,14 +160,7 @@ func (s *Sim) unreachableFields(a, b *node, ra, rb store.Record) bool {
 	missing := func(n *node, model string, h hlc.HLC) bool {
 		return s.unreachable(n, store.Record{Library: ra.Library, ModelType: model, ID: ra.ID, Version: h})
 	}
-	names := map[string]bool{}
-	for n := range ma {
-		names[n] = true
-	}
-	for n := range mb {
-		names[n] = true
-	}
-	for name := range names {
+	for name := range keyUnion(ma, mb) {
 		xa, inA := ma[name]
 		xb, inB := mb[name]
 		if inA && inB && va[name] == vb[name] && bytes.Equal(xa, xb) {
@@ -622,14 +615,7 @@ func (s *Sim) optExplains(got, want map[string]string, last map[string]protocol.
 	if len(opt) == 0 && len(optDel) == 0 {
 		return false
 	}
-	names := map[string]bool{}
-	for n := range got {
-		names[n] = true
-	}
-	for n := range want {
-		names[n] = true
-	}
-	for name := range names {
+	for name := range keyUnion(got, want) {
 		g, shown := got[name]
 		w, wanted := want[name]
 		if shown && wanted && g == w {
@@ -663,4 +649,16 @@ func (s *Sim) optExplains(got, want map[string]string, last map[string]protocol.
 		}
 	}
 	return true
+}
+
+// keyUnion returns the set of the keys of a and b.
+func keyUnion[V any](a, b map[string]V) map[string]bool {
+	out := make(map[string]bool, len(a)+len(b))
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
 }
